@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: MIT
+
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/iothubemulator/iothub/emulator"
+)
+
+var errHelp = errors.New("help requested")
+
+// config is what the command line and environment say.
+type config struct {
+	opts       emulator.Options
+	configFile string
+	logLevel   string
+	logFormat  string
+}
+
+// envFlag describes one flag and the environment variable that sets its default.
+type envFlag struct {
+	name, env, def, usage string
+	target                *string
+}
+
+// parseFlags reads flags with defaults taken from IOTHUB_* environment
+// variables (a flag on the command line wins over the environment).
+func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
+	c := &config{}
+	var hostname, sans, mqttAddr, httpsAddr, dataDir, tlsCert, tlsKey, ownerKey string
+	flags := []envFlag{
+		{"hostname", "IOTHUB_HOSTNAME", "localhost", "hub host name used in connection strings, SAS resource URIs and the server certificate", &hostname},
+		{"tls-san", "IOTHUB_TLS_SANS", "", "extra DNS names or IPs for the generated certificate, comma-separated (e.g. the compose service name)", &sans},
+		{"mqtt-addr", "IOTHUB_MQTT_ADDR", ":8883", "MQTT over TLS listen address", &mqttAddr},
+		{"https-addr", "IOTHUB_HTTPS_ADDR", ":443", "HTTPS listen address (REST API and MQTT over WebSockets)", &httpsAddr},
+		{"data-dir", "IOTHUB_DATA_DIR", "./iothub-data", "directory of the database and generated certificates", &dataDir},
+		{"tls-cert", "IOTHUB_TLS_CERT", "", "server certificate (PEM); generated into the data dir when empty", &tlsCert},
+		{"tls-key", "IOTHUB_TLS_KEY", "", "server private key (PEM)", &tlsKey},
+		{"owner-key", "IOTHUB_OWNER_KEY", emulator.WellKnownOwnerKey, "primary key (base64) of the iothubowner policy", &ownerKey},
+		{"config", "IOTHUB_CONFIG", "", "JSON file declaring policies and pre-registered devices", &c.configFile},
+		{"log-level", "IOTHUB_LOG_LEVEL", "info", "log level: debug, info, warn, error", &c.logLevel},
+		{"log-format", "IOTHUB_LOG_FORMAT", "text", "log format: text or json", &c.logFormat},
+	}
+	fs := flag.NewFlagSet("iothub-emulator", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	for _, f := range flags {
+		def := f.def
+		if v := getenv(f.env); v != "" {
+			def = v
+		}
+		fs.StringVar(f.target, f.name, def, f.usage+" (env "+f.env+")")
+	}
+	inMemDef := isTrue(getenv("IOTHUB_IN_MEMORY"))
+	fs.BoolVar(&c.opts.InMemory, "in-memory", inMemDef, "keep nothing after exit (env IOTHUB_IN_MEMORY)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, errHelp
+		}
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
+	}
+	c.opts.HostName = hostname
+	c.opts.MQTTAddr = mqttAddr
+	c.opts.HTTPSAddr = httpsAddr
+	c.opts.DataDir = dataDir
+	c.opts.TLSCertFile = tlsCert
+	c.opts.TLSKeyFile = tlsKey
+	c.opts.OwnerKey = ownerKey
+	for _, s := range strings.Split(sans, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			c.opts.TLSSANs = append(c.opts.TLSSANs, s)
+		}
+	}
+	var err error
+	c.opts.Logger, err = newLogger(c.logLevel, c.logFormat, os.Stderr)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func isTrue(s string) bool {
+	switch strings.ToLower(s) {
+	case "1", "true", "yes", "on":
+		return true
+	}
+	return false
+}
+
+func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	o := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, o)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, o)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}

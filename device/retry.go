@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: MIT
+
+package device
+
+import (
+	"math/rand/v2"
+	"time"
+)
+
+// RetryPolicy decides how the client reconnects after the connection drops.
+// The first reconnection attempt is immediate (as in the Node SDK); Delay is
+// consulted after each failed attempt.
+type RetryPolicy interface {
+	// Delay returns the wait before the next attempt, given the number of
+	// failed attempts so far (1 after the first failure) and the last error.
+	// ok false stops reconnecting; the client then reports
+	// StateDisconnected and operations fail with ErrNotConnected.
+	Delay(failures int, err error) (d time.Duration, ok bool)
+}
+
+// ExponentialBackoff doubles the delay after each failure, up to Max, and
+// randomises it by ±Jitter so that many devices dropped together do not
+// reconnect in lockstep. Zero fields take the defaults noted below.
+type ExponentialBackoff struct {
+	Initial     time.Duration // delay after the first failure; default 1s
+	Max         time.Duration // upper bound on the delay; default 60s
+	Jitter      float64       // relative randomisation in [0, 1]; default 0.25
+	MaxFailures int           // give up after this many failures; 0 retries forever
+}
+
+// Delay implements RetryPolicy.
+func (b ExponentialBackoff) Delay(failures int, _ error) (time.Duration, bool) {
+	if b.MaxFailures > 0 && failures >= b.MaxFailures {
+		return 0, false
+	}
+	initial, maxDelay, jitter := b.Initial, b.Max, b.Jitter
+	if initial <= 0 {
+		initial = time.Second
+	}
+	if maxDelay <= 0 {
+		maxDelay = time.Minute
+	}
+	if maxDelay < initial {
+		maxDelay = initial
+	}
+	if jitter <= 0 || jitter > 1 {
+		jitter = 0.25
+	}
+	d := initial
+	for i := 1; i < failures && d < maxDelay; i++ {
+		d *= 2
+	}
+	d = min(d, maxDelay)
+	// Spread over [d*(1-jitter), d*(1+jitter)].
+	spread := float64(d) * jitter
+	return time.Duration(float64(d) - spread + rand.Float64()*2*spread), true
+}
+
+// NoRetry is a RetryPolicy that never reconnects.
+var NoRetry RetryPolicy = noRetry{}
+
+type noRetry struct{}
+
+func (noRetry) Delay(int, error) (time.Duration, bool) { return 0, false }

@@ -1,0 +1,23 @@
+// SPDX-License-Identifier: MIT
+
+// Package emulator is a local Azure IoT Hub: the device registry, twins,
+// direct methods and telemetry, served over MQTT (TLS and WebSockets) and
+// HTTPS on the hub's own topics and routes, so that the official SDKs and
+// this module's device and service packages work against it with only the
+// connection string and a CA certificate changed.
+//
+// In a Go test:
+//
+//	srv := emulator.RunT(t)                     // random ports, temp data, closed by t.Cleanup
+//	devConn, _ := srv.CreateDevice("dev1")      // device connection string
+//	svcConn := srv.ConnectionString()           // iothubowner service connection string
+//
+// Clients must trust the emulator's CA: srv.CAPool(), srv.TLSConfig() or
+// the PEM file at srv.CAFile().
+//
+// How it may differ from the real hub: results of queries are strongly
+// consistent (the hub is eventually consistent); nothing is throttled unless
+// a test injects it; connection state and last activity are kept in memory
+// and start as Disconnected after a restart; AMQP is not served. The README's
+// support table lists every feature.
+package emulator

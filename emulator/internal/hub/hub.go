@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: MIT
+
+// Package hub is the emulator's core: the identity registry, twins, direct
+// methods and connection state. Every transport adapter (REST, MQTT) calls
+// into one Hub; all of IoT Hub's rules live here, and nothing here knows a
+// topic or a route. State is persisted through the store; the hub
+// acknowledges nothing before the store has made it durable.
+package hub
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/iothubemulator/iothub/emulator/internal/store"
+)
+
+// Config configures a Hub.
+type Config struct {
+	HostName   string           // the hub host name used in SAS resource URIs
+	ExtraHosts []string         // other names clients may use in SAS resource URIs (TLS SANs)
+	Policies   []Policy         // shared access policies; DefaultPolicies if empty
+	DeviceCAs  *x509.CertPool   // CAs that sign certificateAuthority devices' certificates
+	Logger     *slog.Logger     // nil: discard
+	Clock      func() time.Time // nil: time.Now
+}
+
+// Hub is the IoT Hub core.
+type Hub struct {
+	cfg      Config
+	db       *store.DB
+	log      *slog.Logger
+	hosts    []string
+	clock    atomic.Pointer[func() time.Time]
+	policies map[string]Policy
+
+	mu       sync.Mutex
+	conns    map[Identity]*Conn        // live connections, one per identity
+	runtime  map[Identity]*runtimeInfo // connection state, kept across connections
+	subWake  chan struct{}             // closed and replaced when a method subscription appears
+	pending  map[string]*pendingMethod
+	ridSeq   uint64
+	twinLock [64]sync.Mutex // striped per-identity locks: orders writes and their notifications
+}
+
+type runtimeInfo struct {
+	state        string
+	stateUpdated time.Time
+	lastActivity time.Time
+}
+
+// New creates a Hub over an open store.
+func New(db *store.DB, cfg Config) (*Hub, error) {
+	if cfg.HostName == "" {
+		return nil, errors.New("hub: HostName is required")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	h := &Hub{
+		cfg:      cfg,
+		db:       db,
+		log:      log,
+		policies: map[string]Policy{},
+		conns:    map[Identity]*Conn{},
+		runtime:  map[Identity]*runtimeInfo{},
+		subWake:  make(chan struct{}),
+		pending:  map[string]*pendingMethod{},
+	}
+	clock := cfg.Clock
+	if clock == nil {
+		clock = time.Now
+	}
+	h.clock.Store(&clock)
+	h.hosts = append(h.hosts, strings.ToLower(cfg.HostName))
+	for _, x := range cfg.ExtraHosts {
+		if x != "" {
+			h.hosts = append(h.hosts, strings.ToLower(x))
+		}
+	}
+	pols := cfg.Policies
+	if len(pols) == 0 {
+		return nil, errors.New("hub: at least one shared access policy is required")
+	}
+	for _, p := range pols {
+		if err := validateKey("primary", p.PrimaryKey); err != nil {
+			return nil, fmt.Errorf("policy %s: %v", p.Name, err)
+		}
+		if p.SecondaryKey != "" {
+			if err := validateKey("secondary", p.SecondaryKey); err != nil {
+				return nil, fmt.Errorf("policy %s: %v", p.Name, err)
+			}
+		}
+		h.policies[p.Name] = p
+	}
+	return h, nil
+}
+
+// Now returns the hub's current time.
+func (h *Hub) Now() time.Time { return (*h.clock.Load())() }
+
+// SetClock replaces the hub's clock (nil restores time.Now). Connections
+// whose tokens expire under the new clock are closed at once.
+func (h *Hub) SetClock(f func() time.Time) {
+	if f == nil {
+		f = time.Now
+	}
+	h.clock.Store(&f)
+	h.expireTokens()
+}
+
+// HostName is the hub's host name.
+func (h *Hub) HostName() string { return h.cfg.HostName }
+
+// Policy returns the named shared access policy.
+func (h *Hub) Policy(name string) (Policy, bool) {
+	p, ok := h.policies[name]
+	return p, ok
+}
+
+// Logger is the hub's logger, for adapters.
+func (h *Hub) Logger() *slog.Logger { return h.log }
+
+func (h *Hub) lockIdentity(id Identity) func() {
+	f := fnv.New32a()
+	f.Write([]byte(id.DeviceID))
+	m := &h.twinLock[f.Sum32()%uint32(len(h.twinLock))]
+	m.Lock()
+	return m.Unlock
+}
+
+// Close disconnects every session and stops background work. The store is
+// the caller's to close.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	conns := make([]*Conn, 0, len(h.conns))
+	for _, c := range h.conns {
+		conns = append(conns, c)
+	}
+	h.mu.Unlock()
+	for _, c := range conns {
+		c.session.Close()
+	}
+}

@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: MIT
+
+package hub
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/iothubemulator/iothub/emulator/internal/huberr"
+)
+
+// Direct-method limits (iothub-protocol.md §4).
+const (
+	MinResponseTimeout     = 5 * time.Second
+	MaxResponseTimeout     = 300 * time.Second
+	DefaultResponseTimeout = 30 * time.Second
+	MaxConnectTimeout      = 300 * time.Second
+	MaxMethodPayload       = 128 * 1024
+	maxMethodName          = 100
+)
+
+type pendingMethod struct {
+	conn *Conn
+	done chan MethodResult
+}
+
+// ValidateMethodRequest checks the invocation's arguments with the hub's rules.
+func ValidateMethodRequest(r *MethodRequest) error {
+	if strings.TrimSpace(r.Name) == "" {
+		return formB(huberr.ArgumentInvalid("methodName must not be empty."))
+	}
+	if len(r.Name) > maxMethodName {
+		return formB(huberr.ArgumentInvalid("methodName is %d characters long; the maximum is %d.", len(r.Name), maxMethodName))
+	}
+	if strings.ContainsAny(r.Name, "/#+") {
+		return formB(huberr.ArgumentInvalid("methodName '%s' contains a character that cannot appear in an MQTT topic.", r.Name))
+	}
+	if r.ResponseTimeout < MinResponseTimeout || r.ResponseTimeout > MaxResponseTimeout {
+		return formB(huberr.ArgumentInvalid("responseTimeoutInSeconds must be within [5; 300]."))
+	}
+	if r.ConnectTimeout < 0 || r.ConnectTimeout > MaxConnectTimeout {
+		return formB(huberr.ArgumentInvalid("connectTimeoutInSeconds must be within [0; 300]."))
+	}
+	if len(r.Payload) > MaxMethodPayload {
+		return huberr.MessageTooLarge("The method payload is %d bytes; the maximum is %d.", len(r.Payload), MaxMethodPayload)
+	}
+	return nil
+}
+
+func formB(e *huberr.Error) *huberr.Error {
+	e.Form = huberr.FormB
+	return e
+}
+
+// InvokeMethod calls a direct method on a device or module and waits for
+// its answer. The device must be registered; it must be connected and
+// subscribed to methods now, or within ConnectTimeout.
+func (h *Hub) InvokeMethod(ctx context.Context, id Identity, r MethodRequest) (MethodResult, error) {
+	if err := ValidateMethodRequest(&r); err != nil {
+		return MethodResult{}, err
+	}
+	if err := h.mustExist(id); err != nil {
+		return MethodResult{}, err
+	}
+	connectDeadline := time.NewTimer(r.ConnectTimeout)
+	defer connectDeadline.Stop()
+	var c *Conn
+	for {
+		h.mu.Lock()
+		c = h.conns[id]
+		wake := h.subWake
+		h.mu.Unlock()
+		if c != nil && c.methods.Load() {
+			break
+		}
+		if r.ConnectTimeout == 0 {
+			return MethodResult{}, huberr.DeviceNotOnline(r.ConnectTimeout)
+		}
+		select {
+		case <-wake:
+		case <-connectDeadline.C:
+			return MethodResult{}, huberr.DeviceNotOnline(r.ConnectTimeout)
+		case <-ctx.Done():
+			return MethodResult{}, ctx.Err()
+		}
+	}
+	h.mu.Lock()
+	h.ridSeq++
+	rid := strconv.FormatUint(h.ridSeq, 10)
+	p := &pendingMethod{conn: c, done: make(chan MethodResult, 1)}
+	h.pending[rid] = p
+	h.mu.Unlock()
+	defer func() {
+		h.mu.Lock()
+		delete(h.pending, rid)
+		h.mu.Unlock()
+	}()
+	payload := r.Payload
+	if bytes.Equal(bytes.TrimSpace(payload), []byte("null")) {
+		payload = nil // a null payload reaches the device as an empty body (§3.9)
+	}
+	if err := c.session.SendMethod(rid, r.Name, payload); err != nil {
+		return MethodResult{}, huberr.DeviceNotOnline(r.ConnectTimeout)
+	}
+	timer := time.NewTimer(r.ResponseTimeout)
+	defer timer.Stop()
+	select {
+	case res := <-p.done:
+		return res, nil
+	case <-timer.C:
+		return MethodResult{}, huberr.GatewayTimeout(r.ResponseTimeout)
+	case <-ctx.Done():
+		return MethodResult{}, ctx.Err()
+	}
+}
+
+// ResolveMethod delivers a device's answer to a pending invocation. Answers
+// for unknown or late request ids, or from a connection the request was not
+// sent to, are dropped: one device cannot answer for another.
+func (c *Conn) ResolveMethod(rid string, status int, body []byte) bool {
+	h := c.hub
+	h.mu.Lock()
+	p := h.pending[rid]
+	if p == nil || p.conn != c {
+		h.mu.Unlock()
+		return false
+	}
+	delete(h.pending, rid)
+	h.mu.Unlock()
+	p.done <- MethodResult{Status: status, Payload: methodPayload(body)}
+	return true
+}
+
+// methodPayload turns a device's answer body into the JSON the service
+// gets: empty becomes null; valid JSON is kept as is; anything else is
+// wrapped as a JSON string (iothub-protocol.md §11 item 6).
+func methodPayload(b []byte) []byte {
+	t := bytes.TrimSpace(b)
+	if len(t) == 0 {
+		return []byte("null")
+	}
+	if json.Valid(t) {
+		return append([]byte(nil), t...)
+	}
+	s, _ := json.Marshal(string(b))
+	return s
+}

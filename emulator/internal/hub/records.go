@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: MIT
+
+package hub
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/iothubemulator/iothub/emulator/internal/store"
+	"github.com/iothubemulator/iothub/emulator/internal/twin"
+)
+
+// record is what the store holds per device or module: the identity, its
+// twin, and counters the hub derives etags from. One key per identity keeps
+// a write to either in one put.
+type record struct {
+	Device  *Device         `json:"device,omitempty"`
+	Module  *Module         `json:"module,omitempty"`
+	ETagSeq int64           `json:"etagSeq"`
+	ModelID string          `json:"modelId,omitempty"`
+	Twin    json.RawMessage `json:"twin"`
+	twinDoc *twin.Doc
+}
+
+func bucketFor(id Identity) store.Bucket {
+	if id.ModuleID == "" {
+		return store.Devices
+	}
+	return store.Modules
+}
+
+// loadRecord reads id's record, or returns nil when absent.
+func loadRecord(tx *store.Tx, id Identity) (*record, error) {
+	b := tx.Get(bucketFor(id), id.key())
+	if b == nil {
+		return nil, nil
+	}
+	var r record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("decode record %s: %w", id, err)
+	}
+	return &r, nil
+}
+
+func (r *record) doc() (*twin.Doc, error) {
+	if r.twinDoc == nil {
+		d, err := twin.Unmarshal(r.Twin)
+		if err != nil {
+			return nil, fmt.Errorf("decode twin: %w", err)
+		}
+		r.twinDoc = d
+	}
+	return r.twinDoc, nil
+}
+
+func saveRecord(tx *store.Tx, id Identity, r *record) error {
+	if r.twinDoc != nil {
+		b, err := r.twinDoc.Marshal()
+		if err != nil {
+			return err
+		}
+		r.Twin = b
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return tx.Put(bucketFor(id), id.key(), b)
+}
+
+// nextGeneration returns a fresh generation id: the hub uses an opaque
+// decimal string that changes when an id is deleted and re-created.
+func nextGeneration(tx *store.Tx) (string, error) {
+	n, err := tx.NextSequence(store.Meta)
+	if err != nil {
+		return "", err
+	}
+	return strconv.FormatUint(638000000000000000+n, 10), nil
+}

@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: MIT
+
+package hub
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Session is a device's live connection as a transport sees it. The hub
+// calls it to reach that one device; implementations must write only to
+// their own connection and must not block for long.
+type Session interface {
+	// SendMethod delivers a direct-method request.
+	SendMethod(rid, name string, payload []byte) error
+	// SendDesired delivers a desired-properties notification (body includes "$version").
+	SendDesired(version int64, body []byte) error
+	// Close ends the connection (takeover, token expiry, device disabled or deleted).
+	Close()
+}
+
+// ConnectInfo describes an authenticated connection.
+type ConnectInfo struct {
+	AuthMethod  string    // "sas", "x509" ...
+	TokenExpiry time.Time // zero: no expiry (X.509)
+	ModelID     string    // IoT Plug and Play model id announced at CONNECT
+}
+
+// Conn is one live connection registered with the hub.
+type Conn struct {
+	hub     *Hub
+	id      Identity
+	session Session
+	info    ConnectInfo
+
+	methods atomic.Bool // subscribed to $iothub/methods/POST/#
+	desired atomic.Bool // subscribed to desired-property notifications
+	closed  atomic.Bool
+
+	timerMu sync.Mutex
+	timer   *time.Timer
+}
+
+// Identity is the connection's device or module.
+func (c *Conn) Identity() Identity { return c.id }
+
+// Connect registers an authenticated session for id. An older connection
+// of the same identity is closed: the new one wins, as on the hub.
+func (h *Hub) Connect(id Identity, s Session, info ConnectInfo) *Conn {
+	c := &Conn{hub: h, id: id, session: s, info: info}
+	now := h.Now()
+	h.mu.Lock()
+	old := h.conns[id]
+	h.conns[id] = c
+	rt := h.runtime[id]
+	if rt == nil {
+		rt = &runtimeInfo{}
+		h.runtime[id] = rt
+	}
+	rt.state, rt.stateUpdated, rt.lastActivity = Connected, now, now
+	h.mu.Unlock()
+	if old != nil {
+		old.closed.Store(true)
+		old.stopTimer()
+		old.session.Close()
+	}
+	if info.ModelID != "" {
+		h.setModelID(id, info.ModelID)
+	}
+	c.armExpiry()
+	return c
+}
+
+// Disconnect unregisters the connection; a connection that has been taken
+// over leaves the newer one's state alone.
+func (c *Conn) Disconnect() {
+	c.stopTimer()
+	h := c.hub
+	h.mu.Lock()
+	if h.conns[c.id] == c {
+		delete(h.conns, c.id)
+		if rt := h.runtime[c.id]; rt != nil {
+			rt.state, rt.stateUpdated = Disconnected, h.Now()
+		}
+	}
+	h.mu.Unlock()
+	c.closed.Store(true)
+}
+
+// Touch records device activity (any packet).
+func (c *Conn) Touch() {
+	h := c.hub
+	now := h.Now()
+	h.mu.Lock()
+	if rt := h.runtime[c.id]; rt != nil && h.conns[c.id] == c {
+		rt.lastActivity = now
+	}
+	h.mu.Unlock()
+}
+
+// SubscribeMethods marks the connection as ready for direct methods and
+// wakes invocations waiting for it (connectTimeoutInSeconds).
+func (c *Conn) SubscribeMethods() {
+	c.methods.Store(true)
+	h := c.hub
+	h.mu.Lock()
+	close(h.subWake)
+	h.subWake = make(chan struct{})
+	h.mu.Unlock()
+}
+
+// UnsubscribeMethods stops direct-method delivery to this connection.
+func (c *Conn) UnsubscribeMethods() { c.methods.Store(false) }
+
+// SubscribeDesired enables desired-property notifications.
+func (c *Conn) SubscribeDesired() { c.desired.Store(true) }
+
+// UnsubscribeDesired disables desired-property notifications.
+func (c *Conn) UnsubscribeDesired() { c.desired.Store(false) }
+
+// conn returns the live connection of id, or nil.
+func (h *Hub) conn(id Identity) *Conn {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.conns[id]
+}
+
+// IsConnected reports whether id has a live connection.
+func (h *Hub) IsConnected(id Identity) bool { return h.conn(id) != nil }
+
+// dropIdentity closes id's connection, if any.
+func (h *Hub) dropIdentity(id Identity) {
+	if c := h.conn(id); c != nil {
+		c.session.Close()
+	}
+}
+
+// dropDevice closes the connections of a device and all its modules.
+func (h *Hub) dropDevice(deviceID string) {
+	h.mu.Lock()
+	var cs []*Conn
+	for id, c := range h.conns {
+		if id.DeviceID == deviceID {
+			cs = append(cs, c)
+		}
+	}
+	h.mu.Unlock()
+	for _, c := range cs {
+		c.session.Close()
+	}
+}
+
+// armExpiry closes the connection when its SAS token expires (plus the
+// hub's clock-skew allowance), as the hub does for MQTT.
+func (c *Conn) armExpiry() {
+	if c.info.TokenExpiry.IsZero() {
+		return
+	}
+	d := c.info.TokenExpiry.Add(ClockSkew).Sub(c.hub.Now())
+	c.timerMu.Lock()
+	defer c.timerMu.Unlock()
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	if d <= 0 {
+		go c.session.Close()
+		return
+	}
+	c.timer = time.AfterFunc(d, func() {
+		// The hub's clock may have been set back meanwhile: re-check.
+		if c.hub.Now().After(c.info.TokenExpiry.Add(ClockSkew)) {
+			c.hub.log.Info("token expired; closing connection", "identity", c.id.String())
+			c.session.Close()
+		} else {
+			c.armExpiry()
+		}
+	})
+}
+
+func (c *Conn) stopTimer() {
+	c.timerMu.Lock()
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.timerMu.Unlock()
+}
+
+// expireTokens re-evaluates every connection's token against the clock.
+func (h *Hub) expireTokens() {
+	h.mu.Lock()
+	cs := make([]*Conn, 0, len(h.conns))
+	for _, c := range h.conns {
+		cs = append(cs, c)
+	}
+	h.mu.Unlock()
+	for _, c := range cs {
+		c.armExpiry()
+	}
+}

@@ -1,0 +1,297 @@
+// SPDX-License-Identifier: MIT
+
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/iothubemulator/iothub/emulator/internal/huberr"
+	"github.com/iothubemulator/iothub/emulator/internal/store"
+	"github.com/iothubemulator/iothub/emulator/internal/twin"
+)
+
+// twinView is the twin document of the service REST API (iothub-protocol.md §5.1).
+type twinView struct {
+	DeviceID                  string          `json:"deviceId"`
+	ModuleID                  string          `json:"moduleId,omitempty"`
+	ETag                      string          `json:"etag"`
+	DeviceETag                string          `json:"deviceEtag"`
+	Status                    string          `json:"status"`
+	StatusReason              *string         `json:"statusReason,omitempty"`
+	StatusUpdateTime          Time            `json:"statusUpdateTime"`
+	ConnectionState           string          `json:"connectionState"`
+	LastActivityTime          Time            `json:"lastActivityTime"`
+	CloudToDeviceMessageCount int             `json:"cloudToDeviceMessageCount"`
+	AuthenticationType        string          `json:"authenticationType"`
+	X509Thumbprint            X509Thumbprint  `json:"x509Thumbprint"`
+	ModelID                   string          `json:"modelId"`
+	Version                   int64           `json:"version"`
+	Tags                      json.RawMessage `json:"tags"`
+	Properties                json.RawMessage `json:"properties"`
+	Capabilities              *Capabilities   `json:"capabilities,omitempty"`
+	DeviceScope               string          `json:"deviceScope,omitempty"`
+	ParentScopes              []string        `json:"parentScopes,omitempty"`
+}
+
+// viewOf renders a record as the service sees its twin. The parent device
+// record supplies status for a module twin.
+func (h *Hub) viewOf(id Identity, r *record, parent *record) ([]byte, error) {
+	d, err := r.doc()
+	if err != nil {
+		return nil, err
+	}
+	v := twinView{
+		DeviceID:   id.DeviceID,
+		ModuleID:   id.ModuleID,
+		ETag:       d.ETag(),
+		ModelID:    r.ModelID,
+		Version:    d.Version(),
+		Tags:       d.Tags(),
+		Properties: d.Properties(),
+	}
+	var auth Authentication
+	if r.Device != nil {
+		dev := r.Device
+		v.DeviceETag = dev.ETag
+		v.Status = dev.Status
+		v.StatusReason = dev.StatusReason
+		v.StatusUpdateTime = dev.StatusUpdatedTime
+		auth = dev.Authentication
+		caps := dev.Capabilities
+		v.Capabilities = &caps
+		v.DeviceScope = dev.DeviceScope
+		v.ParentScopes = dev.ParentScopes
+		v.CloudToDeviceMessageCount = dev.CloudToDeviceMessageCount
+	} else {
+		v.DeviceETag = r.Module.ETag
+		auth = r.Module.Authentication
+		if parent != nil && parent.Device != nil {
+			v.Status = parent.Device.Status
+			v.StatusUpdateTime = parent.Device.StatusUpdatedTime
+		}
+	}
+	v.AuthenticationType = auth.Type
+	if auth.X509Thumbprint != nil {
+		v.X509Thumbprint = *auth.X509Thumbprint
+	}
+	h.mu.Lock()
+	if rt := h.runtime[id]; rt != nil {
+		v.ConnectionState, v.LastActivityTime = rt.state, Time{rt.lastActivity}
+	}
+	h.mu.Unlock()
+	if v.ConnectionState == "" {
+		v.ConnectionState = Disconnected
+	}
+	return json.Marshal(v)
+}
+
+// notFound is the hub's error for a missing identity.
+func notFound(tx *store.Tx, id Identity) error {
+	if id.ModuleID == "" {
+		return huberr.DeviceNotFound(id.DeviceID)
+	}
+	if dev, _ := loadRecord(tx, Identity{DeviceID: id.DeviceID}); dev == nil {
+		return huberr.DeviceNotFound(id.DeviceID)
+	}
+	return huberr.ModuleNotFound(id.DeviceID, id.ModuleID)
+}
+
+func (h *Hub) mustExist(id Identity) error {
+	return h.db.View(func(tx *store.Tx) error {
+		r, err := loadRecord(tx, id)
+		if err != nil {
+			return err
+		}
+		if r == nil {
+			return notFound(tx, id)
+		}
+		return nil
+	})
+}
+
+func loadWithParent(tx *store.Tx, id Identity) (r, parent *record, err error) {
+	r, err = loadRecord(tx, id)
+	if err != nil || r == nil {
+		return nil, nil, err
+	}
+	if id.ModuleID != "" {
+		parent, err = loadRecord(tx, Identity{DeviceID: id.DeviceID})
+	}
+	return r, parent, err
+}
+
+// GetTwin returns the service view of a device or module twin.
+func (h *Hub) GetTwin(ctx context.Context, id Identity) ([]byte, error) {
+	var out []byte
+	err := h.db.View(func(tx *store.Tx) error {
+		r, parent, err := loadWithParent(tx, id)
+		if err != nil {
+			return err
+		}
+		if r == nil {
+			return notFound(tx, id)
+		}
+		out, err = h.viewOf(id, r, parent)
+		return err
+	})
+	return out, err
+}
+
+// UpdateTwin applies a service PATCH (replace == false) or PUT (replace ==
+// true) of tags and desired properties, with If-Match on the twin etag.
+// The device, if connected and subscribed, gets the desired notification
+// after the change is durable.
+func (h *Hub) UpdateTwin(ctx context.Context, id Identity, body []byte, ifMatch string, replace bool) ([]byte, error) {
+	tags, desired, hasTags, hasDesired, err := twin.ParseServiceUpdate(body)
+	if err != nil {
+		return nil, twinError(err, false)
+	}
+	unlock := h.lockIdentity(id)
+	defer unlock()
+	var out, notify []byte
+	var version int64
+	err = h.db.Update(func(tx *store.Tx) error {
+		notify = nil
+		r, parent, err := loadWithParent(tx, id)
+		if err != nil {
+			return err
+		}
+		if r == nil {
+			return notFound(tx, id)
+		}
+		d, err := r.doc()
+		if err != nil {
+			return err
+		}
+		if !matchETag(ifMatch, d.ETag()) {
+			return huberr.PreconditionFailed("The etag %s does not match the twin's current etag %s.", ifMatch, d.ETag())
+		}
+		d = d.Clone()
+		now := h.Now()
+		if hasTags {
+			if replace {
+				err = d.ReplaceTags(tags, now)
+			} else {
+				err = d.PatchTags(tags, now)
+			}
+			if err != nil {
+				return twinError(err, false)
+			}
+		}
+		if hasDesired {
+			if replace {
+				notify, err = d.ReplaceDesired(desired, now)
+			} else {
+				notify, err = d.PatchDesired(desired, now)
+			}
+			if err != nil {
+				return twinError(err, false)
+			}
+		}
+		r.twinDoc = d
+		version = d.DesiredVersion()
+		if err := saveRecord(tx, id, r); err != nil {
+			return err
+		}
+		out, err = h.viewOf(id, r, parent)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if notify != nil {
+		if c := h.conn(id); c != nil && c.desired.Load() {
+			if err := c.session.SendDesired(version, notify); err != nil {
+				h.log.Debug("desired notification not delivered", "identity", id.String(), "err", err)
+			}
+		}
+	}
+	return out, nil
+}
+
+// DeviceTwin returns the device's view of its twin (MQTT twin GET).
+func (h *Hub) DeviceTwin(id Identity) ([]byte, error) {
+	var out []byte
+	err := h.db.View(func(tx *store.Tx) error {
+		r, err := loadRecord(tx, id)
+		if err != nil {
+			return err
+		}
+		if r == nil {
+			return notFound(tx, id)
+		}
+		d, err := r.doc()
+		if err != nil {
+			return err
+		}
+		out = d.DeviceView()
+		return nil
+	})
+	return out, err
+}
+
+// PatchReported merges a device's reported-properties patch and returns the
+// new reported $version once the change is durable. baseVersion, when
+// non-zero, must equal the current reported $version (412 otherwise).
+func (h *Hub) PatchReported(id Identity, patch []byte, baseVersion int64) (int64, error) {
+	unlock := h.lockIdentity(id)
+	defer unlock()
+	var version int64
+	err := h.db.Update(func(tx *store.Tx) error {
+		r, err := loadRecord(tx, id)
+		if err != nil {
+			return err
+		}
+		if r == nil {
+			return notFound(tx, id)
+		}
+		d, err := r.doc()
+		if err != nil {
+			return err
+		}
+		if baseVersion != 0 && baseVersion != d.ReportedVersion() {
+			return huberr.PreconditionFailed("The reported properties version %d does not match the current version %d.", baseVersion, d.ReportedVersion())
+		}
+		d = d.Clone()
+		version, err = d.PatchReported(patch, h.Now())
+		if err != nil {
+			return twinError(err, true)
+		}
+		r.twinDoc = d
+		return saveRecord(tx, id, r)
+	})
+	return version, err
+}
+
+// twinError maps the twin engine's validation errors to the hub's codes:
+// 400 ArgumentInvalid, except a device's reported section over its size
+// limit, which the hub answers with 403 / 403100 (iothub-protocol.md §3.8).
+func twinError(err error, device bool) error {
+	switch {
+	case errors.Is(err, twin.ErrTooLarge) && device:
+		return huberr.ReportedTooLarge("%s", err.Error())
+	case errors.Is(err, twin.ErrInvalid), errors.Is(err, twin.ErrTooLarge):
+		return huberr.ArgumentInvalid("%s", err.Error())
+	}
+	return fmt.Errorf("twin: %w", err)
+}
+
+// setModelID records the model id a device announced when it connected.
+func (h *Hub) setModelID(id Identity, modelID string) {
+	unlock := h.lockIdentity(id)
+	defer unlock()
+	err := h.db.Update(func(tx *store.Tx) error {
+		r, err := loadRecord(tx, id)
+		if err != nil || r == nil || r.ModelID == modelID {
+			return err
+		}
+		r.ModelID = modelID
+		return saveRecord(tx, id, r)
+	})
+	if err != nil {
+		h.log.Warn("could not record model id", "identity", id.String(), "err", err)
+	}
+}

@@ -1,0 +1,228 @@
+// SPDX-License-Identifier: MIT
+
+// Package huberr is the one catalogue of IoT Hub errors. Every adapter (REST,
+// MQTT) and every test builds its errors here, so that a status code, a
+// six-digit error code and the body format that the official SDKs parse are
+// defined once.
+package huberr
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Form selects how an error is written into a REST response body.
+type Form int
+
+const (
+	// FormA is {"Message":"ErrorCode:<Name>;<message>","ExceptionMessage":"..."},
+	// the form used by the registry, twin and query routes. Node's parser
+	// (azure-iot-http-base Http.parseErrorBody) understands only this one.
+	FormA Form = iota
+	// FormB carries an escaped JSON object with the numeric errorCode inside
+	// Message. The hub uses it for direct-method errors.
+	FormB
+)
+
+// Error is an IoT Hub error: HTTP status, numeric code, code name and a
+// human-readable message.
+type Error struct {
+	Status  int            // HTTP status (also used as the MQTT twin/res status)
+	Code    int            // six-digit IoT Hub error code, e.g. 404001
+	Name    string         // code name, e.g. DeviceNotFound
+	Message string         // what went wrong, for people
+	Form    Form           // body form on REST
+	Info    map[string]any // optional "info" member of form B bodies
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s (%d): %s", e.Name, e.Code, e.Message)
+}
+
+// Is matches errors with the same code, so errors.Is(err, huberr.DeviceNotFound("")) works.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code
+}
+
+// As returns err as an *Error. Errors from outside the catalogue become 500
+// ServerError with a generic message: internal details are logged, not leaked.
+func As(err error) *Error {
+	var he *Error
+	if errors.As(err, &he) {
+		return he
+	}
+	return ServerError("An internal error occurred.")
+}
+
+func newErr(status, code int, name, format string, args ...any) *Error {
+	msg := format
+	if len(args) > 0 {
+		msg = fmt.Sprintf(format, args...)
+	}
+	return &Error{Status: status, Code: code, Name: name, Message: msg}
+}
+
+// The catalogue. Codes and names: iothub-protocol.md §6.1 and the C# SDK's
+// IotHubServiceErrorCode.
+
+func InvalidProtocolVersion() *Error {
+	return newErr(400, 400001, "InvalidProtocolVersion", "BadRequest")
+}
+func InvalidOperation(format string, args ...any) *Error {
+	return newErr(400, 400003, "InvalidOperation", format, args...)
+}
+func ArgumentInvalid(format string, args ...any) *Error {
+	return newErr(400, 400004, "ArgumentInvalid", format, args...)
+}
+func ArgumentNull(format string, args ...any) *Error {
+	return newErr(400, 400005, "ArgumentNull", format, args...)
+}
+func IotHubFormatError(format string, args ...any) *Error {
+	return newErr(400, 400006, "IotHubFormatError", format, args...)
+}
+func DeviceDefinedMultipleTimes(id string) *Error {
+	return newErr(400, 400011, "DeviceDefinedMultipleTimes", "Device %s is defined more than once in the request.", id)
+}
+func BulkRegistryOperationFailure(format string, args ...any) *Error {
+	return newErr(400, 400013, "BulkRegistryOperationFailure", format, args...)
+}
+func UnauthorizedAccess(format string, args ...any) *Error {
+	return newErr(401, 401002, "IotHubUnauthorizedAccess", format, args...)
+}
+func Unauthorized(format string, args ...any) *Error {
+	return newErr(401, 401003, "IotHubUnauthorized", format, args...)
+}
+func IotHubQuotaExceeded(format string, args ...any) *Error {
+	return newErr(403, 403002, "IotHubQuotaExceeded", format, args...)
+}
+func DeviceMaximumQueueDepthExceeded(id string, max int) *Error {
+	return newErr(403, 403004, "DeviceMaximumQueueDepthExceeded", "Device %s already has %d messages pending; the maximum queue depth is %d.", id, max, max)
+}
+func ReportedTooLarge(format string, args ...any) *Error {
+	return newErr(403, 403100, "ReportedPropertiesTooLarge", format, args...)
+}
+func DeviceNotFound(id string) *Error {
+	return newErr(404, 404001, "DeviceNotFound", "Device %s is not registered.", id)
+}
+func JobNotFound(id string) *Error {
+	return newErr(404, 404002, "JobNotFound", "Job %s not found.", id)
+}
+func ModuleNotFound(id, mid string) *Error {
+	return newErr(404, 404010, "ModuleNotFound", "Module %s on device %s is not registered.", mid, id)
+}
+func LockTokenNotFound(token string) *Error {
+	return newErr(404, 404005, "DeviceMessageNotFound", "No message with lock token %s is locked for this device.", token)
+}
+
+// DeviceNotOnline is the direct-method error for a device that is not
+// connected, or not subscribed to methods, within connectTimeout.
+func DeviceNotOnline(connectTimeout time.Duration) *Error {
+	e := newErr(404, 404103, "DeviceNotOnline", "Timed out waiting for device to connect.")
+	e.Form = FormB
+	e.Info = map[string]any{"timeout": TimeSpan(connectTimeout)}
+	return e
+}
+func DeviceAlreadyExists(id string) *Error {
+	return newErr(409, 409001, "DeviceAlreadyExists", "A device with ID '%s' is already registered.", id)
+}
+func ModuleAlreadyExists(id, mid string) *Error {
+	return newErr(409, 409301, "ModuleAlreadyExistsOnDevice", "A module with ID '%s' is already registered on device '%s'.", mid, id)
+}
+func PreconditionFailed(format string, args ...any) *Error {
+	return newErr(412, 412001, "PreconditionFailed", format, args...)
+}
+func DeviceMessageLockLost(format string, args ...any) *Error {
+	return newErr(412, 412002, "DeviceMessageLockLost", format, args...)
+}
+func MessageTooLarge(format string, args ...any) *Error {
+	return newErr(413, 413001, "MessageTooLarge", format, args...)
+}
+func TooManyDevices(format string, args ...any) *Error {
+	return newErr(413, 413002, "TooManyDevices", format, args...)
+}
+func Throttled() *Error {
+	return newErr(429, 429001, "ThrottlingException", "The request was throttled; retry later.")
+}
+func ServerError(format string, args ...any) *Error {
+	return newErr(500, 500001, "ServerError", format, args...)
+}
+func ServiceUnavailable(format string, args ...any) *Error {
+	return newErr(503, 503001, "ServiceUnavailable", format, args...)
+}
+
+// GatewayTimeout is the direct-method error for a device that did not answer
+// within responseTimeout.
+func GatewayTimeout(responseTimeout time.Duration) *Error {
+	e := newErr(504, 504101, "GatewayTimeout", "Timed out waiting for the response from device.")
+	e.Form = FormB
+	e.Info = map[string]any{"timeout": TimeSpan(responseTimeout)}
+	return e
+}
+
+// TimeSpan formats d as a .NET TimeSpan (hh:mm:ss), as the hub writes timeouts
+// in error "info" members.
+func TimeSpan(d time.Duration) string {
+	s := int64(d / time.Second)
+	return fmt.Sprintf("%02d:%02d:%02d", s/3600, s/60%60, s%60)
+}
+
+// timestamp formats t the way tracking ids and error bodies carry it.
+func trackingStamp(t time.Time) string {
+	return t.UTC().Format("01/02/2006 15:04:05")
+}
+
+// Body returns the REST response body for e.
+func (e *Error) Body(trackingID string, now time.Time) []byte {
+	var msg string
+	switch e.Form {
+	case FormB:
+		inner := e.JSON(trackingID, now)
+		msg = string(inner)
+		b, _ := json.Marshal(struct {
+			Message          string `json:"Message"`
+			ExceptionMessage string `json:"ExceptionMessage"`
+		}{msg, ""})
+		return b
+	default:
+		msg = "ErrorCode:" + e.Name + ";" + e.Message
+		b, _ := json.Marshal(struct {
+			Message          string `json:"Message"`
+			ExceptionMessage string `json:"ExceptionMessage"`
+		}{msg, "Tracking ID:" + trackingID + "-TimeStamp:" + trackingStamp(now)})
+		return b
+	}
+}
+
+// JSON returns the plain error object used inside form B and on MQTT twin
+// responses: {"errorCode":...,"trackingId":...,"message":...,"timestampUtc":...}.
+func (e *Error) JSON(trackingID string, now time.Time) []byte {
+	v := struct {
+		ErrorCode    int            `json:"errorCode"`
+		TrackingID   string         `json:"trackingId"`
+		Message      string         `json:"message"`
+		Info         map[string]any `json:"info,omitempty"`
+		TimestampUTC string         `json:"timestampUtc"`
+	}{e.Code, trackingID, e.Message, e.Info, now.UTC().Format("2006-01-02T15:04:05.0000000Z")}
+	if e.Form == FormB && v.Info == nil {
+		v.Info = map[string]any{}
+	}
+	b, _ := json.Marshal(v)
+	return b
+}
+
+// WriteHTTP writes e as the hub does: status, JSON body, and the
+// iothub-errorcode header that the C# SDK reads.
+func (e *Error) WriteHTTP(w http.ResponseWriter, trackingID string, now time.Time) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("iothub-errorcode", e.Name)
+	body := e.Body(trackingID, now)
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(e.Status)
+	_, _ = w.Write(body)
+}

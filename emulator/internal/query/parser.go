@@ -1,0 +1,586 @@
+// SPDX-License-Identifier: MIT
+
+package query
+
+import (
+	"math"
+	"strings"
+	"unicode/utf8"
+)
+
+const (
+	// MaxQueryLen is the longest query text accepted, in characters
+	// (query-twins docs: "Query expressions can have a maximum length of
+	// 8192 characters").
+	MaxQueryLen = 8192
+	// maxDepth bounds nesting of parentheses, arrays, function calls, NOT
+	// and unary signs, so that neither parsing nor evaluation can recurse
+	// without limit.
+	maxDepth = 64
+	// maxTop is the largest TOP count accepted.
+	maxTop = math.MaxInt32
+)
+
+// reserved words cannot start a path or name a function.
+var reserved = map[string]bool{
+	"SELECT": true, "TOP": true, "FROM": true, "WHERE": true, "GROUP": true,
+	"BY": true, "AS": true, "AND": true, "OR": true, "NOT": true, "IN": true,
+	"NIN": true, "TRUE": true, "FALSE": true, "NULL": true, "UNDEFINED": true,
+}
+
+type aggKind uint8
+
+const (
+	aggNone aggKind = iota
+	aggCount
+	aggSum
+	aggAvg
+	aggMin
+	aggMax
+)
+
+var aggregates = map[string]aggKind{
+	"COUNT": aggCount, "SUM": aggSum, "AVG": aggAvg, "MIN": aggMin, "MAX": aggMax,
+}
+
+// item is one element of the projection list.
+type item struct {
+	name  string    // output key
+	alias bool      // name came from AS
+	agg   aggKind   // aggNone for a plain path
+	path  *pathExpr // the path, or the aggregate's argument (nil for COUNT)
+	group int       // for a plain path in a grouped query: index in GROUP BY
+	tok   token     // first token, for errors
+}
+
+type parser struct {
+	toks  []token
+	i     int
+	depth int
+	paths []*pathExpr
+}
+
+func (p *parser) peek() token { return p.toks[p.i] }
+
+func (p *parser) peekAt(n int) token {
+	if p.i+n < len(p.toks) {
+		return p.toks[p.i+n]
+	}
+	return p.toks[len(p.toks)-1]
+}
+
+func (p *parser) next() token {
+	t := p.toks[p.i]
+	if t.kind != tEOF {
+		p.i++
+	}
+	return t
+}
+
+func isKw(t token, kw string) bool {
+	return t.kind == tIdent && len(t.text) == len(kw) && strings.EqualFold(t.text, kw)
+}
+
+func (p *parser) expectKw(kw string) *Error {
+	t := p.next()
+	if !isKw(t, kw) {
+		return errAt(t, "expected %s", kw)
+	}
+	return nil
+}
+
+func (p *parser) enter(t token) *Error {
+	p.depth++
+	if p.depth > maxDepth {
+		return errAt(t, "expression nested too deeply (limit %d)", maxDepth)
+	}
+	return nil
+}
+
+func (p *parser) leave() { p.depth-- }
+
+// checkLength refuses text over MaxQueryLen characters; the error points at
+// the first character past the limit.
+func checkLength(src string) *Error {
+	if len(src) <= MaxQueryLen || utf8.RuneCountInString(src) <= MaxQueryLen {
+		return nil
+	}
+	off := 0
+	for n := 0; n < MaxQueryLen; n++ {
+		_, size := utf8.DecodeRuneInString(src[off:])
+		off += size
+	}
+	_, size := utf8.DecodeRuneInString(src[off:])
+	return &Error{Pos: off, Token: src[off : off+size], Msg: "query text is longer than 8192 characters"}
+}
+
+func (p *parser) parseQuery(src string) (*Query, *Error) {
+	q := &Query{text: src, top: -1}
+	if err := p.expectKw("SELECT"); err != nil {
+		return nil, err
+	}
+	if isKw(p.peek(), "TOP") {
+		p.next()
+		t := p.next()
+		if t.kind != tNumber || t.num != math.Trunc(t.num) || t.num > maxTop {
+			return nil, errAt(t, "expected a non-negative integer after TOP")
+		}
+		q.top = int(t.num)
+	}
+	if p.peek().kind == tStar {
+		p.next()
+		q.star = true
+	} else {
+		for {
+			it, err := p.parseItem()
+			if err != nil {
+				return nil, err
+			}
+			q.items = append(q.items, it)
+			if p.peek().kind != tComma {
+				break
+			}
+			p.next()
+		}
+	}
+	if err := p.expectKw("FROM"); err != nil {
+		return nil, err
+	}
+	collTok, err := p.parseCollection()
+	if err != nil {
+		return nil, err
+	}
+	q.collection = collTok.text
+	if isKw(p.peek(), "WHERE") {
+		p.next()
+		if q.where, err = p.parseExpr(); err != nil {
+			return nil, err
+		}
+	}
+	var groupTok token
+	if isKw(p.peek(), "GROUP") {
+		groupTok = p.next()
+		if err := p.expectKw("BY"); err != nil {
+			return nil, err
+		}
+		for {
+			t := p.next()
+			if t.kind != tIdent || reserved[strings.ToUpper(t.text)] {
+				return nil, errAt(t, "expected a property path")
+			}
+			pe, err := p.parsePath(t)
+			if err != nil {
+				return nil, err
+			}
+			q.groupBy = append(q.groupBy, pe)
+			if p.peek().kind != tComma {
+				break
+			}
+			p.next()
+		}
+	}
+	if t := p.peek(); t.kind != tEOF {
+		switch {
+		case len(q.groupBy) > 0:
+			return nil, errAt(t, "expected ',' or end of query")
+		case q.where != nil:
+			return nil, errAt(t, "expected an operator, GROUP BY or end of query")
+		}
+		return nil, errAt(t, "expected WHERE, GROUP BY or end of query")
+	}
+	q.nslots = p.resolvePaths(q.collection)
+	if err := q.check(groupTok); err != nil {
+		return nil, err
+	}
+	return q, nil
+}
+
+// parseCollection reads devices, devices.modules or devices.jobs (any case)
+// and returns a token whose text is the canonical collection name.
+func (p *parser) parseCollection() (token, *Error) {
+	first := p.next()
+	bad := errAt(first, "expected devices, devices.modules or devices.jobs")
+	if first.kind != tIdent {
+		return token{}, bad
+	}
+	name := strings.ToLower(first.text)
+	for p.peek().kind == tDot {
+		p.next()
+		t := p.next()
+		if t.kind != tIdent {
+			return token{}, bad
+		}
+		name += "." + strings.ToLower(t.text)
+	}
+	switch name {
+	case CollectionDevices, CollectionModules, CollectionJobs:
+		first.text = name
+		return first, nil
+	}
+	return token{}, bad
+}
+
+func (p *parser) parseItem() (item, *Error) {
+	t := p.next()
+	if t.kind != tIdent || reserved[strings.ToUpper(t.text)] {
+		return item{}, errAt(t, "expected '*', a property path or an aggregate")
+	}
+	it := item{tok: t, group: -1}
+	if p.peek().kind == tLParen {
+		upper := strings.ToUpper(t.text)
+		agg, ok := aggregates[upper]
+		if !ok {
+			if _, fn := functions[upper]; fn {
+				return item{}, errAt(t, "function %s is not allowed in SELECT; only COUNT, SUM, AVG, MIN and MAX", upper)
+			}
+			return item{}, errAt(t, "unknown aggregate %s", t.text)
+		}
+		p.next()
+		it.agg = agg
+		if agg != aggCount {
+			a := p.next()
+			if a.kind != tIdent || reserved[strings.ToUpper(a.text)] {
+				return item{}, errAt(a, "expected a property path as the argument of %s", upper)
+			}
+			pe, err := p.parsePath(a)
+			if err != nil {
+				return item{}, err
+			}
+			it.path = pe
+		}
+		if r := p.next(); r.kind != tRParen {
+			if agg == aggCount {
+				return item{}, errAt(r, "expected ')': COUNT takes no argument")
+			}
+			return item{}, errAt(r, "expected ')'")
+		}
+	} else {
+		pe, err := p.parsePath(t)
+		if err != nil {
+			return item{}, err
+		}
+		it.path = pe
+	}
+	if isKw(p.peek(), "AS") {
+		p.next()
+		a := p.next()
+		if a.kind != tIdent || reserved[strings.ToUpper(a.text)] {
+			return item{}, errAt(a, "expected an alias after AS")
+		}
+		it.name, it.alias = a.text, true
+	}
+	return it, nil
+}
+
+// parsePath reads a property path whose first name is t.
+func (p *parser) parsePath(t token) (*pathExpr, *Error) {
+	pe := &pathExpr{path: Path{{Name: t.text}}, pos: t.pos}
+	for {
+		switch p.peek().kind {
+		case tDot:
+			p.next()
+			n := p.next()
+			if n.kind != tIdent {
+				return nil, errAt(n, "expected a property name after '.'")
+			}
+			pe.path = append(pe.path, Step{Name: n.text})
+			continue
+		case tLBrack:
+			p.next()
+			n := p.next()
+			if n.kind != tNumber || n.num != math.Trunc(n.num) || n.num > maxTop {
+				return nil, errAt(n, "expected a non-negative integer array index")
+			}
+			if r := p.next(); r.kind != tRBrack {
+				return nil, errAt(r, "expected ']'")
+			}
+			pe.path = append(pe.path, Step{Index: int(n.num), IsIndex: true})
+			continue
+		}
+		p.paths = append(p.paths, pe)
+		return pe, nil
+	}
+}
+
+// resolvePaths normalises every path for the collection and gives equal
+// paths the same memo slot. It returns the number of slots.
+func (p *parser) resolvePaths(collection string) int {
+	slots := map[string]int{}
+	for _, pe := range p.paths {
+		pe.path = normalizePath(pe.path, collection)
+		key := pe.path.String()
+		s, ok := slots[key]
+		if !ok {
+			s = len(slots)
+			slots[key] = s
+		}
+		pe.slot = s
+	}
+	return len(slots)
+}
+
+func (p *parser) parseExpr() (expr, *Error) { return p.parseOr() }
+
+func (p *parser) parseOr() (expr, *Error) {
+	l, err := p.parseAnd()
+	if err != nil {
+		return nil, err
+	}
+	for isKw(p.peek(), "OR") {
+		p.next()
+		r, err := p.parseAnd()
+		if err != nil {
+			return nil, err
+		}
+		l = &orExpr{l: l, r: r}
+	}
+	return l, nil
+}
+
+func (p *parser) parseAnd() (expr, *Error) {
+	l, err := p.parseNot()
+	if err != nil {
+		return nil, err
+	}
+	for isKw(p.peek(), "AND") {
+		p.next()
+		r, err := p.parseNot()
+		if err != nil {
+			return nil, err
+		}
+		l = &andExpr{l: l, r: r}
+	}
+	return l, nil
+}
+
+func (p *parser) parseNot() (expr, *Error) {
+	if t := p.peek(); isKw(t, "NOT") {
+		if err := p.enter(t); err != nil {
+			return nil, err
+		}
+		defer p.leave()
+		p.next()
+		x, err := p.parseNot()
+		if err != nil {
+			return nil, err
+		}
+		return &notExpr{x: x}, nil
+	}
+	return p.parseCmp()
+}
+
+func (p *parser) parseCmp() (expr, *Error) {
+	l, err := p.parseAdd()
+	if err != nil {
+		return nil, err
+	}
+	for {
+		t := p.peek()
+		switch {
+		case t.kind >= tEq && t.kind <= tGe:
+			p.next()
+			r, err := p.parseAdd()
+			if err != nil {
+				return nil, err
+			}
+			l = &binExpr{op: t.kind, l: l, r: r}
+		case isKw(t, "IN"), isKw(t, "NIN"):
+			p.next()
+			r, err := p.parseAdd()
+			if err != nil {
+				return nil, err
+			}
+			l = &inExpr{x: l, list: r, not: isKw(t, "NIN")}
+		default:
+			return l, nil
+		}
+	}
+}
+
+func (p *parser) parseAdd() (expr, *Error) {
+	l, err := p.parseMul()
+	if err != nil {
+		return nil, err
+	}
+	for t := p.peek(); t.kind == tPlus || t.kind == tMinus; t = p.peek() {
+		p.next()
+		r, err := p.parseMul()
+		if err != nil {
+			return nil, err
+		}
+		l = &binExpr{op: t.kind, l: l, r: r}
+	}
+	return l, nil
+}
+
+func (p *parser) parseMul() (expr, *Error) {
+	l, err := p.parseUnary()
+	if err != nil {
+		return nil, err
+	}
+	for t := p.peek(); t.kind == tStar || t.kind == tSlash || t.kind == tPercent; t = p.peek() {
+		p.next()
+		r, err := p.parseUnary()
+		if err != nil {
+			return nil, err
+		}
+		l = &binExpr{op: t.kind, l: l, r: r}
+	}
+	return l, nil
+}
+
+func (p *parser) parseUnary() (expr, *Error) {
+	t := p.peek()
+	if t.kind != tMinus && t.kind != tPlus {
+		return p.parsePrimary()
+	}
+	if err := p.enter(t); err != nil {
+		return nil, err
+	}
+	defer p.leave()
+	p.next()
+	x, err := p.parseUnary()
+	if err != nil {
+		return nil, err
+	}
+	e := &signExpr{neg: t.kind == tMinus, x: x}
+	if _, ok := x.(*litExpr); ok {
+		// Fold "-5" so that array constants with negative numbers stay
+		// constant.
+		return &litExpr{v: e.eval(nil)}, nil
+	}
+	return e, nil
+}
+
+func (p *parser) parsePrimary() (expr, *Error) {
+	t := p.next()
+	switch t.kind {
+	case tNumber:
+		return &litExpr{v: numV(t.num)}, nil
+	case tString:
+		return &litExpr{v: strV([]byte(t.str))}, nil
+	case tLParen:
+		if err := p.enter(t); err != nil {
+			return nil, err
+		}
+		defer p.leave()
+		e, err := p.parseExpr()
+		if err != nil {
+			return nil, err
+		}
+		if r := p.next(); r.kind != tRParen {
+			return nil, errAt(r, "expected ')'")
+		}
+		return e, nil
+	case tLBrack:
+		if err := p.enter(t); err != nil {
+			return nil, err
+		}
+		defer p.leave()
+		return p.parseArray()
+	case tIdent:
+		upper := strings.ToUpper(t.text)
+		switch upper {
+		case "TRUE", "FALSE":
+			return &litExpr{v: boolV(upper == "TRUE")}, nil
+		case "NULL":
+			return &litExpr{v: Value{kind: kNull}}, nil
+		case "UNDEFINED":
+			return &litExpr{}, nil
+		}
+		if reserved[upper] {
+			break
+		}
+		if p.peek().kind == tLParen {
+			return p.parseCall(t)
+		}
+		return p.parsePath(t)
+	}
+	return nil, errAt(t, "expected an expression")
+}
+
+// parseArray reads the elements of '[' ... ']' (the '[' is consumed).
+// Arrays of constants are folded into one constant.
+func (p *parser) parseArray() (expr, *Error) {
+	var elems []expr
+	if p.peek().kind == tRBrack {
+		p.next()
+		return &litExpr{v: arrV([]Value{})}, nil
+	}
+	for {
+		e, err := p.parseExpr()
+		if err != nil {
+			return nil, err
+		}
+		elems = append(elems, e)
+		t := p.next()
+		if t.kind == tRBrack {
+			break
+		}
+		if t.kind != tComma {
+			return nil, errAt(t, "expected ',' or ']'")
+		}
+	}
+	vals := make([]Value, 0, len(elems))
+	for _, e := range elems {
+		lit, ok := e.(*litExpr)
+		if !ok {
+			return &arrayExpr{elems: elems}, nil
+		}
+		vals = append(vals, lit.v)
+	}
+	return &litExpr{v: arrV(vals)}, nil
+}
+
+func (p *parser) parseCall(name token) (expr, *Error) {
+	upper := strings.ToUpper(name.text)
+	fn, ok := functions[upper]
+	if !ok {
+		if _, agg := aggregates[upper]; agg {
+			return nil, errAt(name, "aggregate %s is only allowed in SELECT", upper)
+		}
+		return nil, errAt(name, "unknown function %s", name.text)
+	}
+	if err := p.enter(name); err != nil {
+		return nil, err
+	}
+	defer p.leave()
+	p.next() // '('
+	var args []expr
+	if p.peek().kind == tRParen {
+		p.next()
+	} else {
+		for {
+			a, err := p.parseExpr()
+			if err != nil {
+				return nil, err
+			}
+			args = append(args, a)
+			t := p.next()
+			if t.kind == tRParen {
+				break
+			}
+			if t.kind != tComma {
+				return nil, errAt(t, "expected ',' or ')'")
+			}
+		}
+	}
+	if len(args) < fn.minArgs || (fn.maxArgs >= 0 && len(args) > fn.maxArgs) {
+		return nil, errAt(name, "%s takes %s", fn.name, arity(fn))
+	}
+	return &callExpr{fn: fn, args: args}, nil
+}
+
+func arity(fn *funcDef) string {
+	switch {
+	case fn.maxArgs < 0:
+		return itoa(fn.minArgs) + " or more arguments"
+	case fn.minArgs == fn.maxArgs && fn.minArgs == 1:
+		return "1 argument"
+	case fn.minArgs == fn.maxArgs:
+		return itoa(fn.minArgs) + " arguments"
+	}
+	return itoa(fn.minArgs) + " to " + itoa(fn.maxArgs) + " arguments"
+}
+
+func itoa(n int) string { return string(appendNumber(nil, float64(n))) }

@@ -1,0 +1,185 @@
+// SPDX-License-Identifier: MIT
+
+package restapi
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"github.com/gorilla/mux"
+
+	"github.com/iothubemulator/iothub/emulator/internal/hub"
+	"github.com/iothubemulator/iothub/emulator/internal/huberr"
+)
+
+type server struct {
+	hub   *hub.Hub
+	ready func() bool
+	caPEM []byte
+}
+
+// maxBody bounds request bodies; the largest legitimate one is a bulk
+// registry request of 100 devices or a 128 KB method payload.
+const maxBody = 4 << 20
+
+// apiVersion accepts YYYY-MM-DD with an optional -preview suffix
+// (iothub-protocol.md §6.1, §11 item 9).
+var apiVersion = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}(-preview)?$`)
+
+// pipeline wraps a route's handler in the order every request takes:
+// tracking id -> api-version check -> authentication and rights -> handler
+// -> error mapping. The api-version check comes first because the hub
+// rejects a request without one before it looks at credentials.
+func (s *server) pipeline(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tracking := newTrackingID()
+		w.Header().Set("iothub-tracking-id", tracking)
+		fail := func(err error) {
+			he := huberr.As(err)
+			if he.Status >= 500 {
+				s.hub.Logger().Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+			}
+			he.WriteHTTP(w, tracking, s.hub.Now())
+		}
+		if v := r.URL.Query().Get("api-version"); !apiVersion.MatchString(v) {
+			fail(huberr.InvalidProtocolVersion())
+			return
+		}
+		if rt.rights != 0 {
+			if _, err := s.authorize(r.Header.Get("Authorization"), rt.rights); err != nil {
+				fail(err)
+				return
+			}
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		if err := rt.handler(s, w, r); err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				err = huberr.MessageTooLarge("The request body is larger than %d bytes.", maxBody)
+			}
+			fail(err)
+		}
+	})
+}
+
+// authorize accepts a caller whose policy has any one of the rights.
+func (s *server) authorize(header string, any hub.Rights) (hub.ServiceCaller, error) {
+	var firstErr error
+	for _, r := range []hub.Rights{hub.RegistryRead, hub.RegistryWrite, hub.ServiceConnect, hub.DeviceConnect} {
+		if any&r == 0 {
+			continue
+		}
+		c, err := s.hub.AuthorizeService(header, r)
+		if err == nil {
+			return c, nil
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	return hub.ServiceCaller{}, firstErr
+}
+
+func newTrackingID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// vars returns the route variable, unescaped.
+func pathVar(r *http.Request, name string) (string, error) {
+	raw := mux.Vars(r)[name]
+	v, err := url.PathUnescape(raw)
+	if err != nil {
+		return "", huberr.ArgumentInvalid("The path segment '%s' is not validly escaped.", raw)
+	}
+	return v, nil
+}
+
+func identityOf(r *http.Request) (hub.Identity, error) {
+	id, err := pathVar(r, "id")
+	if err != nil {
+		return hub.Identity{}, err
+	}
+	mid := ""
+	if _, ok := mux.Vars(r)["mid"]; ok {
+		if mid, err = pathVar(r, "mid"); err != nil {
+			return hub.Identity{}, err
+		}
+	}
+	return hub.Identity{DeviceID: id, ModuleID: mid}, nil
+}
+
+// readJSON decodes the body into v; a malformed body is 400 ArgumentInvalid.
+func readJSON(r *http.Request, v any) error {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return huberr.ArgumentInvalid("The request body is not valid JSON for this operation: %v", err)
+	}
+	return nil
+}
+
+func readBody(r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, err
+	}
+	if len(strings.TrimSpace(string(b))) == 0 {
+		return nil, huberr.ArgumentNull("The request body must not be empty.")
+	}
+	if !json.Valid(b) {
+		return nil, huberr.ArgumentInvalid("The request body is not valid JSON.")
+	}
+	return b, nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	var b []byte
+	switch x := v.(type) {
+	case []byte:
+		b = x
+	case json.RawMessage:
+		b = x
+	default:
+		var err error
+		if b, err = json.Marshal(v); err != nil {
+			return err
+		}
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_, err := w.Write(b)
+	return err
+}
+
+func (s *server) health(w http.ResponseWriter, r *http.Request) {
+	if s.ready != nil && !s.ready() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, "ok\n")
+}
+
+func (s *server) notFound(w http.ResponseWriter, r *http.Request) {
+	e := huberr.InvalidOperation("The route %s %s does not exist on this hub (or is not implemented by the emulator).", r.Method, r.URL.EscapedPath())
+	e.Status = http.StatusNotFound
+	e.WriteHTTP(w, newTrackingID(), s.hub.Now())
+}
+
+func (s *server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	e := huberr.InvalidOperation("The method %s is not supported on %s.", r.Method, r.URL.EscapedPath())
+	e.Status = http.StatusMethodNotAllowed
+	e.WriteHTTP(w, newTrackingID(), s.hub.Now())
+}

@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: MIT
+
+package restapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/iothubemulator/iothub/emulator/internal/hub"
+	"github.com/iothubemulator/iothub/emulator/internal/huberr"
+)
+
+func (s *server) getTwin(w http.ResponseWriter, r *http.Request) error {
+	id, err := identityOf(r)
+	if err != nil {
+		return err
+	}
+	b, err := s.hub.GetTwin(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	return writeTwin(w, b)
+}
+
+func (s *server) patchTwin(w http.ResponseWriter, r *http.Request) error {
+	return s.updateTwin(w, r, false)
+}
+func (s *server) putTwin(w http.ResponseWriter, r *http.Request) error {
+	return s.updateTwin(w, r, true)
+}
+
+func (s *server) updateTwin(w http.ResponseWriter, r *http.Request, replace bool) error {
+	id, err := identityOf(r)
+	if err != nil {
+		return err
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	b, err := s.hub.UpdateTwin(r.Context(), id, body, r.Header.Get("If-Match"), replace)
+	if err != nil {
+		return err
+	}
+	return writeTwin(w, b)
+}
+
+// writeTwin sends a twin with its etag also in the ETag header, quoted.
+func writeTwin(w http.ResponseWriter, b []byte) error {
+	var head struct {
+		ETag string `json:"etag"`
+	}
+	if json.Unmarshal(b, &head) == nil && head.ETag != "" {
+		w.Header().Set("ETag", strconv.Quote(head.ETag))
+	}
+	return writeJSON(w, http.StatusOK, b)
+}
+
+// methodBody is the direct-method invocation body (iothub-protocol.md §4).
+type methodBody struct {
+	MethodName               string          `json:"methodName"`
+	Payload                  json.RawMessage `json:"payload"`
+	ResponseTimeoutInSeconds *int            `json:"responseTimeoutInSeconds"`
+	ConnectTimeoutInSeconds  *int            `json:"connectTimeoutInSeconds"`
+}
+
+func (s *server) invokeMethod(w http.ResponseWriter, r *http.Request) error {
+	id, err := identityOf(r)
+	if err != nil {
+		return err
+	}
+	var body methodBody
+	if err := readJSON(r, &body); err != nil {
+		he := huberr.As(err)
+		he.Form = huberr.FormB
+		return he
+	}
+	req := hub.MethodRequest{
+		Name:            body.MethodName,
+		Payload:         body.Payload,
+		ResponseTimeout: hub.DefaultResponseTimeout,
+	}
+	if body.ResponseTimeoutInSeconds != nil {
+		req.ResponseTimeout = time.Duration(*body.ResponseTimeoutInSeconds) * time.Second
+	}
+	if body.ConnectTimeoutInSeconds != nil {
+		req.ConnectTimeout = time.Duration(*body.ConnectTimeoutInSeconds) * time.Second
+	}
+	res, err := s.hub.InvokeMethod(r.Context(), id, req)
+	if err != nil {
+		return err
+	}
+	var out bytes.Buffer
+	out.WriteString(`{"status":`)
+	out.WriteString(strconv.Itoa(res.Status))
+	out.WriteString(`,"payload":`)
+	out.Write(res.Payload)
+	out.WriteString(`}`)
+	return writeJSON(w, http.StatusOK, out.Bytes())
+}

@@ -1,0 +1,190 @@
+// SPDX-License-Identifier: MIT
+
+package twin
+
+import (
+	"strconv"
+	"time"
+)
+
+// PatchTags merges patch, a JSON object, into the tags. On error d is
+// unchanged.
+func (d *Doc) PatchTags(patch []byte, now time.Time) error {
+	t, err := parseBody(patch, sectionTags)
+	if err != nil {
+		return err
+	}
+	_, err = d.serviceWrite(update{tags: t}, false, now)
+	return err
+}
+
+// ReplaceTags replaces the tags with tags, a JSON object; null members are
+// dropped. On error d is unchanged.
+func (d *Doc) ReplaceTags(tags []byte, now time.Time) error {
+	t, err := parseBody(tags, sectionTags)
+	if err != nil {
+		return err
+	}
+	_, err = d.serviceWrite(update{tags: t}, true, now)
+	return err
+}
+
+// PatchDesired merges patch, a JSON object, into the desired properties.
+// It returns the notification body for the device: the patch as sent plus
+// "$version" (§3.8), or nil when nothing changed (the patch only deleted
+// absent members). Top-level "$metadata" and "$version" members, which
+// SDKs echo from a fetched twin, are ignored. On error d is unchanged.
+func (d *Doc) PatchDesired(patch []byte, now time.Time) (notify []byte, err error) {
+	p, err := parseBody(patch, sectionDesired)
+	if err != nil {
+		return nil, err
+	}
+	return d.serviceWrite(update{desired: p}, false, now)
+}
+
+// ReplaceDesired replaces the desired properties with desired, a JSON
+// object; null members are dropped, echoed "$metadata"/"$version" ignored.
+// It returns the notification body: the whole new desired set, null for
+// each top-level member that disappeared, and "$version" (§3.8; the nulls
+// are the emulator's choice, §11 item 3). A replacement always counts as a
+// change. On error d is unchanged.
+func (d *Doc) ReplaceDesired(desired []byte, now time.Time) (notify []byte, err error) {
+	p, err := parseBody(desired, sectionDesired)
+	if err != nil {
+		return nil, err
+	}
+	return d.serviceWrite(update{desired: p}, true, now)
+}
+
+// PatchReported merges a device's reported-properties patch, a JSON
+// object, and returns the reported $version after the write (unchanged
+// when the patch only deleted absent members). On error d is unchanged.
+func (d *Doc) PatchReported(patch []byte, now time.Time) (version int64, err error) {
+	p, err := parseBody(patch, sectionReported)
+	if err != nil {
+		return 0, err
+	}
+	if err := checkBody(p, sectionReported); err != nil {
+		return 0, err
+	}
+	if err := checkSize(mergedSize(d.reported, p), sectionReported); err != nil {
+		return 0, err
+	}
+	if merge(d.reported, p, stamp{at: stampTime(now)}) {
+		d.reportedVersion++
+		d.version++
+	}
+	return d.reportedVersion, nil
+}
+
+// parseBody parses the JSON body of a write to sec.
+func parseBody(b []byte, sec sectionID) (*node, error) {
+	n, err := parse(b)
+	if err != nil {
+		return nil, invalidf("", "malformed JSON in the %s update: %v", sections[sec].path, err)
+	}
+	return n, nil
+}
+
+// update is a back-end write: either section may be nil (absent).
+type update struct {
+	tags, desired *node
+}
+
+// serviceWrite validates u completely, then applies it: a merge, or with
+// replace a wholesale replacement of each section present. A write that
+// changes tags, desired or both counts once in the twin version and etag.
+// It returns the desired notification, nil when desired did not change.
+func (d *Doc) serviceWrite(u update, replace bool, now time.Time) (notify []byte, err error) {
+	if u.desired != nil && u.desired.kind == kindObject {
+		dropEcho(u.desired)
+	}
+	if err := d.check(u.tags, sectionTags, d.tags, replace); err != nil {
+		return nil, err
+	}
+	if err := d.check(u.desired, sectionDesired, d.desired, replace); err != nil {
+		return nil, err
+	}
+
+	at := stampTime(now)
+	tagsChanged := false
+	if u.tags != nil {
+		if replace {
+			u.tags.stampTree(stamp{at: at})
+			d.tags, tagsChanged = u.tags, true
+		} else {
+			tagsChanged = merge(d.tags, u.tags, stamp{at: at})
+		}
+	}
+	if u.desired != nil {
+		next := d.desiredVersion + 1
+		st := stamp{at: at, version: next}
+		if replace {
+			removed := removedKeys(d.desired, u.desired)
+			u.desired.stampTree(st)
+			d.desired = u.desired
+			notify = replaceNotice(d.desired, removed, next)
+		} else {
+			// Encode before merging: merge consumes the patch.
+			body := patchNotice(u.desired, next)
+			if merge(d.desired, u.desired, st) {
+				notify = body
+			}
+		}
+		if notify != nil {
+			d.desiredVersion = next
+		}
+	}
+	if tagsChanged || notify != nil {
+		d.version++
+		d.etag++
+	}
+	return notify, nil
+}
+
+// check validates a section body about to be written over cur.
+func (d *Doc) check(body *node, sec sectionID, cur *node, replace bool) error {
+	if body == nil {
+		return nil
+	}
+	if err := checkBody(body, sec); err != nil {
+		return err
+	}
+	size := body.size()
+	if !replace {
+		size = mergedSize(cur, body)
+	}
+	return checkSize(size, sec)
+}
+
+// patchNotice renders a desired patch as the device receives it.
+func patchNotice(patch *node, version int64) []byte {
+	b := append([]byte(nil), '{')
+	b = appendMembers(b, patch)
+	return appendVersionMember(b, len(patch.keys) == 0, version)
+}
+
+// replaceNotice renders a desired replacement as the device receives it.
+func replaceNotice(desired *node, removed []string, version int64) []byte {
+	b := append([]byte(nil), '{')
+	b = appendMembers(b, desired)
+	for i, k := range removed {
+		if i > 0 || len(desired.keys) > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, k)
+		b = append(b, ":null"...)
+	}
+	return appendVersionMember(b, len(desired.keys)+len(removed) == 0, version)
+}
+
+// appendVersionMember closes an object whose members are already in b with
+// "$version":v and '}'. empty tells whether b holds no member yet.
+func appendVersionMember(b []byte, empty bool, v int64) []byte {
+	if !empty {
+		b = append(b, ',')
+	}
+	b = append(b, `"$version":`...)
+	b = strconv.AppendInt(b, v, 10)
+	return append(b, '}')
+}

@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: MIT
+
+package emulator
+
+import (
+	"log/slog"
+	"time"
+)
+
+// WellKnownOwnerKey is the default primary key of the iothubowner policy.
+// It is published on purpose, like Azurite's account key, so that a fresh
+// emulator always has the same service connection string. Never use it for
+// anything but local testing.
+const WellKnownOwnerKey = "SW9USHViRW11bGF0b3JXZWxsS25vd25Pd25lcktleSE="
+
+// Options configure a Server. The zero value works: defaults are applied in
+// one place, setDefaults.
+type Options struct {
+	HostName    string           `json:"hostName"`    // hub host name in connection strings, SAS resources and the certificate; default "localhost"
+	TLSSANs     []string         `json:"tlsSans"`     // extra certificate names (DNS or IP), also accepted as SAS hosts
+	MQTTAddr    string           `json:"mqttAddr"`    // MQTT over TLS listen address; default ":8883"
+	HTTPSAddr   string           `json:"httpsAddr"`   // HTTPS (REST + MQTT over WebSockets) listen address; default ":443"
+	DataDir     string           `json:"dataDir"`     // database and generated certificates; default "./iothub-data"
+	InMemory    bool             `json:"inMemory"`    // keep nothing after Close
+	TLSCertFile string           `json:"tlsCertFile"` // server certificate (PEM); generated when empty
+	TLSKeyFile  string           `json:"tlsKeyFile"`  // server key (PEM)
+	OwnerKey    string           `json:"ownerKey"`    // iothubowner primary key (base64); default WellKnownOwnerKey
+	Config      *Config          `json:"-"`           // policies and devices applied at start
+	Logger      *slog.Logger     `json:"-"`           // default: discard
+	Clock       func() time.Time `json:"-"`           // default: time.Now
+	LockTimeout time.Duration    `json:"-"`           // how long to wait for a database another process holds; default 1s
+}
+
+func (o *Options) setDefaults() {
+	if o.HostName == "" {
+		o.HostName = "localhost"
+	}
+	if o.MQTTAddr == "" {
+		o.MQTTAddr = ":8883"
+	}
+	if o.HTTPSAddr == "" {
+		o.HTTPSAddr = ":443"
+	}
+	if o.DataDir == "" {
+		o.DataDir = "./iothub-data"
+	}
+	if o.OwnerKey == "" {
+		o.OwnerKey = WellKnownOwnerKey
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if o.LockTimeout == 0 {
+		o.LockTimeout = time.Second
+	}
+}

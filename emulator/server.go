@@ -1,0 +1,287 @@
+// SPDX-License-Identifier: MIT
+
+package emulator
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/iothubemulator/iothub/emulator/internal/certs"
+	"github.com/iothubemulator/iothub/emulator/internal/hub"
+	"github.com/iothubemulator/iothub/emulator/internal/mqttapi"
+	"github.com/iothubemulator/iothub/emulator/internal/restapi"
+	"github.com/iothubemulator/iothub/emulator/internal/store"
+	"github.com/iothubemulator/iothub/internal/sas"
+)
+
+// Server is an emulated IoT Hub: the hub core, its store, an MQTT over TLS
+// listener and an HTTPS listener (REST API and MQTT over WebSockets).
+type Server struct {
+	opts  Options
+	db    *store.DB
+	hub   *hub.Hub
+	tls   *certs.Material
+	mqtt  *mqttapi.Server
+	https *http.Server
+	hl    net.Listener
+
+	ready     atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New prepares a Server: it opens the database, loads or generates the TLS
+// material and applies the config, but does not listen yet (see Start).
+func New(opts Options) (*Server, error) {
+	opts.setDefaults()
+	s := &Server{opts: opts}
+	ok := false
+	defer func() {
+		if !ok {
+			s.closeStore()
+		}
+	}()
+	var err error
+	if opts.InMemory {
+		s.db, err = store.OpenTemp()
+	} else {
+		s.db, err = store.Open(filepath.Join(opts.DataDir, "iothub.db"), store.Options{LockTimeout: opts.LockTimeout})
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.loadTLS(); err != nil {
+		return nil, err
+	}
+	policies, err := opts.Config.policies(opts.OwnerKey)
+	if err != nil {
+		return nil, err
+	}
+	cas, err := opts.Config.deviceCAs()
+	if err != nil {
+		return nil, err
+	}
+	s.hub, err = hub.New(s.db, hub.Config{
+		HostName:   opts.HostName,
+		ExtraHosts: opts.TLSSANs,
+		Policies:   policies,
+		DeviceCAs:  cas,
+		Logger:     opts.Logger,
+		Clock:      opts.Clock,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := opts.Config.apply(context.Background(), s.hub); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	ok = true
+	return s, nil
+}
+
+func (s *Server) loadTLS() error {
+	var err error
+	if s.opts.TLSCertFile != "" || s.opts.TLSKeyFile != "" {
+		if s.opts.TLSCertFile == "" || s.opts.TLSKeyFile == "" {
+			return errors.New("tls: give both --tls-cert and --tls-key, or neither")
+		}
+		s.tls, err = certs.LoadFiles(s.opts.TLSCertFile, s.opts.TLSKeyFile)
+		return err
+	}
+	dir := s.opts.DataDir
+	if s.opts.InMemory {
+		dir = filepath.Join(filepath.Dir(s.db.Path()), "certs")
+	}
+	hosts := append([]string{s.opts.HostName}, s.opts.TLSSANs...)
+	s.tls, err = certs.Ensure(dir, hosts, time.Now())
+	if err != nil {
+		return fmt.Errorf("tls: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) serverTLS() *tls.Config {
+	return &tls.Config{
+		Certificates: []tls.Certificate{s.tls.Server},
+		MinVersion:   tls.VersionTLS12,
+		// Devices may authenticate with X.509 client certificates; the hub
+		// verifies them (thumbprint or CA chain), not the TLS layer.
+		ClientAuth: tls.RequestClientCert,
+	}
+}
+
+// Start binds both listeners and serves. It fails with a one-line error
+// naming the address when a port is taken.
+func (s *Server) Start() error {
+	hl, err := net.Listen("tcp", s.opts.HTTPSAddr)
+	if err != nil {
+		return listenError("HTTPS", s.opts.HTTPSAddr, "--https-addr", err)
+	}
+	s.hl = hl
+	s.mqtt, err = mqttapi.New(mqttapi.Options{Hub: s.hub, Addr: s.opts.MQTTAddr, TLSConfig: s.serverTLS(), Logger: s.opts.Logger})
+	if err != nil {
+		hl.Close()
+		return err
+	}
+	if err := s.mqtt.Start(); err != nil {
+		hl.Close()
+		return listenError("MQTT", s.opts.MQTTAddr, "--mqtt-addr", err)
+	}
+	handler := restapi.New(restapi.Options{
+		Hub:       s.hub,
+		WebSocket: s.mqtt.WebSocketHandler(),
+		Ready:     s.ready.Load,
+		CAPEM:     s.tls.CAPEM,
+	})
+	s.https = &http.Server{
+		Handler:           handler,
+		TLSConfig:         s.serverTLS(),
+		ReadHeaderTimeout: 30 * time.Second,
+		ErrorLog:          nil,
+	}
+	go func() {
+		if err := s.https.ServeTLS(hl, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.opts.Logger.Error("https server stopped", "err", err)
+		}
+	}()
+	s.ready.Store(true)
+	return nil
+}
+
+func listenError(what, addr, flag string, err error) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%s address %s is already in use: stop what listens there or choose another with %s", what, addr, flag)
+	}
+	if errors.Is(err, syscall.EACCES) {
+		return fmt.Errorf("%s address %s needs privileges to bind: run as root, grant CAP_NET_BIND_SERVICE, or choose an unprivileged port with %s", what, addr, flag)
+	}
+	return fmt.Errorf("%s listener on %s: %v", what, addr, err)
+}
+
+// Close stops accepting, lets in-flight HTTPS requests finish (up to five
+// seconds), disconnects devices and closes the database cleanly.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.ready.Store(false)
+		var errs []error
+		if s.https != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := s.https.Shutdown(ctx); err != nil {
+				errs = append(errs, err)
+			}
+			cancel()
+		}
+		if s.mqtt != nil {
+			if err := s.mqtt.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if s.hub != nil {
+			s.hub.Close()
+		}
+		errs = append(errs, s.closeStore())
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
+}
+
+func (s *Server) closeStore() error {
+	if s.db == nil {
+		return nil
+	}
+	err := s.db.Close()
+	s.db = nil
+	return err
+}
+
+// HostName is the hub host name.
+func (s *Server) HostName() string { return s.opts.HostName }
+
+// MQTTAddr is the bound MQTT over TLS address (host:port).
+func (s *Server) MQTTAddr() string {
+	if s.mqtt == nil {
+		return ""
+	}
+	return s.mqtt.Addr().String()
+}
+
+// HTTPSAddr is the bound HTTPS address (host:port).
+func (s *Server) HTTPSAddr() string {
+	if s.hl == nil {
+		return ""
+	}
+	return s.hl.Addr().String()
+}
+
+func portOf(addr string) string {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ""
+	}
+	return p
+}
+
+// hostWithPort is the host name with the port appended unless it is the
+// protocol's default, so that connection strings work on random ports.
+func (s *Server) hostWithPort(addr, defaultPort string) string {
+	p := portOf(addr)
+	if p == "" || p == defaultPort {
+		return s.opts.HostName
+	}
+	return net.JoinHostPort(s.opts.HostName, p)
+}
+
+// ConnectionString is the iothubowner service connection string. Its
+// HostName carries the HTTPS port when that is not 443.
+func (s *Server) ConnectionString() string {
+	return s.PolicyConnectionString(hub.OwnerPolicy)
+}
+
+// PolicyConnectionString is the service connection string of a shared
+// access policy ("" if there is no such policy).
+func (s *Server) PolicyConnectionString(policy string) string {
+	p, ok := s.hub.Policy(policy)
+	if !ok {
+		return ""
+	}
+	return sas.ConnectionString{HostName: s.hostWithPort(s.HTTPSAddr(), "443"),
+		SharedAccessKeyName: p.Name, SharedAccessKey: p.PrimaryKey}.String()
+}
+
+// CAFile is the path of the CA certificate (PEM) that clients must trust;
+// empty when a user-supplied certificate came without one.
+func (s *Server) CAFile() string { return s.tls.CAFile }
+
+// CAPEM is the CA certificate that clients must trust, PEM-encoded.
+func (s *Server) CAPEM() []byte { return append([]byte(nil), s.tls.CAPEM...) }
+
+// CAPool is a certificate pool that trusts the emulator.
+func (s *Server) CAPool() *x509.CertPool { return s.tls.Pool }
+
+// TLSConfig is a client TLS configuration that trusts the emulator.
+func (s *Server) TLSConfig() *tls.Config {
+	return &tls.Config{RootCAs: s.tls.Pool, ServerName: s.opts.HostName, MinVersion: tls.VersionTLS12}
+}
+
+// Ready reports whether both listeners are serving.
+func (s *Server) Ready() bool { return s.ready.Load() }
+
+// mqttPort is used in device connection strings.
+func (s *Server) mqttHost() string { return s.hostWithPort(s.MQTTAddr(), "8883") }
+
+// httpsPort returns the HTTPS port as a number (for WebSocket device clients).
+func (s *Server) httpsPort() int {
+	n, _ := strconv.Atoi(portOf(s.HTTPSAddr()))
+	return n
+}

@@ -1,0 +1,30 @@
+// SPDX-License-Identifier: MIT
+
+// Package service is a Go client for the Azure IoT Hub service REST API:
+// the identity registry (devices, modules, bulk operations, statistics),
+// device and module twins, direct methods and queries. It speaks the same
+// wire protocol as the official service SDKs (api-version 2021-04-12, SAS
+// tokens from a shared access policy) and works both against a real hub and
+// against this project's emulator; it imports nothing of the emulator.
+//
+// Quick start:
+//
+//	c, err := service.NewFromConnectionString(os.Getenv("IOTHUB_CONNECTION_STRING"))
+//	d, err := c.CreateDevice(ctx, &service.Device{DeviceID: "dev1"})
+//
+// Behaviour worth knowing:
+//   - Every call takes a context; cancelling it ends the call, including
+//     any wait between retries.
+//   - Failed calls return an *Error carrying the HTTP status, the hub's
+//     six-digit code and code name, parsed from either error body form the
+//     hub uses. Classify it with IsNotFound, IsAlreadyExists,
+//     IsPreconditionFailed, IsThrottled, IsDeviceNotOnline, and so on.
+//   - Only calls that are safe to repeat are retried (see RetryPolicy).
+//     Creates, twin patches, bulk operations and direct methods make one
+//     attempt. Pass WithoutRetries in tests.
+//   - Twin tags and properties are open JSON documents and are kept as raw
+//     JSON (TwinCollection) with map and struct accessors.
+//   - The SAS token minted from the policy key is cached and renewed when a
+//     quarter of its lifetime remains. A ":port" in HostName is used for the
+//     connection only, never in the token's resource.
+package service

@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: MIT
+
+package service
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// call describes one REST operation.
+type call struct {
+	op         string        // operation name for logs and errors, e.g. "GetDevice"
+	method     string        // HTTP method
+	path       string        // escaped path starting with "/", without query
+	query      string        // extra query parameters, already escaped, without '&' or '?'
+	header     http.Header   // extra request headers (If-Match, x-ms-...)
+	body       any           // encoded as JSON when non-nil
+	idempotent bool          // safe to send again after a failure (see RetryPolicy)
+	timeout    time.Duration // limit for each attempt; 0 leaves it to ctx
+}
+
+// maxResponseBody bounds a success body: a 1000-device list or a query page
+// of large twins stays well below it.
+const maxResponseBody = 64 << 20
+
+// jsonContentType is the request Content-Type every SDK sends with a body
+// (azure-iothub dist/registry.js and device_method.js).
+const jsonContentType = "application/json; charset=utf-8"
+
+// do runs cl, retrying as the policy allows, and decodes a successful JSON
+// body into out (when out is non-nil). It returns the response headers of
+// the successful attempt.
+func (c *Client) do(ctx context.Context, cl *call, out any) (http.Header, error) {
+	var payload []byte
+	if cl.body != nil {
+		var err error
+		if payload, err = json.Marshal(cl.body); err != nil {
+			return nil, errorf(cl.op, "encoding request: %w", err)
+		}
+	}
+	maxAttempts := 1
+	if cl.idempotent && c.retry.MaxAttempts > 1 {
+		maxAttempts = c.retry.MaxAttempts
+	}
+	for attempt := 1; ; attempt++ {
+		header, body, err := c.attempt(ctx, cl, payload, attempt)
+		if err == nil {
+			if out != nil && len(bytes.TrimSpace(body)) > 0 {
+				if err := json.Unmarshal(body, out); err != nil {
+					return header, errorf(cl.op, "decoding response: %w", err)
+				}
+			}
+			return header, nil
+		}
+		if ctx.Err() != nil || attempt >= maxAttempts {
+			return nil, err
+		}
+		wait, ok := c.retryWait(err, header, attempt)
+		if !ok {
+			return nil, err
+		}
+		if dl, has := ctx.Deadline(); has && c.now().Add(wait).After(dl) {
+			// Waiting would outlive the caller's deadline; report the
+			// failure now rather than a less useful deadline error later.
+			return nil, err
+		}
+		c.log.InfoContext(ctx, "iothub: retrying", "op", cl.op, "attempt", attempt, "wait", wait, "error", err)
+		if serr := c.sleep(ctx, wait); serr != nil {
+			return nil, fmt.Errorf("service: %s: %w; last attempt: %w", cl.op, serr, err)
+		}
+	}
+}
+
+// retryWait decides whether a failed attempt is worth repeating and how long
+// to wait first.
+func (c *Client) retryWait(err error, header http.Header, attempt int) (time.Duration, bool) {
+	wait := c.retry.backoff(attempt)
+	if e := asError(err); e != nil {
+		if !retryableStatus(e) {
+			return 0, false
+		}
+		if ra, ok := retryAfter(header, c.now()); ok && ra > wait {
+			wait = ra
+		}
+		return wait, true
+	}
+	// A network error: the request may or may not have reached the hub,
+	// which is fine because only idempotent calls get here.
+	return wait, !errors.Is(err, errAttemptTimeout)
+}
+
+// errAttemptTimeout marks a call's own per-attempt timeout expiring.
+var errAttemptTimeout = errors.New("no response within the call's timeout")
+
+// attempt sends one request. On an HTTP error status it returns the
+// response headers together with an *Error.
+func (c *Client) attempt(ctx context.Context, cl *call, payload []byte, n int) (http.Header, []byte, error) {
+	if cl.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, cl.timeout, errAttemptTimeout)
+		defer cancel()
+	}
+	url := "https://" + c.host + cl.path + "?api-version=" + APIVersion
+	if cl.query != "" {
+		url += "&" + cl.query
+	}
+	var body io.Reader
+	if payload != nil {
+		body = bytes.NewReader(payload)
+	}
+	req, err := http.NewRequestWithContext(ctx, cl.method, url, body)
+	if err != nil {
+		return nil, nil, errorf(cl.op, "%w", err)
+	}
+	auth, err := c.cred.authorization(c.now())
+	if err != nil {
+		return nil, nil, err
+	}
+	requestID := newUUID()
+	for k, v := range cl.header {
+		req.Header[k] = v
+	}
+	// The headers every SDK sends (azure-iothub dist/common-http/rest_api_client.js
+	// executeApiCall): Authorization, a fresh Request-Id and User-Agent.
+	req.Header.Set("Authorization", auth)
+	req.Header.Set("Request-Id", requestID)
+	req.Header.Set("User-Agent", c.userAgent)
+	if payload != nil {
+		req.Header.Set("Content-Type", jsonContentType)
+	}
+
+	start := time.Now()
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if cause := context.Cause(ctx); errors.Is(cause, errAttemptTimeout) {
+			err = fmt.Errorf("%w (%v)", errAttemptTimeout, cl.timeout)
+		}
+		c.log.DebugContext(ctx, "iothub: request failed", "op", cl.op, "method", cl.method, "path", cl.path,
+			"attempt", n, "requestId", requestID, "error", err)
+		return nil, nil, errorf(cl.op, "%w", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody+1))
+	c.log.DebugContext(ctx, "iothub: request", "op", cl.op, "method", cl.method, "path", cl.path,
+		"attempt", n, "requestId", requestID, "status", resp.StatusCode, "elapsed", time.Since(start))
+	if err != nil {
+		return nil, nil, errorf(cl.op, "reading response: %w", err)
+	}
+	if len(data) > maxResponseBody {
+		return nil, nil, errorf(cl.op, "response body exceeds %d bytes", maxResponseBody)
+	}
+	if resp.StatusCode >= 300 {
+		e := parseError(resp.StatusCode, resp.Header, data)
+		e.Op, e.RequestID = cl.op, requestID
+		return resp.Header, nil, e
+	}
+	return resp.Header, data, nil
+}
+
+// newUUID returns a random (version 4) UUID, the form of Node's Request-Id.
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails since Go 1.24
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// escape percent-encodes a path segment exactly as JavaScript's
+// encodeURIComponent does, which is how Node builds every path
+// (encodeURIComponent(deviceId) in azure-iothub dist/registry.js): only
+// A-Z a-z 0-9 and -_.!~*'() stay as they are. Device ids may contain
+// + % # * ? ! ( ) , : = @ $ ' and these must reach the hub intact.
+func escape(s string) string {
+	const hexDigits = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		if 'A' <= ch && ch <= 'Z' || 'a' <= ch && ch <= 'z' || '0' <= ch && ch <= '9' ||
+			strings.IndexByte("-_.!~*'()", ch) >= 0 {
+			b.WriteByte(ch)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hexDigits[ch>>4])
+		b.WriteByte(hexDigits[ch&15])
+	}
+	return b.String()
+}
+
+// ifMatch formats an etag for the If-Match header. Node always quotes it
+// (Registry._ensureQuoted in azure-iothub dist/registry.js), and sends "*"
+// for an unconditional write; an empty etag means unconditional here too.
+func ifMatch(etag string) http.Header {
+	switch {
+	case etag == "":
+		etag = `"*"`
+	case strings.HasPrefix(etag, "W/"), len(etag) >= 2 && etag[0] == '"' && etag[len(etag)-1] == '"':
+	default:
+		etag = `"` + etag + `"`
+	}
+	return http.Header{"If-Match": {etag}}
+}
