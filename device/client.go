@@ -43,8 +43,8 @@ type Client struct {
 	filters    map[string]byte // subscriptions the application's features need
 
 	onState        func(ConnectionState, error)
-	onMessage      MessageHandler
-	onDesired      DesiredHandler
+	messageHandler MessageHandler
+	desiredHandler DesiredHandler
 	methodHandlers map[string]MethodHandler
 	defaultMethod  MethodHandler
 	methodInboxes  map[string]*inbox[*MethodRequest] // "" is the catch-all inbox
@@ -282,6 +282,10 @@ func (c *Client) Connect(ctx context.Context) error {
 	c.connecting = true
 	c.setStateLocked(StateConnecting, nil)
 	c.mu.Unlock()
+	select {
+	case <-c.renew: // this dial uses the latest token anyway
+	default:
+	}
 
 	ctx, cancel := mergeCancel(ctx, c.ctx)
 	defer cancel()

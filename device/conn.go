@@ -153,7 +153,7 @@ func (c *Client) dial(ctx context.Context) (*session, error) {
 	var stopHook func() bool
 	scheme, addr, serverName := c.endpoint()
 	opts := mqtt.NewClientOptions().
-		AddBroker(scheme+"://"+addr).
+		AddBroker(scheme + "://" + addr).
 		SetClientID(c.id.clientID()).
 		SetUsername(c.username).
 		SetPassword(password).

@@ -125,7 +125,13 @@ type credentials struct {
 // when unknown or for X.509, which sends none).
 func (cr *credentials) password(id identity, lifetime time.Duration, now time.Time) (string, time.Time, error) {
 	if cr.key != "" {
-		expiry := now.Add(lifetime).Truncate(time.Second)
+		// se is whole seconds; rounding up keeps the full lifetime, so the
+		// renewal time (expiry minus a margin below the lifetime) is always
+		// in the future.
+		expiry := now.Add(lifetime)
+		if t := expiry.Truncate(time.Second); !t.Equal(expiry) {
+			expiry = t.Add(time.Second)
+		}
 		tok, err := sas.NewToken(sas.ResourceURI(id.host, id.deviceID, id.moduleID), cr.keyName, cr.key, expiry)
 		return tok, expiry, err
 	}

@@ -33,7 +33,8 @@ func (c *Client) SendMessage(ctx context.Context, m *Message) error {
 		if err == nil {
 			return nil
 		}
-		if err := awaitRetry(ctx, s, err); err != nil {
+		c.log.Debug("send message failed; retrying after reconnect", "error", err)
+		if err := awaitRetry(ctx, s); err != nil {
 			return fmt.Errorf("device: send message: %w", err)
 		}
 	}
@@ -44,14 +45,11 @@ func (c *Client) SendMessage(ctx context.Context, m *Message) error {
 // timeout) before or instead of the connection-lost callback, so the
 // exchange is retried once s has ended; if ctx ends first, its cause is
 // returned.
-func awaitRetry(ctx context.Context, s *session, err error) error {
+func awaitRetry(ctx context.Context, s *session) error {
 	select {
 	case <-s.lost:
 		return nil
 	case <-ctx.Done():
-		if context.Cause(ctx) == ctx.Err() || errors.Is(err, ErrNotConnected) {
-			return context.Cause(ctx)
-		}
-		return fmt.Errorf("%w (last error: %v)", context.Cause(ctx), err)
+		return context.Cause(ctx)
 	}
 }

@@ -75,8 +75,11 @@ func (h *Hub) AuthorizeService(header string, need Rights) (ServiceCaller, error
 	if !ok || !(tok.Verify(p.PrimaryKey) || (p.SecondaryKey != "" && tok.Verify(p.SecondaryKey))) {
 		return ServiceCaller{}, errors.Join(ErrAuth, huberr.UnauthorizedAccess("Unauthorized"))
 	}
+	// An expired token gets the same answer as any other bad token: the
+	// REST surface reports every credential failure as 401002
+	// IotHubUnauthorizedAccess "Unauthorized" (iothub-protocol.md §2.5, §6.1).
 	if tok.Expired(h.Now(), ClockSkew) {
-		return ServiceCaller{}, authErr("The SAS token has expired.")
+		return ServiceCaller{}, errors.Join(ErrAuth, huberr.UnauthorizedAccess("Unauthorized"))
 	}
 	host := resourceHost(tok.Resource)
 	if !h.hostAccepted(host) || !tok.Covers(host) {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 
 	"github.com/iothubemulator/iothub/emulator/internal/huberr"
 )
@@ -88,8 +89,26 @@ func (h *Hub) BulkImport(ctx context.Context, items []ImportDevice) (*BulkResult
 	return res, nil
 }
 
+// importModes are the import modes in their canonical spelling.
+var importModes = []string{ImportCreate, ImportUpdate, ImportUpdateIfMatchETag, ImportDelete,
+	ImportDeleteIfMatchETag, ImportUpdateTwin, ImportUpdateTwinIfMatchETag}
+
+// canonicalImportMode matches an import mode case-insensitively: Node's
+// Registry sends 'Update', 'UpdateIfMatchETag', 'Delete' and
+// 'DeleteIfMatchETag' (azure-iothub registry.ts), C# and Python the
+// camelCase names. Unknown modes are returned unchanged.
+func canonicalImportMode(m string) string {
+	for _, c := range importModes {
+		if strings.EqualFold(m, c) {
+			return c
+		}
+	}
+	return m
+}
+
 func (h *Hub) importOne(ctx context.Context, it ImportDevice) error {
 	id := Identity{DeviceID: it.ID, ModuleID: it.ModuleID}
+	it.ImportMode = canonicalImportMode(it.ImportMode)
 	etagOrStar := func(conditional bool, etag string) (string, error) {
 		if !conditional {
 			return "*", nil

@@ -29,6 +29,7 @@ type Config struct {
 	DeviceCAs  *x509.CertPool   // CAs that sign certificateAuthority devices' certificates
 	Logger     *slog.Logger     // nil: discard
 	Clock      func() time.Time // nil: time.Now
+	Retention  RetentionConfig  // bounds of the recorded telemetry log
 }
 
 // Hub is the IoT Hub core.
@@ -47,6 +48,14 @@ type Hub struct {
 	pending  map[string]*pendingMethod
 	ridSeq   uint64
 	twinLock [64]sync.Mutex // striped per-identity locks: orders writes and their notifications
+	c2d      c2dState
+	rec      recorder
+
+	reactorMu sync.RWMutex
+	reactor   Reactor
+
+	msgMu     sync.Mutex
+	msgNotify chan struct{} // closed and replaced when telemetry is recorded
 }
 
 type runtimeInfo struct {
@@ -65,14 +74,15 @@ func New(db *store.DB, cfg Config) (*Hub, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	h := &Hub{
-		cfg:      cfg,
-		db:       db,
-		log:      log,
-		policies: map[string]Policy{},
-		conns:    map[Identity]*Conn{},
-		runtime:  map[Identity]*runtimeInfo{},
-		subWake:  make(chan struct{}),
-		pending:  map[string]*pendingMethod{},
+		cfg:       cfg,
+		db:        db,
+		log:       log,
+		policies:  map[string]Policy{},
+		conns:     map[Identity]*Conn{},
+		runtime:   map[Identity]*runtimeInfo{},
+		subWake:   make(chan struct{}),
+		pending:   map[string]*pendingMethod{},
+		msgNotify: make(chan struct{}),
 	}
 	clock := cfg.Clock
 	if clock == nil {

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -59,11 +60,25 @@ func formB(e *huberr.Error) *huberr.Error {
 // InvokeMethod calls a direct method on a device or module and waits for
 // its answer. The device must be registered; it must be connected and
 // subscribed to methods now, or within ConnectTimeout.
-func (h *Hub) InvokeMethod(ctx context.Context, id Identity, r MethodRequest) (MethodResult, error) {
+func (h *Hub) InvokeMethod(ctx context.Context, id Identity, r MethodRequest) (res MethodResult, err error) {
 	if err := ValidateMethodRequest(&r); err != nil {
 		return MethodResult{}, err
 	}
 	if err := h.mustExist(id); err != nil {
+		return MethodResult{}, err
+	}
+	start := h.Now()
+	defer func() {
+		c := MethodCall{DeviceID: id.DeviceID, ModuleID: id.ModuleID, MethodName: r.Name,
+			Payload: jsonOrNull(r.Payload), StartTime: start.UTC(), DurationMs: h.Now().Sub(start).Milliseconds()}
+		if err == nil {
+			c.Status, c.ResponsePayload = res.Status, res.Payload
+		} else {
+			c.ErrorCode = errorCode(err)
+		}
+		h.rec.method(c)
+	}()
+	if err := h.react(ctx, OpInvokeMethod, id); err != nil {
 		return MethodResult{}, err
 	}
 	connectDeadline := time.NewTimer(r.ConnectTimeout)
@@ -133,6 +148,21 @@ func (c *Conn) ResolveMethod(rid string, status int, body []byte) bool {
 	h.mu.Unlock()
 	p.done <- MethodResult{Status: status, Payload: methodPayload(body)}
 	return true
+}
+
+func jsonOrNull(b []byte) json.RawMessage {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return json.RawMessage("null")
+	}
+	return append(json.RawMessage(nil), b...)
+}
+
+func errorCode(err error) int {
+	var he *huberr.Error
+	if errors.As(err, &he) {
+		return he.Code
+	}
+	return 0
 }
 
 // methodPayload turns a device's answer body into the JSON the service

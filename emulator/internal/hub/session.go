@@ -36,6 +36,8 @@ type Conn struct {
 
 	methods atomic.Bool // subscribed to $iothub/methods/POST/#
 	desired atomic.Bool // subscribed to desired-property notifications
+	c2d     atomic.Bool // subscribed to devices/{id}/messages/devicebound/#
+	c2dMu   sync.Mutex  // serialises delivery passes on this connection
 	closed  atomic.Bool
 
 	timerMu sync.Mutex
@@ -86,6 +88,7 @@ func (c *Conn) Disconnect() {
 	}
 	h.mu.Unlock()
 	c.closed.Store(true)
+	h.c2d.forget(c)
 }
 
 // Touch records device activity (any packet).

@@ -64,6 +64,11 @@ func (h *Hub) RecordTelemetry(ctx context.Context, id Identity, authMethod, tran
 	if m.Properties == nil {
 		m.Properties = map[string]string{}
 	}
+	if err := h.react(ctx, OpTelemetry, id); err != nil {
+		return err
+	}
+	defer h.msgWake()
+	ret := h.cfg.Retention
 	return h.db.Update(func(tx *store.Tx) error {
 		seq, err := tx.NextSequence(store.Messages)
 		if err != nil {
@@ -75,8 +80,65 @@ func (h *Hub) RecordTelemetry(ctx context.Context, id Identity, authMethod, tran
 		if err != nil {
 			return err
 		}
-		return tx.Put(store.Messages, seqKey(seq), b)
+		if err := tx.Put(store.Messages, seqKey(seq), b); err != nil {
+			return err
+		}
+		return prune(tx, seq, ret, m.EnqueuedTime)
 	})
+}
+
+// RetentionConfig bounds the recorded telemetry log.
+type RetentionConfig struct {
+	MaxMessages int           // keep at most this many; default 100,000
+	MaxAge      time.Duration // drop older messages; default 24h (the hub's default retention is one day)
+}
+
+func (r RetentionConfig) withDefaults() RetentionConfig {
+	if r.MaxMessages <= 0 {
+		r.MaxMessages = 100000
+	}
+	if r.MaxAge <= 0 {
+		r.MaxAge = 24 * time.Hour
+	}
+	return r
+}
+
+// prune keeps the log within its bounds: one deletion per insert holds the
+// count, and every 64th insert sweeps what has aged out.
+func prune(tx *store.Tx, seq uint64, r RetentionConfig, now time.Time) error {
+	r = r.withDefaults()
+	if seq > uint64(r.MaxMessages) {
+		if err := tx.Delete(store.Messages, seqKey(seq-uint64(r.MaxMessages))); err != nil {
+			return err
+		}
+	}
+	if seq%64 != 0 {
+		return nil
+	}
+	cutoff := now.Add(-r.MaxAge)
+	var old []string
+	err := tx.ForEach(store.Messages, "", "", func(k string, v []byte) error {
+		var m struct {
+			EnqueuedTime time.Time `json:"enqueuedTime"`
+		}
+		if err := json.Unmarshal(v, &m); err != nil {
+			return err
+		}
+		if !m.EnqueuedTime.Before(cutoff) {
+			return store.ErrStop
+		}
+		old = append(old, k)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range old {
+		if err := tx.Delete(store.Messages, k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // seqKey is a big-endian key so that byte order is sequence order.
@@ -108,4 +170,35 @@ func (h *Hub) Telemetry(deviceID, moduleID string, since uint64, limit int) ([]*
 		})
 	})
 	return out, err
+}
+
+// msgWake wakes telemetry waiters.
+func (h *Hub) msgWake() {
+	h.msgMu.Lock()
+	close(h.msgNotify)
+	h.msgNotify = make(chan struct{})
+	h.msgMu.Unlock()
+}
+
+// WaitTelemetry returns messages as Telemetry does, waiting up to wait for
+// at least one to arrive when none is there yet (long poll).
+func (h *Hub) WaitTelemetry(ctx context.Context, deviceID, moduleID string, since uint64, limit int, wait time.Duration) ([]*Message, error) {
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	for {
+		h.msgMu.Lock()
+		ch := h.msgNotify
+		h.msgMu.Unlock()
+		ms, err := h.Telemetry(deviceID, moduleID, since, limit)
+		if err != nil || len(ms) > 0 || wait <= 0 {
+			return ms, err
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			return ms, nil
+		case <-ctx.Done():
+			return ms, ctx.Err()
+		}
+	}
 }

@@ -125,6 +125,9 @@ func loadWithParent(tx *store.Tx, id Identity) (r, parent *record, err error) {
 
 // GetTwin returns the service view of a device or module twin.
 func (h *Hub) GetTwin(ctx context.Context, id Identity) ([]byte, error) {
+	if err := h.react(ctx, OpGetTwin, id); err != nil {
+		return nil, err
+	}
 	var out []byte
 	err := h.db.View(func(tx *store.Tx) error {
 		r, parent, err := loadWithParent(tx, id)
@@ -145,6 +148,9 @@ func (h *Hub) GetTwin(ctx context.Context, id Identity) ([]byte, error) {
 // The device, if connected and subscribed, gets the desired notification
 // after the change is durable.
 func (h *Hub) UpdateTwin(ctx context.Context, id Identity, body []byte, ifMatch string, replace bool) ([]byte, error) {
+	if err := h.react(ctx, OpUpdateTwin, id); err != nil {
+		return nil, err
+	}
 	tags, desired, hasTags, hasDesired, err := twin.ParseServiceUpdate(body)
 	if err != nil {
 		return nil, twinError(err, false)
@@ -152,7 +158,7 @@ func (h *Hub) UpdateTwin(ctx context.Context, id Identity, body []byte, ifMatch 
 	unlock := h.lockIdentity(id)
 	defer unlock()
 	var out, notify []byte
-	var version int64
+	var version, twinVersion int64
 	err = h.db.Update(func(tx *store.Tx) error {
 		notify = nil
 		r, parent, err := loadWithParent(tx, id)
@@ -192,7 +198,7 @@ func (h *Hub) UpdateTwin(ctx context.Context, id Identity, body []byte, ifMatch 
 			}
 		}
 		r.twinDoc = d
-		version = d.DesiredVersion()
+		version, twinVersion = d.DesiredVersion(), d.Version()
 		if err := saveRecord(tx, id, r); err != nil {
 			return err
 		}
@@ -201,6 +207,13 @@ func (h *Hub) UpdateTwin(ctx context.Context, id Identity, body []byte, ifMatch 
 	})
 	if err != nil {
 		return nil, err
+	}
+	now := h.Now().UTC()
+	if hasTags {
+		h.rec.twin(TwinChange{DeviceID: id.DeviceID, ModuleID: id.ModuleID, Section: "tags", Replace: replace, Patch: tags, Version: twinVersion, Time: now})
+	}
+	if hasDesired {
+		h.rec.twin(TwinChange{DeviceID: id.DeviceID, ModuleID: id.ModuleID, Section: "desired", Replace: replace, Patch: desired, Version: twinVersion, Time: now})
 	}
 	if notify != nil {
 		if c := h.conn(id); c != nil && c.desired.Load() {
@@ -214,6 +227,9 @@ func (h *Hub) UpdateTwin(ctx context.Context, id Identity, body []byte, ifMatch 
 
 // DeviceTwin returns the device's view of its twin (MQTT twin GET).
 func (h *Hub) DeviceTwin(id Identity) ([]byte, error) {
+	if err := h.react(context.Background(), OpDeviceTwin, id); err != nil {
+		return nil, err
+	}
 	var out []byte
 	err := h.db.View(func(tx *store.Tx) error {
 		r, err := loadRecord(tx, id)
@@ -237,9 +253,12 @@ func (h *Hub) DeviceTwin(id Identity) ([]byte, error) {
 // new reported $version once the change is durable. baseVersion, when
 // non-zero, must equal the current reported $version (412 otherwise).
 func (h *Hub) PatchReported(id Identity, patch []byte, baseVersion int64) (int64, error) {
+	if err := h.react(context.Background(), OpPatchReported, id); err != nil {
+		return 0, err
+	}
 	unlock := h.lockIdentity(id)
 	defer unlock()
-	var version int64
+	var version, twinVersion int64
 	err := h.db.Update(func(tx *store.Tx) error {
 		r, err := loadRecord(tx, id)
 		if err != nil {
@@ -261,8 +280,13 @@ func (h *Hub) PatchReported(id Identity, patch []byte, baseVersion int64) (int64
 			return twinError(err, true)
 		}
 		r.twinDoc = d
+		twinVersion = d.Version()
 		return saveRecord(tx, id, r)
 	})
+	if err == nil {
+		h.rec.twin(TwinChange{DeviceID: id.DeviceID, ModuleID: id.ModuleID, Section: "reported",
+			Patch: append(json.RawMessage(nil), patch...), Version: twinVersion, Time: h.Now().UTC()})
+	}
 	return version, err
 }
 

@@ -9,7 +9,7 @@ import "strconv"
 type Step struct {
 	Name    string // member name (when !IsIndex)
 	Index   int    // array index (when IsIndex)
-	IsIndex bool
+	IsIndex bool   // the step selects an array element
 }
 
 // Path is a property path such as tags.site.building, one Step per member.

@@ -38,7 +38,7 @@ func (q *Query) Execute(docs iter.Seq[[]byte]) ([]json.RawMessage, error) {
 			break
 		}
 		n++
-		c.reset(RawDocument(d))
+		c.resetRaw(d)
 		if q.where != nil && !q.where.eval(c).truthy() {
 			continue
 		}
@@ -67,7 +67,7 @@ func checkObject(d []byte, n int) error {
 func (q *Query) project(c *evalCtx) json.RawMessage {
 	buf := []byte{'{'}
 	for _, it := range q.items {
-		buf = appendMember(buf, it.name, c.lookup(it.path.slot, it.path.path))
+		buf = appendMember(buf, it.name, it.path.eval(c))
 	}
 	return append(buf, '}')
 }
@@ -151,20 +151,20 @@ func (q *Query) executeGrouped(docs iter.Seq[[]byte], c *evalCtx) ([]json.RawMes
 			return nil, err
 		}
 		n++
-		c.reset(RawDocument(d))
+		c.resetRaw(d)
 		if q.where != nil && !q.where.eval(c).truthy() {
 			continue
 		}
 		key = key[:0]
 		for _, pe := range q.groupBy {
-			key = appendKey(key, c.lookup(pe.slot, pe.path))
+			key = appendKey(key, pe.eval(c))
 			key = append(key, 0)
 		}
 		g := groups[string(key)]
 		if g == nil {
 			g = &group{aggs: make([]aggState, len(q.items))}
 			for _, pe := range q.groupBy {
-				g.keys = append(g.keys, c.lookup(pe.slot, pe.path).clone())
+				g.keys = append(g.keys, pe.eval(c).clone())
 			}
 			groups[string(key)] = g
 			order = append(order, g)
@@ -172,7 +172,7 @@ func (q *Query) executeGrouped(docs iter.Seq[[]byte], c *evalCtx) ([]json.RawMes
 		g.count++
 		for i, it := range q.items {
 			if it.agg != aggNone && it.agg != aggCount {
-				g.aggs[i].add(it.agg, c.lookup(it.path.slot, it.path.path))
+				g.aggs[i].add(it.agg, it.path.eval(c))
 			}
 		}
 	}

@@ -10,6 +10,7 @@ import "math"
 // the memo without clearing it.
 type evalCtx struct {
 	doc     Document
+	raw     []byte // when set, the document is raw JSON (saves boxing it)
 	gen     uint32
 	slotGen []uint32
 	slots   []Value
@@ -20,7 +21,16 @@ func newEvalCtx(nslots int) *evalCtx {
 }
 
 func (c *evalCtx) reset(doc Document) {
-	c.doc = doc
+	c.doc, c.raw = doc, nil
+	c.next()
+}
+
+func (c *evalCtx) resetRaw(b []byte) {
+	c.doc, c.raw = nil, b
+	c.next()
+}
+
+func (c *evalCtx) next() {
 	c.gen++
 	if c.gen == 0 {
 		clear(c.slotGen)
@@ -28,16 +38,17 @@ func (c *evalCtx) reset(doc Document) {
 	}
 }
 
-func (c *evalCtx) lookup(slot int, p Path) Value {
-	if c.slotGen[slot] == c.gen {
-		return c.slots[slot]
+func (c *evalCtx) find(p Path) Value {
+	var v Value
+	var ok bool
+	if c.raw != nil {
+		v, ok = rawLookup(c.raw, p)
+	} else {
+		v, ok = c.doc.Lookup(p)
 	}
-	v, ok := c.doc.Lookup(p)
 	if !ok {
-		v = Value{}
+		return Value{}
 	}
-	c.slotGen[slot] = c.gen
-	c.slots[slot] = v
 	return v
 }
 
@@ -50,14 +61,28 @@ type litExpr struct{ v Value }
 
 func (e *litExpr) eval(*evalCtx) Value { return e.v }
 
-// pathExpr reads a property of the document; slot indexes the memo.
+// pathExpr reads a property of the document. Paths that occur more than
+// once in the query share a memo slot; the others skip the memo, whose
+// bookkeeping would cost more than it saves.
 type pathExpr struct {
 	path Path
 	slot int
+	memo bool
 	pos  int
 }
 
-func (e *pathExpr) eval(c *evalCtx) Value { return c.lookup(e.slot, e.path) }
+func (e *pathExpr) eval(c *evalCtx) Value {
+	if !e.memo {
+		return c.find(e.path)
+	}
+	if c.slotGen[e.slot] == c.gen {
+		return c.slots[e.slot]
+	}
+	v := c.find(e.path)
+	c.slotGen[e.slot] = c.gen
+	c.slots[e.slot] = v
+	return v
+}
 
 // Logic is three-valued, as in the SQL dialect the language derives from:
 // operands that are not booleans are undefined, AND is false as soon as one

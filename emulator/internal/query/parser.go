@@ -4,6 +4,7 @@ package query
 
 import (
 	"math"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -62,13 +63,6 @@ type parser struct {
 
 func (p *parser) peek() token { return p.toks[p.i] }
 
-func (p *parser) peekAt(n int) token {
-	if p.i+n < len(p.toks) {
-		return p.toks[p.i+n]
-	}
-	return p.toks[len(p.toks)-1]
-}
-
 func (p *parser) next() token {
 	t := p.toks[p.i]
 	if t.kind != tEOF {
@@ -119,29 +113,8 @@ func (p *parser) parseQuery(src string) (*Query, *Error) {
 	if err := p.expectKw("SELECT"); err != nil {
 		return nil, err
 	}
-	if isKw(p.peek(), "TOP") {
-		p.next()
-		t := p.next()
-		if t.kind != tNumber || t.num != math.Trunc(t.num) || t.num > maxTop {
-			return nil, errAt(t, "expected a non-negative integer after TOP")
-		}
-		q.top = int(t.num)
-	}
-	if p.peek().kind == tStar {
-		p.next()
-		q.star = true
-	} else {
-		for {
-			it, err := p.parseItem()
-			if err != nil {
-				return nil, err
-			}
-			q.items = append(q.items, it)
-			if p.peek().kind != tComma {
-				break
-			}
-			p.next()
-		}
+	if err := p.parseProjection(q); err != nil {
+		return nil, err
 	}
 	if err := p.expectKw("FROM"); err != nil {
 		return nil, err
@@ -160,23 +133,8 @@ func (p *parser) parseQuery(src string) (*Query, *Error) {
 	var groupTok token
 	if isKw(p.peek(), "GROUP") {
 		groupTok = p.next()
-		if err := p.expectKw("BY"); err != nil {
+		if err := p.parseGroupBy(q); err != nil {
 			return nil, err
-		}
-		for {
-			t := p.next()
-			if t.kind != tIdent || reserved[strings.ToUpper(t.text)] {
-				return nil, errAt(t, "expected a property path")
-			}
-			pe, err := p.parsePath(t)
-			if err != nil {
-				return nil, err
-			}
-			q.groupBy = append(q.groupBy, pe)
-			if p.peek().kind != tComma {
-				break
-			}
-			p.next()
 		}
 	}
 	if t := p.peek(); t.kind != tEOF {
@@ -193,6 +151,56 @@ func (p *parser) parseQuery(src string) (*Query, *Error) {
 		return nil, err
 	}
 	return q, nil
+}
+
+// parseProjection reads [TOP n] and the projection list up to FROM.
+func (p *parser) parseProjection(q *Query) *Error {
+	if isKw(p.peek(), "TOP") {
+		p.next()
+		t := p.next()
+		if t.kind != tNumber || t.num != math.Trunc(t.num) || t.num > maxTop {
+			return errAt(t, "expected a non-negative integer after TOP")
+		}
+		q.top = int(t.num)
+	}
+	if p.peek().kind == tStar {
+		p.next()
+		q.star = true
+		return nil
+	}
+	for {
+		it, err := p.parseItem()
+		if err != nil {
+			return err
+		}
+		q.items = append(q.items, it)
+		if p.peek().kind != tComma {
+			return nil
+		}
+		p.next()
+	}
+}
+
+// parseGroupBy reads BY and the list of grouping paths (GROUP is consumed).
+func (p *parser) parseGroupBy(q *Query) *Error {
+	if err := p.expectKw("BY"); err != nil {
+		return err
+	}
+	for {
+		t := p.next()
+		if t.kind != tIdent || reserved[strings.ToUpper(t.text)] {
+			return errAt(t, "expected a property path")
+		}
+		pe, err := p.parsePath(t)
+		if err != nil {
+			return err
+		}
+		q.groupBy = append(q.groupBy, pe)
+		if p.peek().kind != tComma {
+			return nil
+		}
+		p.next()
+	}
 }
 
 // parseCollection reads devices, devices.modules or devices.jobs (any case)
@@ -306,6 +314,7 @@ func (p *parser) parsePath(t token) (*pathExpr, *Error) {
 // paths the same memo slot. It returns the number of slots.
 func (p *parser) resolvePaths(collection string) int {
 	slots := map[string]int{}
+	uses := map[int]int{}
 	for _, pe := range p.paths {
 		pe.path = normalizePath(pe.path, collection)
 		key := pe.path.String()
@@ -315,6 +324,10 @@ func (p *parser) resolvePaths(collection string) int {
 			slots[key] = s
 		}
 		pe.slot = s
+		uses[s]++
+	}
+	for _, pe := range p.paths {
+		pe.memo = uses[pe.slot] > 1
 	}
 	return len(slots)
 }
@@ -574,13 +587,11 @@ func (p *parser) parseCall(name token) (expr, *Error) {
 func arity(fn *funcDef) string {
 	switch {
 	case fn.maxArgs < 0:
-		return itoa(fn.minArgs) + " or more arguments"
+		return strconv.Itoa(fn.minArgs) + " or more arguments"
 	case fn.minArgs == fn.maxArgs && fn.minArgs == 1:
 		return "1 argument"
 	case fn.minArgs == fn.maxArgs:
-		return itoa(fn.minArgs) + " arguments"
+		return strconv.Itoa(fn.minArgs) + " arguments"
 	}
-	return itoa(fn.minArgs) + " to " + itoa(fn.maxArgs) + " arguments"
+	return strconv.Itoa(fn.minArgs) + " to " + strconv.Itoa(fn.maxArgs) + " arguments"
 }
-
-func itoa(n int) string { return string(appendNumber(nil, float64(n))) }

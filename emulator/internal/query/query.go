@@ -2,6 +2,8 @@
 
 package query
 
+import "strconv"
+
 // Query is a parsed twin query. It is immutable and safe for concurrent use.
 type Query struct {
 	text       string
@@ -108,7 +110,7 @@ func (q *Query) check(groupTok token) *Error {
 				// Un-aliased aggregates are named $1, $2, ... (§11 item 11
 				// of the protocol notes; the Cosmos DB convention).
 				unnamed++
-				it.name = "$" + itoa(unnamed)
+				it.name = "$" + strconv.Itoa(unnamed)
 			} else {
 				it.name = lastName(it.path.path)
 			}

@@ -4,8 +4,11 @@ package query
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math"
+	"math/bits"
 	"strconv"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -19,8 +22,9 @@ import (
 type RawDocument []byte
 
 // Lookup finds path in the document.
-func (d RawDocument) Lookup(path Path) (Value, bool) {
-	b := []byte(d)
+func (d RawDocument) Lookup(path Path) (Value, bool) { return rawLookup(d, path) }
+
+func rawLookup(b []byte, path Path) (Value, bool) {
 	i := skipWS(b, 0)
 	for _, s := range path {
 		if s.IsIndex {
@@ -54,22 +58,29 @@ func rawMember(b []byte, i int, name string) int {
 	if i >= len(b) || b[i] != '{' {
 		return -1
 	}
+	// A name holding a quote or backslash can only match an escaped key, so
+	// it must not take the byte-comparison shortcut below.
+	plain := strings.IndexByte(name, '"') < 0 && strings.IndexByte(name, '\\') < 0
 	i++
 	for {
 		i = skipWS(b, i)
 		if i >= len(b) || b[i] != '"' {
 			return -1
 		}
-		end, esc := scanString(b, i)
-		if end < 0 {
-			return -1
-		}
-		key := b[i+1 : end-1]
+		// Most keys are not the one sought and carry no escapes: compare
+		// the bytes in place first and only scan to the closing quote
+		// when they differ.
 		var match bool
-		if esc {
-			match = string(unescape(nil, key)) == name
+		end := i + 1 + len(name)
+		if plain && end < len(b) && b[end] == '"' && string(b[i+1:end]) == name {
+			match = true
+			end++
 		} else {
-			match = string(key) == name
+			var esc bool
+			if end, esc = scanString(b, i); end < 0 {
+				return -1
+			}
+			match = esc && string(unescape(nil, b[i+1:end-1])) == name
 		}
 		i = skipWS(b, end)
 		if i >= len(b) || b[i] != ':' {
@@ -253,27 +264,47 @@ func skipComposite(b []byte, i int) int {
 }
 
 // scanString returns the offset just past the string starting at b[i] (a
-// quote) and whether it contains escapes; -1 if unterminated.
+// quote) and whether it contains escapes; -1 if unterminated. It looks at
+// eight bytes at a time for a quote or backslash: strings (keys,
+// timestamps) are most of a twin's text, so this loop is where lookups
+// spend their time.
 func scanString(b []byte, i int) (int, bool) {
+	esc := false
 	j := i + 1
-	k := bytes.IndexByte(b[j:], '"')
-	if k < 0 {
-		return -1, false
-	}
-	if bytes.IndexByte(b[j:j+k], '\\') < 0 {
-		return j + k + 1, false
-	}
 	for j < len(b) {
+		if j+8 <= len(b) {
+			x := binary.LittleEndian.Uint64(b[j:])
+			m := hasByte(x, '"') | hasByte(x, '\\')
+			if m == 0 {
+				j += 8
+				continue
+			}
+			j += bits.TrailingZeros64(m) >> 3
+		}
 		switch b[j] {
 		case '"':
-			return j + 1, true
+			return j + 1, esc
 		case '\\':
+			esc = true
 			j += 2
 		default:
 			j++
 		}
 	}
-	return -1, true
+	return -1, esc
+}
+
+const (
+	lsbs = 0x0101010101010101
+	msbs = 0x8080808080808080
+)
+
+// hasByte sets the high bit of each byte of x equal to c. Bits above the
+// first match may be set spuriously (borrows propagate upwards), so only
+// the lowest set bit is meaningful.
+func hasByte(x uint64, c byte) uint64 {
+	y := x ^ (lsbs * uint64(c))
+	return (y - lsbs) &^ y & msbs
 }
 
 func scanNumber(b []byte, i int) int {

@@ -29,13 +29,16 @@ const (
 // Value), which is what a missing property evaluates to. Values taken from a
 // RawDocument alias the document bytes.
 type Value struct {
-	kind  kind
-	b     bool
-	n     float64
-	str   []byte  // decoded string (kString)
-	raw   []byte  // JSON text as found in a raw document, if any
-	tree  any     // decoded JSON (kArray, kObject) from a MapDocument
-	elems []Value // elements of an array built by the query
+	kind kind
+	b    bool
+	n    float64
+	str  []byte // decoded string (kString)
+	raw  []byte // JSON text as found in a raw document, if any
+	// tree is the decoded JSON ([]any, map[string]any) of an array or
+	// object from a MapDocument, or the []Value of an array built by the
+	// query. Keeping both in one field keeps Value small, which matters as
+	// values are copied on every evaluation step.
+	tree any
 }
 
 // ValueOf converts a decoded JSON value (nil, bool, float64, the integer
@@ -83,7 +86,7 @@ func RawValue(raw []byte) Value {
 func boolV(b bool) Value      { return Value{kind: kBool, b: b} }
 func numV(f float64) Value    { return Value{kind: kNumber, n: f} }
 func strV(s []byte) Value     { return Value{kind: kString, str: s} }
-func arrV(vs []Value) Value   { return Value{kind: kArray, elems: vs} }
+func arrV(vs []Value) Value   { return Value{kind: kArray, tree: vs} }
 func (v Value) defined() bool { return v.kind != kUndefined }
 func (v Value) truthy() bool  { return v.kind == kBool && v.b }
 
@@ -130,20 +133,23 @@ func compare(a, b Value) (c int, ok bool) {
 
 // elements returns the members of an array value.
 func (v Value) elements() []Value {
-	switch {
-	case v.kind != kArray:
+	if v.kind != kArray {
 		return nil
-	case v.elems != nil:
-		return v.elems
-	case v.raw != nil:
+	}
+	if v.raw != nil {
 		return rawElements(v.raw)
 	}
-	arr, _ := v.tree.([]any)
-	out := make([]Value, len(arr))
-	for i, e := range arr {
-		out[i] = ValueOf(e)
+	switch t := v.tree.(type) {
+	case []Value:
+		return t
+	case []any:
+		out := make([]Value, len(t))
+		for i, e := range t {
+			out[i] = ValueOf(e)
+		}
+		return out
 	}
-	return out
+	return nil
 }
 
 // clone copies the bytes a value aliases, so that it outlives the document
@@ -151,12 +157,12 @@ func (v Value) elements() []Value {
 func (v Value) clone() Value {
 	v.str = bytes.Clone(v.str)
 	v.raw = bytes.Clone(v.raw)
-	if v.elems != nil {
-		es := make([]Value, len(v.elems))
-		for i, e := range v.elems {
+	if vs, ok := v.tree.([]Value); ok {
+		es := make([]Value, len(vs))
+		for i, e := range vs {
 			es[i] = e.clone()
 		}
-		v.elems = es
+		v.tree = es
 	}
 	return v
 }
@@ -184,9 +190,9 @@ func appendJSON(dst []byte, v Value) []byte {
 	case kString:
 		return appendQuoted(dst, v.str)
 	case kArray, kObject:
-		if v.elems != nil || v.tree == nil {
+		if vs, ok := v.tree.([]Value); ok {
 			dst = append(dst, '[')
-			for i, e := range v.elems {
+			for i, e := range vs {
 				if i > 0 {
 					dst = append(dst, ',')
 				}

@@ -27,9 +27,19 @@ type Options struct {
 type route struct {
 	method  string
 	path    string
-	rights  hub.Rights // any one of these satisfies the route; 0: no authentication
+	rights  hub.Rights // any one of these satisfies the route; 0: no service authentication
 	handler func(*server, http.ResponseWriter, *http.Request) error
+	kind    routeKind
 }
+
+type routeKind int
+
+const (
+	serviceRoute routeKind = iota // hub policy SAS, api-version required
+	deviceRoute                   // device SAS for the identity in the path, api-version required
+	controlRoute                  // emulator-only: iothubowner-equivalent policy, no api-version
+	publicRoute                   // emulator-only, unauthenticated
+)
 
 // The rights mapping follows iothub-protocol.md §2.4. Reads of twins and
 // queries accept RegistryRead or ServiceConnect, because both policies are
@@ -42,29 +52,45 @@ func routes() []route {
 	)
 	return []route{
 		// Device identities (§6.2).
-		{"GET", "/devices", rr, (*server).listDevices},
-		{"POST", "/devices", rw, (*server).bulkDevices},
-		{"POST", "/devices/query", rr | sc, (*server).query},
-		{"PUT", "/devices/{id}", rw, (*server).putDevice},
-		{"GET", "/devices/{id}", rr, (*server).getDevice},
-		{"DELETE", "/devices/{id}", rw, (*server).deleteDevice},
+		{"GET", "/devices", rr, (*server).listDevices, serviceRoute},
+		{"POST", "/devices", rw, (*server).bulkDevices, serviceRoute},
+		{"POST", "/devices/query", rr | sc, (*server).query, serviceRoute},
+		{"PUT", "/devices/{id}", rw, (*server).putDevice, serviceRoute},
+		{"GET", "/devices/{id}", rr, (*server).getDevice, serviceRoute},
+		{"DELETE", "/devices/{id}", rw, (*server).deleteDevice, serviceRoute},
 		// Module identities (§6.3).
-		{"GET", "/devices/{id}/modules", rr, (*server).listModules},
-		{"PUT", "/devices/{id}/modules/{mid}", rw, (*server).putModule},
-		{"GET", "/devices/{id}/modules/{mid}", rr, (*server).getModule},
-		{"DELETE", "/devices/{id}/modules/{mid}", rw, (*server).deleteModule},
+		{"GET", "/devices/{id}/modules", rr, (*server).listModules, serviceRoute},
+		{"PUT", "/devices/{id}/modules/{mid}", rw, (*server).putModule, serviceRoute},
+		{"GET", "/devices/{id}/modules/{mid}", rr, (*server).getModule, serviceRoute},
+		{"DELETE", "/devices/{id}/modules/{mid}", rw, (*server).deleteModule, serviceRoute},
 		// Twins (§6.4) and direct methods (§4).
-		{"GET", "/twins/{id}", rr | sc, (*server).getTwin},
-		{"PATCH", "/twins/{id}", sc, (*server).patchTwin},
-		{"PUT", "/twins/{id}", sc, (*server).putTwin},
-		{"GET", "/twins/{id}/modules/{mid}", rr | sc, (*server).getTwin},
-		{"PATCH", "/twins/{id}/modules/{mid}", sc, (*server).patchTwin},
-		{"PUT", "/twins/{id}/modules/{mid}", sc, (*server).putTwin},
-		{"POST", "/twins/{id}/methods", sc, (*server).invokeMethod},
-		{"POST", "/twins/{id}/modules/{mid}/methods", sc, (*server).invokeMethod},
+		{"GET", "/twins/{id}", rr | sc, (*server).getTwin, serviceRoute},
+		{"PATCH", "/twins/{id}", sc, (*server).patchTwin, serviceRoute},
+		{"PUT", "/twins/{id}", sc, (*server).putTwin, serviceRoute},
+		{"GET", "/twins/{id}/modules/{mid}", rr | sc, (*server).getTwin, serviceRoute},
+		{"PATCH", "/twins/{id}/modules/{mid}", sc, (*server).patchTwin, serviceRoute},
+		{"PUT", "/twins/{id}/modules/{mid}", sc, (*server).putTwin, serviceRoute},
+		{"POST", "/twins/{id}/methods", sc, (*server).invokeMethod, serviceRoute},
+		{"POST", "/twins/{id}/modules/{mid}/methods", sc, (*server).invokeMethod, serviceRoute},
 		// Statistics (§6.7).
-		{"GET", "/statistics/devices", rr, (*server).registryStats},
-		{"GET", "/statistics/service", sc, (*server).serviceStats},
+		{"GET", "/statistics/devices", rr, (*server).registryStats, serviceRoute},
+		{"GET", "/statistics/service", sc, (*server).serviceStats, serviceRoute},
+		// Device-facing HTTPS API (§7): authenticated with the device's own SAS.
+		{"POST", "/devices/{id}/messages/events", 0, (*server).deviceSend, deviceRoute},
+		{"POST", "/devices/{id}/modules/{mid}/messages/events", 0, (*server).deviceSend, deviceRoute},
+		{"GET", "/devices/{id}/messages/deviceBound", 0, (*server).deviceReceive, deviceRoute},
+		{"DELETE", "/devices/{id}/messages/deviceBound/{lock}", 0, (*server).deviceComplete, deviceRoute},
+		{"POST", "/devices/{id}/messages/deviceBound/{lock}/abandon", 0, (*server).deviceAbandon, deviceRoute},
+		// Emulator-only test control (README: "Test-control API").
+		{"GET", "/emulator/ca.pem", 0, (*server).caPEMRoute, publicRoute},
+		{"POST", "/emulator/reset", hub.AllRights, (*server).reset, controlRoute},
+		{"GET", "/emulator/messages", hub.AllRights, (*server).messages, controlRoute},
+		{"POST", "/emulator/devices/{id}/messages/devicebound", hub.AllRights, (*server).sendC2D, controlRoute},
+		{"GET", "/emulator/devices/{id}/messages/devicebound", hub.AllRights, (*server).pendingC2D, controlRoute},
+		{"GET", "/emulator/feedback", hub.AllRights, (*server).feedback, controlRoute},
+		{"GET", "/emulator/methods", hub.AllRights, (*server).methodCalls, controlRoute},
+		{"GET", "/emulator/twins/{id}/history", hub.AllRights, (*server).twinHistory, controlRoute},
+		{"GET", "/emulator/twins/{id}/modules/{mid}/history", hub.AllRights, (*server).twinHistory, controlRoute},
 	}
 }
 
@@ -75,6 +101,9 @@ func New(opts Options) http.Handler {
 	// Ids may contain escaped characters ('/', '#', '?', '%'): match on the
 	// encoded path and unescape the variables ourselves.
 	r.UseEncodedPath()
+	// "." and ".." are valid device ids; cleaning the path would answer
+	// /devices/. with a redirect instead of the device.
+	r.SkipClean(true)
 	r.HandleFunc("/health", s.health).Methods("GET", "HEAD")
 	if opts.WebSocket != nil {
 		r.Handle("/$iothub/websocket", opts.WebSocket)

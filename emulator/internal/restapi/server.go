@@ -48,15 +48,25 @@ func (s *server) pipeline(rt route) http.Handler {
 			}
 			he.WriteHTTP(w, tracking, s.hub.Now())
 		}
-		if v := r.URL.Query().Get("api-version"); !apiVersion.MatchString(v) {
-			fail(huberr.InvalidProtocolVersion())
-			return
-		}
-		if rt.rights != 0 {
-			if _, err := s.authorize(r.Header.Get("Authorization"), rt.rights); err != nil {
-				fail(err)
+		if rt.kind == serviceRoute || rt.kind == deviceRoute {
+			if v := r.URL.Query().Get("api-version"); !apiVersion.MatchString(v) {
+				fail(huberr.InvalidProtocolVersion())
 				return
 			}
+		}
+		var err error
+		switch rt.kind {
+		case serviceRoute:
+			_, err = s.authorize(r.Header.Get("Authorization"), rt.rights)
+		case controlRoute:
+			// The control surface needs every right, i.e. the owner policy.
+			_, err = s.hub.AuthorizeService(r.Header.Get("Authorization"), rt.rights)
+		case deviceRoute:
+			err = s.authorizeDevice(r)
+		}
+		if err != nil {
+			fail(err)
+			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		if err := rt.handler(s, w, r); err != nil {

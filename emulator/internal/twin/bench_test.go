@@ -39,11 +39,11 @@ func BenchmarkStoredPatchReported(b *testing.B) {
 	if _, err := d.PatchReported([]byte(realisticReported), at(1)); err != nil {
 		b.Fatal(err)
 	}
-	stored, _ := d.Marshal()
+	blob, _ := d.Marshal()
 	patch := []byte(`{"telemetry":{"lastSent":"2024-05-02T09:10:00Z","count":18232},"battery":86}`)
 	b.ReportAllocs()
 	for b.Loop() {
-		u, err := Unmarshal(stored)
+		u, err := Unmarshal(blob)
 		if err != nil {
 			b.Fatal(err)
 		}

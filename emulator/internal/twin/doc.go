@@ -18,6 +18,11 @@
 // desired $version + reported $version + tags writes, etag = desired $version
 // + tags writes), and a combined tags+desired service write counts once.
 //
+// Service writes are PatchTags/ReplaceTags, PatchDesired/ReplaceDesired,
+// or PatchTwin/ReplaceTwin for a whole REST body; device writes are
+// PatchReported. A rejected write returns an *Error matching ErrInvalid or
+// ErrTooLarge and leaves the Doc as it was.
+//
 // Quick start:
 //
 //	d := twin.New(now)

@@ -25,7 +25,7 @@ var (
 // client, worded like the hub's and naming the offending path and limit.
 type Error struct {
 	Kind error  // ErrInvalid or ErrTooLarge
-	Path string // e.g. "properties.desired.fan.speed"; "" when the whole body is at fault
+	Path string // the offending value, or the object holding a bad name, e.g. "properties.desired.fan"; "" for the whole body
 	Msg  string // the client-facing message
 }
 

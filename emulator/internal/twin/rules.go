@@ -34,14 +34,14 @@ const (
 // maxPathSegment is the longest member name quoted in an error message.
 const maxPathSegment = 64
 
+// sectionID names one of a twin's three writable sections.
+type sectionID int
+
 const (
 	sectionTags sectionID = iota
 	sectionDesired
 	sectionReported
 )
-
-// sectionID names one of a twin's three writable sections.
-type sectionID int
 
 // sectionInfo is what the rules need to know about a section.
 type sectionInfo struct {

@@ -88,11 +88,7 @@ func (d *Doc) DeviceView() []byte {
 // Properties returns the "properties" member of the service view (§5.1):
 // both sections with their $metadata and $version.
 func (d *Doc) Properties() []byte {
-	return d.appendProperties(nil)
-}
-
-func (d *Doc) appendProperties(b []byte) []byte {
-	b = append(b, `{"desired":`...)
+	b := append([]byte(nil), `{"desired":`...)
 	b = appendSection(b, d.desired, d.desiredVersion, true)
 	b = append(b, `,"reported":`...)
 	b = appendSection(b, d.reported, d.reportedVersion, true)

@@ -186,6 +186,14 @@ func TestReplace(t *testing.T) {
 				`"n":{"$lastUpdated":"` + ts(9) + `","$lastUpdatedVersion":3}}`,
 		},
 		{
+			name:        "null member of a replacement is a removal",
+			o:           op{"replaceDesired", `{"a":null,"b":{"c":2,"x":null}}`},
+			wantNotify:  `{"b":{"c":2},"a":null,"$version":3}`,
+			wantTags:    `{"old":1}`,
+			wantDevice:  `{"desired":{"b":{"c":2},"$version":3},"reported":{"$version":1}}`,
+			wantMetaVer: `{"$lastUpdated":"` + ts(9) + `","$lastUpdatedVersion":3,"b":{"$lastUpdated":"` + ts(9) + `","$lastUpdatedVersion":3,"c":{"$lastUpdated":"` + ts(9) + `","$lastUpdatedVersion":3}}}`,
+		},
+		{
 			name:        "desired emptied",
 			o:           op{"replaceDesired", `{}`},
 			wantNotify:  `{"a":null,"b":null,"$version":3}`,

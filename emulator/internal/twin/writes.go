@@ -64,10 +64,7 @@ func (d *Doc) PatchReported(patch []byte, now time.Time) (version int64, err err
 	if err != nil {
 		return 0, err
 	}
-	if err := checkBody(p, sectionReported); err != nil {
-		return 0, err
-	}
-	if err := checkSize(mergedSize(d.reported, p), sectionReported); err != nil {
+	if err := check(p, sectionReported, d.reported, false); err != nil {
 		return 0, err
 	}
 	if merge(d.reported, p, stamp{at: stampTime(now)}) {
@@ -99,10 +96,10 @@ func (d *Doc) serviceWrite(u update, replace bool, now time.Time) (notify []byte
 	if u.desired != nil && u.desired.kind == kindObject {
 		dropEcho(u.desired)
 	}
-	if err := d.check(u.tags, sectionTags, d.tags, replace); err != nil {
+	if err := check(u.tags, sectionTags, d.tags, replace); err != nil {
 		return nil, err
 	}
-	if err := d.check(u.desired, sectionDesired, d.desired, replace); err != nil {
+	if err := check(u.desired, sectionDesired, d.desired, replace); err != nil {
 		return nil, err
 	}
 
@@ -120,8 +117,8 @@ func (d *Doc) serviceWrite(u update, replace bool, now time.Time) (notify []byte
 		next := d.desiredVersion + 1
 		st := stamp{at: at, version: next}
 		if replace {
+			u.desired.stampTree(st) // drops nulls first: a member set to null is removed too
 			removed := removedKeys(d.desired, u.desired)
-			u.desired.stampTree(st)
 			d.desired = u.desired
 			notify = replaceNotice(d.desired, removed, next)
 		} else {
@@ -142,8 +139,9 @@ func (d *Doc) serviceWrite(u update, replace bool, now time.Time) (notify []byte
 	return notify, nil
 }
 
-// check validates a section body about to be written over cur.
-func (d *Doc) check(body *node, sec sectionID, cur *node, replace bool) error {
+// check validates a section body about to be written over cur; a nil body
+// (section absent from the write) passes.
+func check(body *node, sec sectionID, cur *node, replace bool) error {
 	if body == nil {
 		return nil
 	}

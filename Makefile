@@ -1,0 +1,25 @@
+# The README's commands. `make test` is what CI runs (.ci/run).
+
+GO ?= go
+
+.PHONY: run test lint unit node-deps bench
+
+run:
+	$(GO) run ./cmd/iothub-emulator
+
+# Everything: formatting, vet, and every Go test with the race detector,
+# including the e2e suite that drives the official Node.js SDKs.
+test: node-deps lint unit
+
+lint:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+node-deps:
+	@if [ ! -d e2e/node/node_modules ]; then cd e2e/node && npm ci --no-audit --no-fund; fi
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./...

@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: MIT
+
+package device_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/iothubemulator/iothub/device"
+	"github.com/iothubemulator/iothub/device/internal/fakehub"
+)
+
+// TestReceiveMessage checks the C2D subscription (QoS 1, Node mqtt.ts
+// enableC2D) and the decoding of the hub's property bags (protocol
+// reference §3.7), through ReceiveMessage and then through a handler.
+func TestReceiveMessage(t *testing.T) {
+	h := fakehub.Start(t)
+	c := connected(t, h)
+	ctx := testContext(t)
+
+	first := make(chan *device.Message, 1)
+	go func() {
+		m, err := c.ReceiveMessage(ctx)
+		if err != nil {
+			t.Errorf("ReceiveMessage: %v", err)
+		}
+		first <- m
+	}()
+	h.WaitSubscribed(t, "dev1", "devices/dev1/messages/devicebound/#")
+	if qos := h.Subscriptions("dev1")["devices/dev1/messages/devicebound/#"]; qos != 1 {
+		t.Errorf("C2D subscription QoS = %d, want 1", qos)
+	}
+	bag := "%24.mid=7d1c&%24.to=%2Fdevices%2Fdev1%2Fmessages%2FdeviceBound&%24.cid=c%201&iothub-ack=full" +
+		"&%24.exp=2030-01-01T00%3A00%3A00.000Z&prop1&prop2=&prop3=a%20string"
+	if err := h.SendC2D("dev1", bag, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	want := &device.Message{
+		Body: []byte("hello"), MessageID: "7d1c", To: "/devices/dev1/messages/deviceBound", CorrelationID: "c 1",
+		Ack: "full", ExpiryTime: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC),
+		Properties: map[string]string{"prop1": "", "prop2": "", "prop3": "a string"},
+	}
+	if diff := cmp.Diff(want, <-first); diff != "" {
+		t.Errorf("message mismatch (-want +got):\n%s", diff)
+	}
+
+	handled := make(chan *device.Message, 2)
+	c.OnMessage(func(m *device.Message) { handled <- m })
+	for _, body := range []string{"one", "two"} {
+		if err := h.SendC2D("dev1", "", []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, body := range []string{"one", "two"} {
+		select {
+		case m := <-handled:
+			if string(m.Body) != body || m.Properties != nil {
+				t.Errorf("handled message = %+v, want body %q and no properties", m, body)
+			}
+		case <-time.After(fakehub.WaitTimeout):
+			t.Fatalf("handler did not get %q", body)
+		}
+	}
+}

@@ -1,0 +1,40 @@
+// SPDX-License-Identifier: MIT
+
+// Package device is an Azure IoT Hub device and module client over MQTT
+// 3.1.1 (TLS or WebSockets). It works against the real hub and against the
+// local emulator, and puts the same bytes on the wire as the official SDKs:
+// Python's azure-iot-device is the feature model (IoTHubDeviceClient,
+// IoTHubModuleClient), Node's azure-iot-device-mqtt the wire reference.
+//
+// Features: telemetry with system and application properties (SendMessage),
+// cloud-to-device messages (OnMessage, ReceiveMessage), direct methods
+// (HandleMethod, SetDefaultMethodHandler, ReceiveMethodRequest,
+// SendMethodResponse), and twins (GetTwin, UpdateReportedProperties,
+// OnDesiredPropertiesUpdate, ReceiveDesiredPatch). Authentication is by
+// shared access key (tokens are generated and renewed by reconnecting
+// before they expire), ready-made SAS token, or X.509 certificate.
+// Subscriptions are made lazily, when a feature is first used, and are
+// restored after every reconnect; the client reconnects by itself after a
+// drop, with exponential backoff and jitter.
+//
+// Behaviour worth knowing:
+//   - Connect makes one attempt; later drops are retried per RetryPolicy.
+//   - Telemetry is at-least-once: a message whose PUBACK is lost to a drop
+//     is sent again after the reconnect. Twin requests are re-sent the same
+//     way; method responses are not (the hub has already failed the call).
+//   - Cloud-to-device messages are acknowledged on receipt; MQTT offers no
+//     reject or abandon.
+//   - Desired-property patches are not queued by the hub while the device is
+//     offline; after a reconnect read the twin with GetTwin.
+//   - Handlers run on client goroutines, one at a time per feature, except
+//     method handlers, which run concurrently.
+//
+// Quick start:
+//
+//	c, err := device.NewFromConnectionString(os.Getenv("IOTHUB_DEVICE_CONNECTION_STRING"))
+//	err = c.Connect(ctx); defer c.Close()
+//	err = c.SendMessage(ctx, &device.Message{Body: []byte(`{"t":21.5}`), ContentType: "application/json", ContentEncoding: "utf-8"})
+//
+// For the local emulator, whose host name carries a port, add
+// WithCAFile(path to the emulator's CA certificate).
+package device

@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: MIT
+
+package e2e
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/iothubemulator/iothub/service"
+)
+
+// wellKnownConnectionString is the documented out-of-the-box service
+// connection string of an emulator on port 443 (emulator.WellKnownOwnerKey).
+const wellKnownConnectionString = "HostName=localhost;SharedAccessKeyName=iothubowner;SharedAccessKey=SW9USHViRW11bGF0b3JXZWxsS25vd25Pd25lcktleSE="
+
+// nodeDeviceID is the device the harness registers for the Node tests.
+const nodeDeviceID = "node-e2e-device"
+
+// TestNodeSDK runs the official Azure IoT Node.js SDKs (e2e/node) against
+// the emulator. They take no port: they dial 8883 (MQTT) and 443 (HTTPS,
+// MQTT over WebSockets) on the connection string's host, so this is the one
+// test that binds 127.0.0.1:443 and :8883. It must stay serial (no
+// t.Parallel) and be the only test using those ports.
+func TestNodeSDK(t *testing.T) {
+	nodeDir, err := filepath.Abs("node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(nodeDir, "node_modules")); err != nil {
+		t.Fatalf("%s/node_modules is missing: run `npm ci` in e2e/node first (%v)", nodeDir, err)
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("node is required for the Node SDK tests (Node.js 20 or later): %v", err)
+	}
+
+	p := startEmulator(t, procConfig{
+		dataDir:   t.TempDir(),
+		httpsAddr: "127.0.0.1:443",
+		mqttAddr:  "127.0.0.1:8883",
+	})
+	if p.connString != wellKnownConnectionString {
+		t.Errorf("printed connection string: got %q, want %q", p.connString, wellKnownConnectionString)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	d, err := p.serviceClient(t).CreateDevice(ctx, &service.Device{DeviceID: nodeDeviceID})
+	if err != nil {
+		t.Fatalf("CreateDevice(%s): %v", nodeDeviceID, err)
+	}
+	deviceCS, err := service.DeviceConnectionString("localhost", d)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// One test file at a time: the files share DEVICE_ID, and a second
+	// connection for one identity closes the first.
+	cmd := exec.CommandContext(ctx, node, "--test", "--test-concurrency=1", "--test-reporter=spec")
+	cmd.Dir = nodeDir
+	cmd.WaitDelay = 5 * time.Second
+	cmd.Env = append(os.Environ(),
+		"IOTHUB_CONNECTION_STRING="+p.connString,
+		"IOTHUB_DEVICE_CONNECTION_STRING="+deviceCS,
+		"DEVICE_ID="+nodeDeviceID,
+		"NODE_EXTRA_CA_CERTS="+p.caFile,
+		// The emulator listens on 127.0.0.1 only; where localhost also
+		// resolves to ::1, Node must not try that first.
+		"NODE_OPTIONS=--dns-result-order=ipv4first",
+		"NO_COLOR=1",
+	)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Errorf("node --test in %s: %v\n%s", nodeDir, err, out)
+	} else {
+		t.Logf("node --test:\n%s", out)
+	}
+	// Even after a failure: the exit status tells whether the emulator
+	// shut down cleanly (with -race, 66 means it found a data race).
+	p.stop(t)
+}

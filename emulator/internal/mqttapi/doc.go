@@ -1,0 +1,28 @@
+// SPDX-License-Identifier: MIT
+
+// Package mqttapi is the emulator's MQTT adapter: Azure IoT Hub's device
+// protocol (MQTT 3.1.1 over TLS on 8883 and over WebSockets at
+// /$iothub/websocket) on top of an embedded mochi-mqtt broker. It parses
+// CONNECT and topics, authenticates through the hub, maps hub errors to
+// the wire and writes packets; every rule of IoT Hub itself lives in the
+// hub package. References like §3.5 point into iothub-protocol.md.
+//
+// The broker is used as a packet engine, not as a broker: one hook of ours
+// handles authentication, ACLs and every PUBLISH, and nothing a device
+// publishes is routed to another device. What the hub sends to a device
+// (method requests, twin responses, desired-property notifications) is
+// written to that device's connection only, because every device
+// subscribes the same $iothub filters.
+//
+// How the emulator may differ from the hub: the hub's reaction to a sixth
+// subscription, to a filter outside §3.5, to a publish over 256 KB and to a
+// will topic other than the device's telemetry topic is undocumented; the
+// emulator closes the connection (or, for the will, refuses CONNECT with
+// code 5). Every $iothub subscription of a CleanSession=0 session is kept
+// across connections.
+//
+// Quick start:
+//
+//	s, err := mqttapi.New(mqttapi.Options{Hub: h, Addr: ":8883", TLSConfig: cfg})
+//	err = s.Start() // and mount s.WebSocketHandler() at /$iothub/websocket
+package mqttapi

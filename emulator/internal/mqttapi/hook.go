@@ -1,0 +1,329 @@
+// SPDX-License-Identifier: MIT
+
+package mqttapi
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/iothubemulator/iothub/emulator/internal/hub"
+)
+
+// Connection rules of §3.3 and §3.4.
+const (
+	// maxKeepAlive is the keep-alive mochi is given when the client asks for
+	// 0 or for more: mochi drops a silent client after 1.5 × keep-alive,
+	// and 1.5 × 1178 s is the hub's cap of 1767 s.
+	maxKeepAlive = 1178
+	// maxSubscriptions is the hub's limit per connection.
+	maxSubscriptions = 5
+	// takeoverWait bounds how long a new connection waits for the one it
+	// replaces to finish.
+	takeoverWait = 5 * time.Second
+)
+
+// hook is the one mochi hook of the adapter. mochi accepts a connection or
+// a topic if ANY hook says yes, so no other auth or ACL hook may be added.
+type hook struct {
+	mqtt.HookBase
+	srv *Server
+}
+
+func (h *hook) ID() string { return "iothub" }
+
+// Provides lists the events the hook handles.
+func (h *hook) Provides(b byte) bool {
+	switch b {
+	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnSessionEstablish, mqtt.OnSessionEstablished,
+		mqtt.OnDisconnect, mqtt.OnPacketRead, mqtt.OnACLCheck, mqtt.OnSubscribe, mqtt.OnSubscribed, mqtt.OnPacketProcessed,
+		mqtt.OnUnsubscribed, mqtt.OnPublish, mqtt.OnWill:
+		return true
+	}
+	return false
+}
+
+// sessionOf returns the authenticated session of a mochi client, or nil.
+func sessionOf(cl *mqtt.Client) *session {
+	cc, ok := cl.Net.Conn.(*clientConn)
+	if !ok {
+		return nil
+	}
+	return cc.sess.Load()
+}
+
+// OnConnect authenticates the CONNECT (mochi calls it before
+// OnConnectAuthenticate, which cannot choose a return code). An
+// authentication failure leaves the connection without a session, and
+// mochi answers CONNACK 5: its "bad username or password" maps to 3.1.1
+// code 5. Anything else that goes wrong is answered here with CONNACK 3
+// (server unavailable), as the protocol gateway does (§3.3).
+func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	cc, ok := cl.Net.Conn.(*clientConn)
+	if !ok {
+		return errors.New("mqttapi: connection did not come through an IoT Hub listener")
+	}
+	if pk.ProtocolVersion != 4 {
+		// 3.1 is refused by mochi's minimum version; this refuses MQTT 5 (§3.1).
+		_ = h.srv.mochi.SendConnack(cl, packets.ErrUnsupportedProtocolVersion, false, nil)
+		return packets.ErrUnsupportedProtocolVersion
+	}
+	if cl.State.Keepalive == 0 || cl.State.Keepalive > maxKeepAlive {
+		cl.State.Keepalive = maxKeepAlive
+	}
+	sess, err := h.srv.authenticate(cl, cc, pk)
+	switch {
+	case err == nil:
+		cc.sess.Store(sess)
+	case errors.Is(err, errCredentials), errors.Is(err, hub.ErrAuth):
+		h.srv.log.Info("mqtt connection refused", "clientId", string(pk.Connect.ClientIdentifier), "transport", cc.transport, "reason", err)
+	default:
+		h.srv.log.Error("mqtt connect failed", "clientId", string(pk.Connect.ClientIdentifier), "err", err)
+		_ = h.srv.mochi.SendConnack(cl, packets.ErrServerUnavailable, false, nil)
+		return err
+	}
+	return nil
+}
+
+// authenticate checks the CONNECT: client id, username, will topic and,
+// through the hub, the SAS token or client certificate (§3.2).
+func (s *Server) authenticate(cl *mqtt.Client, cc *clientConn, pk packets.Packet) (*session, error) {
+	clientID := string(pk.Connect.ClientIdentifier)
+	id, err := parseClientID(clientID)
+	if err != nil {
+		return nil, err
+	}
+	modelID, err := parseUsername(string(pk.Connect.Username), clientID)
+	if err != nil {
+		return nil, err
+	}
+	if pk.Connect.WillFlag {
+		// The hub forwards a will as telemetry (§3.2): its topic must be the
+		// identity's own events topic. Anything else could reach other
+		// devices through mochi's topic tree.
+		t, err := parsePublishTopic(pk.Connect.WillTopic)
+		if err != nil || t.kind != pubTelemetry || !t.names(id) {
+			return nil, fmt.Errorf("%w: will topic %q is not %s's telemetry topic", errCredentials, pk.Connect.WillTopic, id)
+		}
+	}
+	auth, err := s.hub.AuthenticateDevice(id, string(pk.Connect.Password), cc.peerCerts)
+	if err != nil {
+		return nil, err
+	}
+	return &session{srv: s, cl: cl, cc: cc, id: id, auth: auth, modelID: modelID}, nil
+}
+
+// OnConnectAuthenticate accepts exactly the connections OnConnect authenticated.
+func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
+	return sessionOf(cl) != nil
+}
+
+// OnSessionEstablish runs before mochi takes over any stored session and
+// sends CONNACK. One connection per identity (§3.3): an older connection is
+// dropped here, and waited for, so that mochi does not send it a
+// DISCONNECT and its teardown cannot race the new session. Then the
+// connection is registered with the hub; no method or desired delivery can
+// start before CONNACK because subscriptions are applied afterwards.
+func (h *hook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
+	sess := sessionOf(cl)
+	if sess == nil {
+		return
+	}
+	if old, ok := h.srv.mochi.Clients.Get(cl.ID); ok && old != cl {
+		if occ, ok := old.Net.Conn.(*clientConn); ok {
+			if prev := occ.sess.Load(); prev != nil {
+				prev.serverClosed.Store(true)
+			}
+			old.Stop(errTakenOver)
+			select {
+			case <-occ.done:
+			case <-time.After(takeoverWait):
+				h.srv.log.Warn("older connection did not finish in time", "identity", sess.id.String())
+			}
+		}
+	}
+	c := h.srv.hub.Connect(sess.id, sess, hub.ConnectInfo{AuthMethod: sess.auth.Method, TokenExpiry: sess.auth.Expiry, ModelID: sess.modelID})
+	sess.conn.Store(c)
+}
+
+// OnSessionEstablished re-applies the subscriptions of a resumed
+// CleanSession=0 session to the hub (§3.3): mochi has copied them from the
+// previous connection, the device will not necessarily subscribe again.
+func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	sess := sessionOf(cl)
+	if sess == nil {
+		return
+	}
+	for filter := range cl.State.Subscriptions.GetAll() {
+		sess.applyFilter(filter, true)
+	}
+}
+
+// OnDisconnect tells the hub the device is gone.
+func (h *hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
+	if sess := sessionOf(cl); sess != nil {
+		sess.end()
+	}
+}
+
+// OnPacketRead screens every packet before mochi acts on it. Returning
+// ErrRejectPacket makes mochi close the connection, which is how the hub
+// answers what it does not serve (§3.4, §3.10).
+func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type == packets.Connect {
+		if len(pk.Connect.ClientIdentifier) == 0 && !pk.Connect.Clean {
+			// [MQTT-3.1.3-8]: code 2. mochi would answer 0x80, which is not a
+			// 3.1.1 return code.
+			_ = h.srv.mochi.SendConnack(cl, packets.ErrClientIdentifierNotValid, false, nil)
+			return pk, packets.ErrRejectPacket
+		}
+		return pk, nil
+	}
+	sess := sessionOf(cl)
+	if sess == nil {
+		return pk, packets.ErrRejectPacket
+	}
+	sess.touch()
+	var err error
+	switch pk.FixedHeader.Type {
+	case packets.Publish:
+		err = sess.checkPublish(pk)
+	case packets.Subscribe:
+		err = sess.checkSubscribe(pk)
+	}
+	if err != nil {
+		h.srv.log.Info("closing mqtt connection", "identity", sess.id.String(), "reason", err)
+		return pk, packets.ErrRejectPacket
+	}
+	return pk, nil
+}
+
+// checkPublish enforces §3.4: QoS 0 or 1, and only the identity's own topics.
+func (s *session) checkPublish(pk packets.Packet) error {
+	if pk.FixedHeader.Qos > 1 {
+		return errors.New("PUBLISH with QoS 2 is not supported")
+	}
+	t, err := parsePublishTopic(pk.TopicName)
+	if err != nil {
+		return err
+	}
+	if t.kind == pubTelemetry && !t.names(s.id) {
+		return fmt.Errorf("%w: %q names another identity than %s", errTopic, pk.TopicName, s.id)
+	}
+	return nil
+}
+
+// checkSubscribe enforces §3.4: the documented filters only, naming this
+// identity, and at most five subscriptions per connection.
+func (s *session) checkSubscribe(pk packets.Packet) error {
+	all := s.cl.State.Subscriptions.GetAll()
+	for _, sub := range pk.Filters {
+		f, err := parseFilter(sub.Filter)
+		if err != nil {
+			return err
+		}
+		if !f.allowedFor(s.id) {
+			return fmt.Errorf("%w: filter %q is not %s's", errTopic, sub.Filter, s.id)
+		}
+		all[sub.Filter] = sub
+	}
+	if len(all) > maxSubscriptions {
+		return fmt.Errorf("%d subscriptions; the hub allows %d per connection", len(all), maxSubscriptions)
+	}
+	return nil
+}
+
+// OnACLCheck repeats the topic rules for mochi's own checks. mochi also asks
+// before delivering through its topic tree; nothing of ours is delivered
+// that way, and a topic name never parses as a filter, so that is refused.
+func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	sess := sessionOf(cl)
+	if sess == nil {
+		return false
+	}
+	if write {
+		t, err := parsePublishTopic(topic)
+		return err == nil && (t.kind != pubTelemetry || t.names(sess.id))
+	}
+	f, err := parseFilter(topic)
+	return err == nil && f.allowedFor(sess.id)
+}
+
+// OnSubscribe grants QoS 1 where QoS 2 is asked for (§3.4). It also
+// holds back the session's hub deliveries until the SUBACK is written (see
+// OnPacketProcessed): the subscription becomes live for the hub before the
+// device learns of it, yet no request overtakes the SUBACK.
+func (h *hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	for i := range pk.Filters {
+		if pk.Filters[i].Qos > 1 {
+			pk.Filters[i].Qos = 1
+		}
+	}
+	if sess := sessionOf(cl); sess != nil {
+		sess.sendMu.Lock()
+	}
+	return pk
+}
+
+// OnSubscribed tells the hub about the new subscriptions before mochi
+// writes the SUBACK, so a device that has its SUBACK can be called at once.
+func (h *hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []byte) {
+	sess := sessionOf(cl)
+	if sess == nil {
+		return
+	}
+	for i, sub := range pk.Filters {
+		if i < len(reasonCodes) && reasonCodes[i] <= 2 {
+			sess.applyFilter(sub.Filter, true)
+		}
+	}
+}
+
+// OnPacketProcessed releases hub deliveries once the SUBACK is out. mochi
+// calls it after every SUBSCRIBE that reached OnSubscribe.
+func (h *hook) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, _ error) {
+	if pk.FixedHeader.Type != packets.Subscribe {
+		return
+	}
+	if sess := sessionOf(cl); sess != nil {
+		sess.sendMu.Unlock()
+	}
+}
+
+// OnUnsubscribed stops hub deliveries before mochi writes the UNSUBACK.
+func (h *hook) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
+	if sess := sessionOf(cl); sess != nil {
+		for _, sub := range pk.Filters {
+			sess.applyFilter(sub.Filter, false)
+		}
+	}
+}
+
+// OnWill forwards the last will when the connection dropped without
+// DISCONNECT. The will's topic was checked at CONNECT, so mochi's own
+// publish of it reaches nobody; RETAIN is cleared so mochi keeps nothing.
+func (h *hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
+	if sess := sessionOf(cl); sess != nil {
+		sess.forwardWill(will)
+	}
+	will.Retain = false
+	return will, nil
+}
+
+// forwardWill records a will as telemetry marked iothub-MessageType: Will
+// (§3.2), unless the hub itself closed the connection.
+func (s *session) forwardWill(will mqtt.Will) {
+	if s.serverClosed.Load() || !s.willSent.CompareAndSwap(false, true) {
+		return
+	}
+	t, err := parsePublishTopic(will.TopicName)
+	if err != nil || t.kind != pubTelemetry || !t.names(s.id) {
+		return
+	}
+	if err := s.telemetry(t.bag, will.Payload, will.Retain, true); err != nil {
+		s.srv.log.Warn("will not forwarded", "identity", s.id.String(), "err", err)
+	}
+}

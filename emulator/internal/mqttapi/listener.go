@@ -1,0 +1,284 @@
+// SPDX-License-Identifier: MIT
+
+package mqttapi
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/mochi-mqtt/server/v2/listeners"
+)
+
+// Listener ids as mochi knows them.
+const (
+	listenerTLS = "iothub-tls"
+	listenerWS  = "iothub-ws"
+)
+
+// Transport names recorded with telemetry.
+const (
+	transportMQTT   = "mqtt"
+	transportMQTTWS = "mqtt-ws"
+)
+
+// connectTimeout bounds the TLS handshake and the wait for CONNECT; mochi
+// sets the keep-alive deadline once CONNECT is read.
+const connectTimeout = 30 * time.Second
+
+// clientConn is a device connection as mochi sees it: the transport's
+// net.Conn plus what our hook needs and mochi would hide (the peer
+// certificates, the transport name, our session).
+type clientConn struct {
+	net.Conn
+	raw       io.Closer           // closes at once: no TLS close_notify, no WebSocket close frame
+	listener  string              // listenerTLS or listenerWS
+	transport string              // transportMQTT or transportMQTTWS
+	peerCerts []*x509.Certificate // client certificates from the TLS handshake (X.509 devices)
+	sess      atomic.Pointer[session]
+	done      chan struct{} // closed once mochi is finished with the connection and the hub knows
+}
+
+// Close closes the connection without a goodbye: MQTT 3.1.1 has no server
+// DISCONNECT, the hub signals every error by dropping the connection
+// (§3.3), and a close must never wait on a stuck peer.
+func (c *clientConn) Close() error { return c.raw.Close() }
+
+// serveConn hands an accepted connection to mochi and cleans up after it,
+// whichever way mochi's connection handling ends.
+func (s *Server) serveConn(establish listeners.EstablishFn, cc *clientConn) {
+	defer func() {
+		if sess := cc.sess.Load(); sess != nil {
+			sess.end()
+		}
+		_ = cc.raw.Close()
+		close(cc.done)
+		s.untrack(cc)
+	}()
+	_ = cc.SetDeadline(time.Now().Add(connectTimeout))
+	if err := establish(cc.listener, cc); err != nil {
+		s.log.Debug("mqtt connection ended", "remote", cc.RemoteAddr().String(), "transport", cc.transport, "err", err)
+	}
+}
+
+// track registers a connection so Close can drop it; false when closing.
+func (s *Server) track(cc *clientConn) bool {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.conns[cc] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Server) untrack(cc *clientConn) {
+	s.connMu.Lock()
+	delete(s.conns, cc)
+	s.connMu.Unlock()
+	s.wg.Done()
+}
+
+// dropConns closes every connection of a listener (all when id is "").
+func (s *Server) dropConns(id string) {
+	s.connMu.Lock()
+	var cs []*clientConn
+	for cc := range s.conns {
+		if id == "" || cc.listener == id {
+			cs = append(cs, cc)
+		}
+	}
+	s.connMu.Unlock()
+	for _, cc := range cs {
+		if sess := cc.sess.Load(); sess != nil {
+			sess.serverClosed.Store(true)
+		}
+		_ = cc.raw.Close()
+	}
+}
+
+// tlsListener is mochi's view of our MQTT-over-TLS port. It is ours rather
+// than mochi's TCP listener so that each connection reaches the hook with
+// its TLS state, and so that Close drops connections instead of sending
+// them an MQTT 5 style DISCONNECT.
+type tlsListener struct {
+	srv *Server
+	ln  net.Listener // bound by Start, so a taken port fails Start itself
+}
+
+func (l *tlsListener) ID() string              { return listenerTLS }
+func (l *tlsListener) Address() string         { return l.ln.Addr().String() }
+func (l *tlsListener) Protocol() string        { return "mqtt+tls" }
+func (l *tlsListener) Init(*slog.Logger) error { return nil }
+
+// Serve accepts connections until the listener is closed.
+func (l *tlsListener) Serve(establish listeners.EstablishFn) {
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			l.srv.log.Warn("mqtt accept failed", "err", err)
+			time.Sleep(50 * time.Millisecond) // e.g. out of file descriptors: do not spin
+			continue
+		}
+		tc := tls.Server(c, l.srv.tlsConfig)
+		cc := &clientConn{Conn: tc, raw: c, listener: listenerTLS, transport: transportMQTT, done: make(chan struct{})}
+		if !l.srv.track(cc) {
+			_ = c.Close()
+			continue
+		}
+		go func() {
+			_ = c.SetDeadline(time.Now().Add(connectTimeout))
+			if err := tc.HandshakeContext(l.srv.ctx); err != nil {
+				l.srv.log.Debug("mqtt tls handshake failed", "remote", c.RemoteAddr().String(), "err", err)
+				_ = c.Close()
+				close(cc.done)
+				l.srv.untrack(cc)
+				return
+			}
+			cc.peerCerts = tc.ConnectionState().PeerCertificates
+			l.srv.serveConn(establish, cc)
+		}()
+	}
+}
+
+// Close stops accepting and drops the listener's connections. mochi's
+// closeClients callback is not used: it would write a DISCONNECT packet,
+// which MQTT 3.1.1 clients do not expect from a server.
+func (l *tlsListener) Close(listeners.CloseFn) {
+	_ = l.ln.Close()
+	l.srv.dropConns(listenerTLS)
+}
+
+// wsListener is mochi's view of MQTT over WebSockets. The HTTPS server owns
+// the socket; mochi's establish function is parked here for
+// WebSocketHandler to use.
+type wsListener struct {
+	srv       *Server
+	establish atomic.Pointer[listeners.EstablishFn]
+}
+
+func (l *wsListener) ID() string              { return listenerWS }
+func (l *wsListener) Address() string         { return "/$iothub/websocket" }
+func (l *wsListener) Protocol() string        { return "mqtt+wss" }
+func (l *wsListener) Init(*slog.Logger) error { return nil }
+
+// Serve makes the WebSocket handler live.
+func (l *wsListener) Serve(establish listeners.EstablishFn) { l.establish.Store(&establish) }
+
+// Close takes the handler down and drops its connections.
+func (l *wsListener) Close(listeners.CloseFn) {
+	l.establish.Store(nil)
+	l.srv.dropConns(listenerWS)
+}
+
+// serveWebSocket upgrades an HTTPS request to MQTT over WebSockets (§3.1)
+// and runs the MQTT connection for as long as it lasts. The route decides
+// the path; here the subprotocol is checked and the TLS peer certificates
+// are kept for X.509 authentication.
+func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
+	fn := s.ws.establish.Load()
+	if fn == nil {
+		http.Error(w, "the MQTT server is not running", http.StatusServiceUnavailable)
+		return
+	}
+	proto := mqttSubprotocol(r)
+	if proto == "" {
+		http.Error(w, `MQTT over WebSockets needs the "mqtt" subprotocol`, http.StatusBadRequest)
+		return
+	}
+	up := websocket.Upgrader{
+		HandshakeTimeout: connectTimeout,
+		// Devices are not browsers and authenticate per connection with a
+		// SAS token or certificate, never with cookies.
+		CheckOrigin: func(*http.Request) bool { return true },
+	}
+	// Echo the client's own spelling: the C SDK offers "MQTT", mqtt.js and
+	// paho "mqtt".
+	ws, err := up.Upgrade(w, r, http.Header{"Sec-Websocket-Protocol": {proto}})
+	if err != nil {
+		return // the upgrader has answered
+	}
+	cc := &clientConn{Conn: &wsConn{ws: ws}, raw: ws, listener: listenerWS, transport: transportMQTTWS, done: make(chan struct{})}
+	if r.TLS != nil {
+		cc.peerCerts = r.TLS.PeerCertificates
+	}
+	if !s.track(cc) {
+		_ = ws.Close()
+		return
+	}
+	s.serveConn(*fn, cc)
+}
+
+// mqttSubprotocol returns the client's offer of the "mqtt" subprotocol as
+// spelled by the client, or "".
+func mqttSubprotocol(r *http.Request) string {
+	for _, p := range websocket.Subprotocols(r) {
+		if strings.EqualFold(p, "mqtt") {
+			return p
+		}
+	}
+	return ""
+}
+
+// wsConn presents a WebSocket as the byte stream mochi reads MQTT from:
+// binary messages concatenated, each write one binary message.
+type wsConn struct {
+	ws *websocket.Conn
+	r  io.Reader // the current message
+}
+
+// Read reads from the current message, moving on to the next as needed.
+// Only mochi's read loop calls it.
+func (c *wsConn) Read(p []byte) (int, error) {
+	for {
+		if c.r == nil {
+			typ, r, err := c.ws.NextReader()
+			if err != nil {
+				return 0, err
+			}
+			if typ != websocket.BinaryMessage {
+				return 0, errors.New("mqtt over websockets carries binary messages only")
+			}
+			c.r = r
+		}
+		n, err := c.r.Read(p)
+		if errors.Is(err, io.EOF) {
+			c.r = nil
+			if n == 0 {
+				continue
+			}
+			err = nil
+		}
+		return n, err
+	}
+}
+
+// Write sends p as one binary message. mochi serialises writes per client.
+func (c *wsConn) Write(p []byte) (int, error) {
+	if err := c.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (c *wsConn) Close() error         { return c.ws.Close() }
+func (c *wsConn) LocalAddr() net.Addr  { return c.ws.LocalAddr() }
+func (c *wsConn) RemoteAddr() net.Addr { return c.ws.RemoteAddr() }
+
+func (c *wsConn) SetDeadline(t time.Time) error {
+	return errors.Join(c.ws.SetReadDeadline(t), c.ws.SetWriteDeadline(t))
+}
+func (c *wsConn) SetReadDeadline(t time.Time) error  { return c.ws.SetReadDeadline(t) }
+func (c *wsConn) SetWriteDeadline(t time.Time) error { return c.ws.SetWriteDeadline(t) }

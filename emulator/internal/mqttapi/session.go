@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: MIT
+
+package mqttapi
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/iothubemulator/iothub/emulator/internal/hub"
+	"github.com/iothubemulator/iothub/emulator/internal/huberr"
+)
+
+// Reasons a connection is stopped, kept by mochi as the client's stop cause.
+var (
+	errClosedByHub = errors.New("connection closed by the hub")
+	errTakenOver   = errors.New("connection taken over by a newer connection of the same identity")
+)
+
+// session is one authenticated device connection. It implements
+// hub.Session: everything the hub sends goes to this client's connection
+// alone, never through mochi's topic tree, where every device subscribes
+// the same $iothub filters.
+type session struct {
+	srv     *Server
+	cl      *mqtt.Client
+	cc      *clientConn
+	id      hub.Identity
+	auth    hub.DeviceAuth
+	modelID string
+
+	conn         atomic.Pointer[hub.Conn] // registered with the hub once CONNACK is due
+	serverClosed atomic.Bool              // closed by the hub or the server: the will is not forwarded
+	willSent     atomic.Bool
+	sendMu       sync.Mutex // held from SUBSCRIBE to SUBACK: hub deliveries wait (see hook.OnSubscribe)
+	endOnce      sync.Once
+}
+
+var _ hub.Session = (*session)(nil)
+
+// SendMethod writes a direct-method request to this device at QoS 0 (§3.9).
+// The method name goes into the topic as it is: the hub has refused names
+// with '/', '+' or '#', and Node reads the segment without decoding.
+func (s *session) SendMethod(rid, name string, payload []byte) error {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	return s.publish(prefixMethodRequest+name+"/?$rid="+rid, payload)
+}
+
+// SendDesired writes a desired-properties notification (§3.8).
+func (s *session) SendDesired(version int64, body []byte) error {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	return s.publish(prefixDesiredPush+"?$version="+strconv.FormatInt(version, 10), body)
+}
+
+// Close drops the connection: takeover, token expiry, device disabled or
+// deleted. It does not wait for the peer.
+func (s *session) Close() {
+	s.serverClosed.Store(true)
+	s.cl.Stop(errClosedByHub)
+}
+
+// publish writes one QoS 0 PUBLISH to this client.
+func (s *session) publish(topic string, payload []byte) error {
+	return s.cl.WritePacket(packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Publish},
+		TopicName:   topic,
+		Payload:     payload,
+	})
+}
+
+// end tells the hub the connection is gone; safe to call more than once.
+func (s *session) end() {
+	s.endOnce.Do(func() {
+		if c := s.conn.Load(); c != nil {
+			c.Disconnect()
+		}
+	})
+}
+
+// touch records device activity with the hub.
+func (s *session) touch() {
+	if c := s.conn.Load(); c != nil {
+		c.Touch()
+	}
+}
+
+// subscribed reports whether the client holds filter (mochi keeps the
+// subscriptions, including those of a resumed CleanSession=0 session).
+func (s *session) subscribed(filter string) bool {
+	_, ok := s.cl.State.Subscriptions.Get(filter)
+	return ok
+}
+
+// applyFilter tells the hub about a subscription change that it acts on.
+// Twin responses need no hub state: replyTwin checks the subscription.
+func (s *session) applyFilter(filter string, on bool) {
+	c := s.conn.Load()
+	if c == nil {
+		return
+	}
+	switch filter {
+	case filterMethods:
+		if on {
+			c.SubscribeMethods()
+		} else {
+			c.UnsubscribeMethods()
+		}
+	case filterDesired:
+		if on {
+			c.SubscribeDesired()
+		} else {
+			c.UnsubscribeDesired()
+		}
+	}
+}
+
+// replyTwin answers a twin request on $iothub/twin/res/{status}/?$rid=...
+// (version > 0 adds &$version=). A device that has not subscribed to
+// $iothub/twin/res/# cannot receive the answer, so it is dropped (§3.10).
+func (s *session) replyTwin(status int, rid string, version int64, body []byte) {
+	if !s.subscribed(filterTwinResponses) {
+		s.srv.log.Debug("twin response dropped: not subscribed to "+filterTwinResponses, "identity", s.id.String(), "rid", rid)
+		return
+	}
+	topic := prefixTwinResponse + strconv.Itoa(status) + "/?$rid=" + rid
+	if version > 0 {
+		topic += "&$version=" + strconv.FormatInt(version, 10)
+	}
+	if err := s.publish(topic, body); err != nil {
+		s.srv.log.Debug("twin response not delivered", "identity", s.id.String(), "err", err)
+	}
+}
+
+// replyTwinError answers a twin request with the hub error's status and
+// its JSON body, which body-reading SDKs (Node, C# v2) parse (§3.8).
+func (s *session) replyTwinError(rid string, err error) {
+	he := huberr.As(err)
+	if he.Status >= 500 {
+		s.srv.log.Error("twin request failed", "identity", s.id.String(), "err", err)
+	}
+	s.replyTwin(he.Status, rid, 0, he.JSON(newTrackingID(), s.srv.hub.Now()))
+}
+
+// newTrackingID returns a random id for an error body.
+func newTrackingID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,232 @@
+// SPDX-License-Identifier: MIT
+
+package restapi
+
+import (
+	"encoding/base64"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/iothubemulator/iothub/emulator/internal/hub"
+)
+
+func TestAuthentication(t *testing.T) {
+	e := newEnv(t)
+	e.createDevice("d1")
+	dev := e.createDevice("devkey")
+	owner, _ := e.hub.Policy(hub.OwnerPolicy)
+	otherKey := base64.StdEncoding.EncodeToString([]byte("fedcba9876543210fedcba9876543210"))
+
+	tests := []struct {
+		name   string
+		auth   string
+		status int
+	}{
+		{"missing header", "", http.StatusUnauthorized},
+		{"garbage", "garbage", http.StatusUnauthorized},
+		{"bearer", "Bearer abc.def.ghi", http.StatusUnauthorized},
+		{"token missing sig", "SharedAccessSignature sr=localhost&skn=iothubowner&se=1900000000", http.StatusUnauthorized},
+		{"wrong key", e.tokenWith(testHost, hub.OwnerPolicy, otherKey, testNow.Add(time.Hour)), http.StatusUnauthorized},
+		{"unknown policy", e.tokenWith(testHost, "nobody", owner.PrimaryKey, testNow.Add(time.Hour)), http.StatusUnauthorized},
+		{"primary key", e.tokenWith(testHost, hub.OwnerPolicy, owner.PrimaryKey, testNow.Add(time.Hour)), http.StatusOK},
+		{"secondary key", e.tokenWith(testHost, hub.OwnerPolicy, owner.SecondaryKey, testNow.Add(time.Hour)), http.StatusOK},
+		{"host in other case", e.tokenWith("LocalHost", hub.OwnerPolicy, owner.PrimaryKey, testNow.Add(time.Hour)), http.StatusOK},
+		{"expired within skew", e.tokenWith(testHost, hub.OwnerPolicy, owner.PrimaryKey, testNow.Add(-4*time.Minute)), http.StatusOK},
+		{"expired beyond skew", e.tokenWith(testHost, hub.OwnerPolicy, owner.PrimaryKey, testNow.Add(-6*time.Minute)), http.StatusUnauthorized},
+		{"wrong host", e.tokenWith("otherhub.azure-devices.net", hub.OwnerPolicy, owner.PrimaryKey, testNow.Add(time.Hour)), http.StatusUnauthorized},
+		{"device-scoped policy token", e.tokenWith(testHost+"/devices/d1", hub.OwnerPolicy, owner.PrimaryKey, testNow.Add(time.Hour)), http.StatusUnauthorized},
+		{"device key token", e.tokenWith(testHost+"/devices/devkey", "", dev.Authentication.SymmetricKey.PrimaryKey, testNow.Add(time.Hour)), http.StatusUnauthorized},
+		{"hub-scoped device key token", e.tokenWith(testHost, "", dev.Authentication.SymmetricKey.PrimaryKey, testNow.Add(time.Hour)), http.StatusUnauthorized},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := e.in(t)
+			r := e.do(request{method: "GET", path: "/devices/d1", auth: tc.auth})
+			if tc.status == http.StatusOK {
+				wantStatus(t, "GET", r, http.StatusOK)
+				return
+			}
+			b := checkFormA(t, "GET", r, http.StatusUnauthorized, "IotHubUnauthorizedAccess")
+			// The hub says no more than "Unauthorized" to a caller it does not trust.
+			if b.Message != "ErrorCode:IotHubUnauthorizedAccess;Unauthorized" {
+				t.Errorf("got Message %q, want %q", b.Message, "ErrorCode:IotHubUnauthorizedAccess;Unauthorized")
+			}
+		})
+	}
+}
+
+// TestRouteRights runs every route under every default policy: a policy
+// with one of the route's rights gets the route's normal answer, any other
+// gets 401 (iothub-protocol.md §2.4 and the table in routes.go).
+func TestRouteRights(t *testing.T) {
+	e := newEnv(t)
+	e.createDevice("d1")
+	e.createModule("d1", "m1")
+	policies := []string{hub.OwnerPolicy, "service", "registryRead", "registryReadWrite", "device"}
+	const (
+		owner = 1 << iota
+		service
+		registryRead
+		registryReadWrite
+		device
+	)
+	readers := owner | registryRead | registryReadWrite
+	writers := owner | registryReadWrite
+	servicers := owner | service
+	twinReaders := readers | servicers
+
+	type route struct {
+		name    string
+		method  string
+		path    func(p string) string // p is the policy name, for per-policy ids
+		body    func(p string) any
+		setup   func(e *env, p string)
+		ok      int
+		allowed int
+	}
+	fixed := func(s string) func(string) string { return func(string) string { return s } }
+	routes := []route{
+		{name: "list devices", method: "GET", path: fixed("/devices"), ok: 200, allowed: readers},
+		{name: "bulk", method: "POST", path: fixed("/devices"), ok: 200, allowed: writers,
+			body: func(p string) any { return []map[string]any{{"id": "bulk-" + p, "importMode": "create"}} }},
+		{name: "query", method: "POST", path: fixed("/devices/query"), ok: 200, allowed: twinReaders,
+			body: func(string) any { return map[string]string{"query": "SELECT * FROM devices"} }},
+		{name: "create device", method: "PUT", path: func(p string) string { return "/devices/new-" + p }, ok: 200, allowed: writers,
+			body: func(string) any { return map[string]any{} }},
+		{name: "get device", method: "GET", path: fixed("/devices/d1"), ok: 200, allowed: readers},
+		{name: "delete device", method: "DELETE", path: func(p string) string { return "/devices/del-" + p }, ok: 204, allowed: writers,
+			setup: func(e *env, p string) { e.createDevice("del-" + p) }},
+		{name: "list modules", method: "GET", path: fixed("/devices/d1/modules"), ok: 200, allowed: readers},
+		{name: "create module", method: "PUT", path: func(p string) string { return "/devices/d1/modules/new-" + p }, ok: 200, allowed: writers,
+			body: func(string) any { return map[string]any{} }},
+		{name: "get module", method: "GET", path: fixed("/devices/d1/modules/m1"), ok: 200, allowed: readers},
+		{name: "delete module", method: "DELETE", path: func(p string) string { return "/devices/d1/modules/del-" + p }, ok: 204, allowed: writers,
+			setup: func(e *env, p string) { e.createModule("d1", "del-"+p) }},
+		{name: "get twin", method: "GET", path: fixed("/twins/d1"), ok: 200, allowed: twinReaders},
+		{name: "patch twin", method: "PATCH", path: fixed("/twins/d1"), ok: 200, allowed: servicers,
+			body: func(string) any { return map[string]any{"tags": map[string]any{"a": 1}} }},
+		{name: "replace twin", method: "PUT", path: fixed("/twins/d1"), ok: 200, allowed: servicers,
+			body: func(string) any { return map[string]any{"tags": map[string]any{"b": 1}} }},
+		{name: "get module twin", method: "GET", path: fixed("/twins/d1/modules/m1"), ok: 200, allowed: twinReaders},
+		{name: "patch module twin", method: "PATCH", path: fixed("/twins/d1/modules/m1"), ok: 200, allowed: servicers,
+			body: func(string) any { return map[string]any{"tags": map[string]any{"a": 1}} }},
+		{name: "replace module twin", method: "PUT", path: fixed("/twins/d1/modules/m1"), ok: 200, allowed: servicers,
+			body: func(string) any { return map[string]any{"tags": map[string]any{"b": 1}} }},
+		// Nothing is connected: an authorized caller gets 404 DeviceNotOnline.
+		{name: "device method", method: "POST", path: fixed("/twins/d1/methods"), ok: 404, allowed: servicers,
+			body: func(string) any { return map[string]any{"methodName": "m", "responseTimeoutInSeconds": 5} }},
+		{name: "module method", method: "POST", path: fixed("/twins/d1/modules/m1/methods"), ok: 404, allowed: servicers,
+			body: func(string) any { return map[string]any{"methodName": "m", "responseTimeoutInSeconds": 5} }},
+		{name: "registry statistics", method: "GET", path: fixed("/statistics/devices"), ok: 200, allowed: readers},
+		{name: "service statistics", method: "GET", path: fixed("/statistics/service"), ok: 200, allowed: servicers},
+	}
+	for _, rt := range routes {
+		for i, p := range policies {
+			t.Run(rt.name+"/"+p, func(t *testing.T) {
+				e := e.in(t)
+				if rt.setup != nil {
+					rt.setup(e, p)
+				}
+				req := request{method: rt.method, path: rt.path(p), auth: e.token(p)}
+				if rt.body != nil {
+					req.body = rt.body(p)
+				}
+				r := e.do(req)
+				if rt.allowed&(1<<i) != 0 {
+					wantStatus(t, rt.method+" "+req.path, r, rt.ok)
+					return
+				}
+				checkFormA(t, rt.method+" "+req.path, r, http.StatusUnauthorized, "IotHubUnauthorizedAccess")
+			})
+		}
+	}
+}
+
+func TestAPIVersion(t *testing.T) {
+	e := newEnv(t)
+	e.createDevice("d1")
+	tests := []struct {
+		name    string
+		query   string
+		auth    bool
+		status  int
+		message string
+	}{
+		{name: "missing", query: "", auth: true, status: 400, message: "ErrorCode:InvalidProtocolVersion;BadRequest"},
+		// The version is checked before the credentials.
+		{name: "missing without credentials", query: "", auth: false, status: 400, message: "ErrorCode:InvalidProtocolVersion;BadRequest"},
+		{name: "empty", query: "?api-version=", auth: true, status: 400, message: "ErrorCode:InvalidProtocolVersion;BadRequest"},
+		{name: "malformed", query: "?api-version=latest", auth: true, status: 400, message: "ErrorCode:InvalidProtocolVersion;BadRequest"},
+		{name: "GA", query: "?api-version=2021-04-12", auth: true, status: 200},
+		{name: "Node generated layer", query: "?api-version=2020-09-30", auth: true, status: 200},
+		{name: "preview", query: "?api-version=2020-05-31-preview", auth: true, status: 200},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := e.in(t)
+			req := request{method: "GET", path: "/devices/d1" + tc.query, noVersion: true}
+			if tc.auth {
+				req.auth = e.token(hub.OwnerPolicy)
+			}
+			r := e.do(req)
+			if tc.status == 200 {
+				wantStatus(t, "GET", r, 200)
+				return
+			}
+			b := checkFormA(t, "GET", r, tc.status, "InvalidProtocolVersion")
+			if b.Message != tc.message {
+				t.Errorf("got Message %q, want %q", b.Message, tc.message)
+			}
+		})
+	}
+}
+
+func TestUnknownRouteAndMethod(t *testing.T) {
+	e := newEnv(t)
+	e.createDevice("d1")
+	tests := []struct {
+		name   string
+		method string
+		path   string
+		status int
+	}{
+		{"unknown route", "GET", "/nothing/here", http.StatusNotFound},
+		{"unknown sub-route", "GET", "/devices/d1/unknown", http.StatusNotFound},
+		{"legacy import jobs", "POST", "/jobs/create", http.StatusNotFound},
+		{"PATCH a device", "PATCH", "/devices/d1", http.StatusMethodNotAllowed},
+		{"DELETE a twin", "DELETE", "/twins/d1", http.StatusMethodNotAllowed},
+		{"GET methods", "GET", "/twins/d1/methods", http.StatusMethodNotAllowed},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := e.in(t)
+			r := e.owner(tc.method, tc.path, nil)
+			checkFormA(t, tc.method+" "+tc.path, r, tc.status, "InvalidOperation")
+		})
+	}
+}
+
+func TestHealth(t *testing.T) {
+	e := newEnv(t)
+	r := e.do(request{method: "GET", path: "/health", noVersion: true})
+	wantStatus(t, "GET /health", r, http.StatusOK)
+	if string(r.body) != "ok\n" {
+		t.Errorf("got body %q, want %q", r.body, "ok\n")
+	}
+}
+
+func TestTrackingIDHeader(t *testing.T) {
+	e := newEnv(t)
+	a := e.owner("GET", "/devices", nil)
+	b := e.owner("GET", "/devices/missing", nil)
+	ta, tb := a.header.Get("iothub-tracking-id"), b.header.Get("iothub-tracking-id")
+	if ta == "" || tb == "" || ta == tb {
+		t.Errorf("got tracking ids %q and %q, want two distinct ids", ta, tb)
+	}
+	// An error body carries the same tracking id as the header.
+	eb := checkFormA(t, "GET missing", b, http.StatusNotFound, "DeviceNotFound")
+	if want := "Tracking ID:" + tb + "-TimeStamp:05/02/2024 09:20:11"; eb.ExceptionMessage != want {
+		t.Errorf("got ExceptionMessage %q, want %q", eb.ExceptionMessage, want)
+	}
+}

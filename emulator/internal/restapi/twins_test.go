@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: MIT
+
+package restapi
+
+import (
+	"net/http"
+	"strconv"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// twinFields are the members of a service twin (iothub-protocol.md §5.1).
+var twinFields = []string{"deviceId", "etag", "deviceEtag", "status", "statusUpdateTime", "connectionState",
+	"lastActivityTime", "cloudToDeviceMessageCount", "authenticationType", "x509Thumbprint", "modelId",
+	"version", "tags", "properties", "capabilities"}
+
+func TestGetTwinShape(t *testing.T) {
+	e := newEnv(t)
+	d := e.createDevice("d1")
+	r := e.owner("GET", "/twins/d1", nil)
+	wantStatus(t, "GET twin", r, http.StatusOK)
+	tw := decode[map[string]any](t, r)
+	for _, k := range twinFields {
+		if _, ok := tw[k]; !ok {
+			t.Errorf("twin lacks %q: %s", k, r.body)
+		}
+	}
+	for _, k := range []string{"moduleId", "generationId", "connectionStateUpdatedTime"} {
+		if _, ok := tw[k]; ok {
+			t.Errorf("device twin has %q, which is not a twin member: %s", k, r.body)
+		}
+	}
+	if tw["deviceId"] != "d1" || tw["deviceEtag"] != d.ETag || tw["status"] != "enabled" ||
+		tw["connectionState"] != "Disconnected" || tw["authenticationType"] != "sas" || tw["modelId"] != "" {
+		t.Errorf("got twin %s, want d1/%s/enabled/Disconnected/sas and empty modelId", r.body, d.ETag)
+	}
+	etag, _ := tw["etag"].(string)
+	if etag == "" {
+		t.Fatalf("twin has no etag: %s", r.body)
+	}
+	if got, want := r.header.Get("ETag"), strconv.Quote(etag); got != want {
+		t.Errorf("got ETag header %s, want %s", got, want)
+	}
+	props, _ := tw["properties"].(map[string]any)
+	for _, section := range []string{"desired", "reported"} {
+		s, ok := props[section].(map[string]any)
+		if !ok {
+			t.Fatalf("twin lacks properties.%s: %s", section, r.body)
+		}
+		if _, ok := s["$version"]; !ok {
+			t.Errorf("properties.%s lacks $version: %s", section, r.body)
+		}
+		if _, ok := s["$metadata"]; !ok {
+			t.Errorf("properties.%s lacks $metadata: %s", section, r.body)
+		}
+	}
+	if diff := cmp.Diff(map[string]any{"primaryThumbprint": nil, "secondaryThumbprint": nil}, tw["x509Thumbprint"]); diff != "" {
+		t.Errorf("x509Thumbprint (-want +got):\n%s", diff)
+	}
+}
+
+func TestModuleTwin(t *testing.T) {
+	e := newEnv(t)
+	e.createDevice("d1")
+	m := e.createModule("d1", "m1")
+	r := e.owner("GET", "/twins/d1/modules/m1", nil)
+	wantStatus(t, "GET module twin", r, http.StatusOK)
+	tw := decode[map[string]any](t, r)
+	if tw["deviceId"] != "d1" || tw["moduleId"] != "m1" || tw["deviceEtag"] != m.ETag {
+		t.Errorf("got module twin %s, want d1/m1 with deviceEtag %s", r.body, m.ETag)
+	}
+
+	r = e.ownerIf("PATCH", "/twins/d1/modules/m1", `"*"`, map[string]any{"properties": map[string]any{"desired": map[string]any{"x": 1}}})
+	wantStatus(t, "PATCH module twin", r, http.StatusOK)
+	got := decode[map[string]any](t, r)["properties"].(map[string]any)["desired"].(map[string]any)
+	if got["x"] != 1.0 {
+		t.Errorf("got module desired %v, want x 1", got)
+	}
+
+	r = e.owner("PUT", "/twins/d1/modules/m1", map[string]any{"tags": map[string]any{"k": "v"}})
+	wantStatus(t, "PUT module twin", r, http.StatusOK)
+
+	checkFormA(t, "unknown module", e.owner("GET", "/twins/d1/modules/nope", nil), http.StatusNotFound, "ModuleNotFound")
+	checkFormA(t, "module of unknown device", e.owner("GET", "/twins/ghost/modules/m1", nil), http.StatusNotFound, "DeviceNotFound")
+	checkFormA(t, "patch unknown module", e.owner("PATCH", "/twins/d1/modules/nope", map[string]any{"tags": map[string]any{}}), http.StatusNotFound, "ModuleNotFound")
+}
+
+func TestPatchTwin(t *testing.T) {
+	e := newEnv(t)
+	e.createDevice("d1")
+	before := decode[map[string]any](t, e.owner("GET", "/twins/d1", nil))
+
+	r := e.ownerIf("PATCH", "/twins/d1", `"*"`, map[string]any{
+		"tags":       map[string]any{"site": map[string]any{"floor": "3", "room": "a"}},
+		"properties": map[string]any{"desired": map[string]any{"fanSpeed": 4, "mode": "eco"}},
+	})
+	wantStatus(t, "PATCH", r, http.StatusOK)
+	tw := decode[map[string]any](t, r)
+	if tw["etag"] == before["etag"] {
+		t.Errorf("twin etag stayed %v after a PATCH", tw["etag"])
+	}
+	if got, want := r.header.Get("ETag"), strconv.Quote(tw["etag"].(string)); got != want {
+		t.Errorf("got ETag header %s, want %s", got, want)
+	}
+	if diff := cmp.Diff(map[string]any{"site": map[string]any{"floor": "3", "room": "a"}}, tw["tags"]); diff != "" {
+		t.Errorf("tags (-want +got):\n%s", diff)
+	}
+
+	// Deep merge; null removes.
+	r = e.ownerIf("PATCH", "/twins/d1", `"`+tw["etag"].(string)+`"`, map[string]any{
+		"tags":       map[string]any{"site": map[string]any{"room": nil}},
+		"properties": map[string]any{"desired": map[string]any{"mode": nil}},
+	})
+	wantStatus(t, "PATCH with current etag", r, http.StatusOK)
+	tw2 := decode[map[string]any](t, r)
+	if diff := cmp.Diff(map[string]any{"site": map[string]any{"floor": "3"}}, tw2["tags"]); diff != "" {
+		t.Errorf("tags after null (-want +got):\n%s", diff)
+	}
+	desired := tw2["properties"].(map[string]any)["desired"].(map[string]any)
+	if _, ok := desired["mode"]; ok || desired["fanSpeed"] != 4.0 {
+		t.Errorf("got desired %v, want fanSpeed 4 and no mode", desired)
+	}
+
+	// The first etag is stale now.
+	r = e.ownerIf("PATCH", "/twins/d1", `"`+tw["etag"].(string)+`"`, map[string]any{"tags": map[string]any{"x": 1}})
+	checkFormA(t, "PATCH with stale etag", r, http.StatusPreconditionFailed, "PreconditionFailed")
+
+	// GET sees what PATCH answered.
+	got := decode[map[string]any](t, e.owner("GET", "/twins/d1", nil))
+	if diff := cmp.Diff(tw2, got); diff != "" {
+		t.Errorf("GET differs from the last PATCH answer (-patch +get):\n%s", diff)
+	}
+}
+
+func TestReplaceTwin(t *testing.T) {
+	e := newEnv(t)
+	e.createDevice("d1")
+	wantStatus(t, "seed", e.owner("PATCH", "/twins/d1", map[string]any{
+		"tags":       map[string]any{"old": 1, "keep": 1},
+		"properties": map[string]any{"desired": map[string]any{"a": 1}},
+	}), http.StatusOK)
+
+	r := e.ownerIf("PUT", "/twins/d1", `"*"`, map[string]any{
+		"tags":       map[string]any{"new": 2},
+		"properties": map[string]any{"desired": map[string]any{"b": 2}},
+	})
+	wantStatus(t, "PUT", r, http.StatusOK)
+	tw := decode[map[string]any](t, r)
+	if diff := cmp.Diff(map[string]any{"new": 2.0}, tw["tags"]); diff != "" {
+		t.Errorf("tags after replace (-want +got):\n%s", diff)
+	}
+	desired := tw["properties"].(map[string]any)["desired"].(map[string]any)
+	if _, ok := desired["a"]; ok || desired["b"] != 2.0 {
+		t.Errorf("got desired %v after replace, want only b", desired)
+	}
+	r = e.ownerIf("PUT", "/twins/d1", `"AAAAAAAAAAE="`, map[string]any{"tags": map[string]any{}})
+	checkFormA(t, "PUT with stale etag", r, http.StatusPreconditionFailed, "PreconditionFailed")
+}
+
+func TestTwinErrors(t *testing.T) {
+	e := newEnv(t)
+	e.createDevice("d1")
+	tests := []struct {
+		name   string
+		method string
+		path   string
+		body   any
+		status int
+		code   string
+	}{
+		{"get unknown device", "GET", "/twins/ghost", nil, 404, "DeviceNotFound"},
+		{"patch unknown device", "PATCH", "/twins/ghost", map[string]any{"tags": map[string]any{}}, 404, "DeviceNotFound"},
+		{"put unknown device", "PUT", "/twins/ghost", map[string]any{"tags": map[string]any{}}, 404, "DeviceNotFound"},
+		{"bad JSON", "PATCH", "/twins/d1", `{"tags":`, 400, "ArgumentInvalid"},
+		{"empty body", "PATCH", "/twins/d1", "", 400, "ArgumentNull"},
+		{"tags not an object", "PATCH", "/twins/d1", `{"tags":5}`, 400, "ArgumentInvalid"},
+		{"bad JSON on PUT", "PUT", "/twins/d1", `[}`, 400, "ArgumentInvalid"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := e.in(t)
+			checkFormA(t, tc.method+" "+tc.path, e.owner(tc.method, tc.path, tc.body), tc.status, tc.code)
+		})
+	}
+}

@@ -1,0 +1,254 @@
+// SPDX-License-Identifier: MIT
+
+package service
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// retryPolicy is fast and deterministic enough to check the recorded waits.
+var retryPolicy = RetryPolicy{MaxAttempts: 4, BaseDelay: 100 * time.Millisecond, MaxDelay: time.Second}
+
+func TestRetryHonoursRetryAfter(t *testing.T) {
+	hub := newFakeHub(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		switch n {
+		case 0:
+			replyFormA(w, 503, "ServiceUnavailable", "try later")
+		case 1:
+			w.Header().Set("Retry-After", "2")
+			replyFormA(w, 429, "ThrottlingException", "slow down")
+		default:
+			reply(w, 200, deviceJSON)
+		}
+	})
+	c, rec := hub.client(t, WithRetryPolicy(retryPolicy))
+	d, err := c.GetDevice(testContext(t), "dev1")
+	if err != nil {
+		t.Fatalf("GetDevice: %v", err)
+	}
+	if d.DeviceID != "dev1" {
+		t.Errorf("got device %q, want dev1", d.DeviceID)
+	}
+	waits := rec.get()
+	if len(waits) != 2 {
+		t.Fatalf("got waits %v, want 2", waits)
+	}
+	// First retry: equal jitter within [base/2, base].
+	if waits[0] < 50*time.Millisecond || waits[0] > 100*time.Millisecond {
+		t.Errorf("first wait %v, want within [50ms, 100ms]", waits[0])
+	}
+	if waits[1] != 2*time.Second {
+		t.Errorf("second wait %v, want the 2s Retry-After", waits[1])
+	}
+	reqs := hub.requests()
+	if len(reqs) != 3 {
+		t.Fatalf("got %d requests, want 3", len(reqs))
+	}
+	ids := map[string]bool{}
+	for _, r := range reqs {
+		ids[r.Header.Get("Request-Id")] = true
+	}
+	if len(ids) != 3 {
+		t.Errorf("got %d distinct Request-Ids over 3 attempts, want 3", len(ids))
+	}
+}
+
+func TestRetryAfterHTTPDate(t *testing.T) {
+	now := time.Date(2024, 5, 2, 9, 0, 0, 0, time.UTC)
+	hub := newFakeHub(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		if n == 0 {
+			w.Header().Set("Retry-After", now.Add(3*time.Second).Format(http.TimeFormat))
+			replyFormA(w, 429, "ThrottlingException", "slow down")
+			return
+		}
+		reply(w, 200, `{}`)
+	})
+	c, rec := hub.client(t, WithRetryPolicy(retryPolicy))
+	c.now = func() time.Time { return now }
+	if err := c.DeleteDevice(testContext(t), "dev1", ""); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]time.Duration{3 * time.Second}, rec.get()); diff != "" {
+		t.Errorf("waits mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestRetryGivesUpAfterMaxAttempts(t *testing.T) {
+	hub := newFakeHub(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		replyFormA(w, 500, "ServerError", "broken")
+	})
+	c, rec := hub.client(t, WithRetryPolicy(retryPolicy))
+	_, err := c.GetTwin(testContext(t), "dev1")
+	var e *Error
+	if !errors.As(err, &e) || e.StatusCode != 500 {
+		t.Fatalf("got %v, want the last 500 *Error", err)
+	}
+	if n := len(hub.requests()); n != retryPolicy.MaxAttempts {
+		t.Errorf("got %d requests, want %d", n, retryPolicy.MaxAttempts)
+	}
+	waits := rec.get()
+	if len(waits) != 3 {
+		t.Fatalf("got waits %v, want 3", waits)
+	}
+	// Exponential: each step doubles, capped at MaxDelay, jitter in the
+	// upper half.
+	for i, w := range waits {
+		step := min(retryPolicy.BaseDelay<<i, retryPolicy.MaxDelay)
+		if w < step/2 || w > step {
+			t.Errorf("wait %d = %v, want within [%v, %v]", i, w, step/2, step)
+		}
+	}
+}
+
+// TestRetryOnlySafeCalls checks that calls that may have taken effect are
+// sent once, whatever the failure, and that safe ones are repeated.
+func TestRetryOnlySafeCalls(t *testing.T) {
+	tests := []struct {
+		name      string
+		status    int
+		call      func(ctx context.Context, c *Client) error
+		wantTries int
+	}{
+		{"CreateDevice 429", 429, func(ctx context.Context, c *Client) error {
+			_, err := c.CreateDevice(ctx, &Device{DeviceID: "d"})
+			return err
+		}, 1},
+		{"CreateModule 503", 503, func(ctx context.Context, c *Client) error {
+			_, err := c.CreateModule(ctx, &Module{DeviceID: "d", ModuleID: "m"})
+			return err
+		}, 1},
+		{"UpdateTwin PATCH 503", 503, func(ctx context.Context, c *Client) error {
+			_, err := c.UpdateTwin(ctx, "d", &Twin{}, "*")
+			return err
+		}, 1},
+		{"InvokeMethod 503", 503, func(ctx context.Context, c *Client) error {
+			_, err := c.InvokeMethod(ctx, "d", MethodCall{Name: "m"})
+			return err
+		}, 1},
+		{"InvokeMethod 429", 429, func(ctx context.Context, c *Client) error {
+			_, err := c.InvokeModuleMethod(ctx, "d", "m", MethodCall{Name: "m"})
+			return err
+		}, 1},
+		{"Bulk 500", 500, func(ctx context.Context, c *Client) error {
+			_, err := c.BulkRegistryOperation(ctx, []ExportImportDevice{{ID: "a", ImportMode: ImportCreate}})
+			return err
+		}, 1},
+		{"GetDevice 404", 404, func(ctx context.Context, c *Client) error {
+			_, err := c.GetDevice(ctx, "d")
+			return err
+		}, 1},
+		{"UpdateDevice 412", 412, func(ctx context.Context, c *Client) error {
+			_, err := c.UpdateDevice(ctx, &Device{DeviceID: "d", ETag: "MQ=="})
+			return err
+		}, 1},
+		{"UpdateDevice PUT with If-Match 503", 503, func(ctx context.Context, c *Client) error {
+			_, err := c.UpdateDevice(ctx, &Device{DeviceID: "d", ETag: "MQ=="})
+			return err
+		}, 2},
+		{"ReplaceTwin PUT 502", 502, func(ctx context.Context, c *Client) error {
+			_, err := c.ReplaceTwin(ctx, "d", &Twin{}, "")
+			return err
+		}, 2},
+		{"DeleteModule 504", 504, func(ctx context.Context, c *Client) error {
+			return c.DeleteModule(ctx, "d", "m", "")
+		}, 2},
+		{"Query 429", 429, func(ctx context.Context, c *Client) error {
+			_, err := c.Query(ctx, "SELECT * FROM devices", 0).NextPage()
+			return err
+		}, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hub := newFakeHub(t, func(w http.ResponseWriter, r *http.Request, n int) {
+				replyFormA(w, tt.status, "Whatever", "failure")
+			})
+			c, _ := hub.client(t, WithRetryPolicy(RetryPolicy{MaxAttempts: 2, BaseDelay: time.Millisecond}))
+			err := tt.call(testContext(t), c)
+			if e := asError(err); e == nil || e.StatusCode != tt.status {
+				t.Fatalf("got %v, want a %d *Error", err, tt.status)
+			}
+			if n := len(hub.requests()); n != tt.wantTries {
+				t.Errorf("got %d attempts, want %d", n, tt.wantTries)
+			}
+		})
+	}
+}
+
+// TestRetryStopsBeforeDeadline checks that a Retry-After longer than the
+// caller's remaining time returns the hub's error at once instead of
+// sleeping into a deadline error.
+func TestRetryStopsBeforeDeadline(t *testing.T) {
+	hub := newFakeHub(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		w.Header().Set("Retry-After", "60")
+		replyFormA(w, 429, "ThrottlingException", "slow down")
+	})
+	c, rec := hub.client(t, WithRetryPolicy(retryPolicy))
+	ctx, cancel := context.WithTimeout(testContext(t), 5*time.Second)
+	defer cancel()
+	_, err := c.GetDevice(ctx, "dev1")
+	if !IsThrottled(err) {
+		t.Fatalf("got %v, want the 429", err)
+	}
+	if w := rec.get(); len(w) != 0 {
+		t.Errorf("got waits %v, want none", w)
+	}
+	if n := len(hub.requests()); n != 1 {
+		t.Errorf("got %d requests, want 1", n)
+	}
+}
+
+func TestRetryAfterParsing(t *testing.T) {
+	now := time.Date(2024, 5, 2, 9, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name   string
+		header http.Header
+		want   time.Duration
+		wantOK bool
+	}{
+		{"none", http.Header{}, 0, false},
+		{"seconds", http.Header{"Retry-After": {"7"}}, 7 * time.Second, true},
+		{"zero", http.Header{"Retry-After": {"0"}}, 0, true},
+		{"date", http.Header{"Retry-After": {now.Add(90 * time.Second).Format(http.TimeFormat)}}, 90 * time.Second, true},
+		{"past date", http.Header{"Retry-After": {now.Add(-time.Hour).Format(http.TimeFormat)}}, 0, true},
+		{"garbage", http.Header{"Retry-After": {"soon"}}, 0, false},
+		{"negative", http.Header{"Retry-After": {"-3"}}, 0, false},
+		{"milliseconds", http.Header{"Retry-After-Ms": {"1500"}}, 1500 * time.Millisecond, true},
+		{"x-ms milliseconds wins", http.Header{"X-Ms-Retry-After-Ms": {"20"}, "Retry-After": {"9"}}, 20 * time.Millisecond, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := retryAfter(tt.header, now)
+			if got != tt.want || ok != tt.wantOK {
+				t.Errorf("got %v %v, want %v %v", got, ok, tt.want, tt.wantOK)
+			}
+		})
+	}
+}
+
+func TestRetryableStatus(t *testing.T) {
+	tests := []struct {
+		status, code int
+		want         bool
+	}{
+		{429, 429001, true}, {500, 0, true}, {502, 0, true}, {503, 503001, true},
+		{504, 0, true}, {504, 504101, false},
+		{400, 0, false}, {401, 0, false}, {404, 404001, false}, {409, 0, false}, {412, 0, false}, {501, 0, false},
+	}
+	for _, tt := range tests {
+		if got := retryableStatus(&Error{StatusCode: tt.status, Code: tt.code}); got != tt.want {
+			t.Errorf("retryableStatus(%d, %d) = %v, want %v", tt.status, tt.code, got, tt.want)
+		}
+	}
+}
+
+func TestBackoffZeroBase(t *testing.T) {
+	if got := (RetryPolicy{MaxAttempts: 3}).backoff(2); got != 0 {
+		t.Errorf("got %v, want 0 with no base delay", got)
+	}
+}
