@@ -292,22 +292,26 @@ func (c *Client) Connect(ctx context.Context) error {
 	s, err := c.dial(ctx)
 
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.connecting = false
-	if c.closed {
+	switch {
+	case c.closed:
+		c.mu.Unlock()
 		if s != nil {
+			// Outside the lock: DISCONNECT waits for paho's reader, which
+			// may be waiting for the lock in dispatch.
 			s.hangUp(ErrClosed)
 		}
 		return ErrClosed
-	}
-	if err != nil {
+	case err != nil:
 		c.setStateLocked(StateDisconnected, err)
+		c.mu.Unlock()
 		return err
 	}
 	c.sess = s
 	c.running = true
 	c.setStateLocked(StateConnected, nil)
 	c.goLocked(func() { c.supervise(s) })
+	c.mu.Unlock()
 	return nil
 }
 
@@ -339,7 +343,9 @@ func (c *Client) Close() error {
 	return nil
 }
 
-// current returns the live session, waiting while the client reconnects.
+// current returns the live session, waiting while the client reconnects
+// (including the moment between a connection ending and the supervisor
+// noticing it).
 func (c *Client) current(ctx context.Context) (*session, error) {
 	for {
 		c.mu.Lock()
@@ -348,9 +354,9 @@ func (c *Client) current(ctx context.Context) (*session, error) {
 		switch {
 		case closed:
 			return nil, ErrClosed
-		case s != nil:
+		case s != nil && !s.ended():
 			return s, nil
-		case !running:
+		case s == nil && !running:
 			if last != nil {
 				return nil, fmt.Errorf("%w: %w", ErrNotConnected, last)
 			}

@@ -318,14 +318,15 @@ func (c *Client) reconnect(cause error) *session {
 		s, err := c.dial(c.ctx)
 		if err == nil {
 			c.mu.Lock()
-			defer c.mu.Unlock()
 			if c.closed {
 				c.running = false
-				s.hangUp(ErrClosed)
+				c.mu.Unlock()
+				s.hangUp(ErrClosed) // outside the lock, see Connect
 				return nil
 			}
 			c.sess = s
 			c.setStateLocked(StateConnected, nil)
+			c.mu.Unlock()
 			return s
 		}
 		if c.ctx.Err() != nil {

@@ -23,6 +23,13 @@ func main() {
 }
 
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return runContext(ctx, args, getenv, stdout, stderr)
+}
+
+// runContext runs until ctx ends (a signal, or a test's cancel).
+func runContext(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "healthcheck" {
 		return healthcheck(args[1:], getenv, stderr)
 	}
@@ -34,8 +41,6 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stderr, "iothub-emulator:", err)
 		return 2
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	if err := serve(ctx, cfg, stdout); err != nil {
 		fmt.Fprintln(stderr, "iothub-emulator:", err)
 		return 1

@@ -118,6 +118,9 @@ func token(tb testing.TB, id hub.Identity, policy, key string, expiry time.Time)
 	return tok
 }
 
+// farFuture is an expiry for tokens that must not expire during a test.
+func farFuture() time.Time { return time.Now().Add(time.Hour) }
+
 // username is the SDKs' CONNECT username for a client id.
 func username(clientID string) string {
 	return hostName + "/" + clientID + "/?api-version=2021-04-12&DeviceClientType=mqttapi-test"
@@ -308,4 +311,17 @@ func hubCode(err error) int {
 		return he.Code
 	}
 	return 0
+}
+
+// forEachTransport runs body over MQTT/TLS and over MQTT/WebSockets, each
+// with its own hub and server.
+func forEachTransport(t *testing.T, body func(t *testing.T, e *env, ws bool)) {
+	t.Helper()
+	for _, ws := range []bool{false, true} {
+		name := "tls"
+		if ws {
+			name = "wss"
+		}
+		t.Run(name, func(t *testing.T) { body(t, newEnv(t), ws) })
+	}
 }

@@ -237,6 +237,11 @@ func mqttSubprotocol(r *http.Request) string {
 type wsConn struct {
 	ws *websocket.Conn
 	r  io.Reader // the current message
+
+	// gorilla's SetWriteDeadline races with a write in progress, while
+	// mochi refreshes deadlines from its read loop: the deadline is kept
+	// here and applied by Write, which mochi serialises per client.
+	writeDeadline atomic.Pointer[time.Time]
 }
 
 // Read reads from the current message, moving on to the next as needed.
@@ -265,8 +270,15 @@ func (c *wsConn) Read(p []byte) (int, error) {
 	}
 }
 
-// Write sends p as one binary message. mochi serialises writes per client.
+// Write sends p as one binary message.
 func (c *wsConn) Write(p []byte) (int, error) {
+	var dl time.Time
+	if t := c.writeDeadline.Load(); t != nil {
+		dl = *t
+	}
+	if err := c.ws.SetWriteDeadline(dl); err != nil {
+		return 0, err
+	}
 	if err := c.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
 		return 0, err
 	}
@@ -278,7 +290,13 @@ func (c *wsConn) LocalAddr() net.Addr  { return c.ws.LocalAddr() }
 func (c *wsConn) RemoteAddr() net.Addr { return c.ws.RemoteAddr() }
 
 func (c *wsConn) SetDeadline(t time.Time) error {
-	return errors.Join(c.ws.SetReadDeadline(t), c.ws.SetWriteDeadline(t))
+	c.writeDeadline.Store(&t)
+	return c.ws.SetReadDeadline(t)
 }
-func (c *wsConn) SetReadDeadline(t time.Time) error  { return c.ws.SetReadDeadline(t) }
-func (c *wsConn) SetWriteDeadline(t time.Time) error { return c.ws.SetWriteDeadline(t) }
+
+func (c *wsConn) SetReadDeadline(t time.Time) error { return c.ws.SetReadDeadline(t) }
+
+func (c *wsConn) SetWriteDeadline(t time.Time) error {
+	c.writeDeadline.Store(&t)
+	return nil
+}

@@ -78,6 +78,7 @@ func TestRouteRights(t *testing.T) {
 
 	type route struct {
 		name    string
+		tmpl    string // the path as routes() declares it
 		method  string
 		path    func(p string) string // p is the policy name, for per-policy ids
 		body    func(p string) any
@@ -86,42 +87,52 @@ func TestRouteRights(t *testing.T) {
 		allowed int
 	}
 	fixed := func(s string) func(string) string { return func(string) string { return s } }
-	routes := []route{
-		{name: "list devices", method: "GET", path: fixed("/devices"), ok: 200, allowed: readers},
-		{name: "bulk", method: "POST", path: fixed("/devices"), ok: 200, allowed: writers,
+	cases := []route{
+		{name: "list devices", tmpl: "/devices", method: "GET", path: fixed("/devices"), ok: 200, allowed: readers},
+		{name: "bulk", tmpl: "/devices", method: "POST", path: fixed("/devices"), ok: 200, allowed: writers,
 			body: func(p string) any { return []map[string]any{{"id": "bulk-" + p, "importMode": "create"}} }},
-		{name: "query", method: "POST", path: fixed("/devices/query"), ok: 200, allowed: twinReaders,
+		{name: "query", tmpl: "/devices/query", method: "POST", path: fixed("/devices/query"), ok: 200, allowed: twinReaders,
 			body: func(string) any { return map[string]string{"query": "SELECT * FROM devices"} }},
-		{name: "create device", method: "PUT", path: func(p string) string { return "/devices/new-" + p }, ok: 200, allowed: writers,
+		{name: "create device", tmpl: "/devices/{id}", method: "PUT", path: func(p string) string { return "/devices/new-" + p }, ok: 200, allowed: writers,
 			body: func(string) any { return map[string]any{} }},
-		{name: "get device", method: "GET", path: fixed("/devices/d1"), ok: 200, allowed: readers},
-		{name: "delete device", method: "DELETE", path: func(p string) string { return "/devices/del-" + p }, ok: 204, allowed: writers,
+		{name: "get device", tmpl: "/devices/{id}", method: "GET", path: fixed("/devices/d1"), ok: 200, allowed: readers},
+		{name: "delete device", tmpl: "/devices/{id}", method: "DELETE", path: func(p string) string { return "/devices/del-" + p }, ok: 204, allowed: writers,
 			setup: func(e *env, p string) { e.createDevice("del-" + p) }},
-		{name: "list modules", method: "GET", path: fixed("/devices/d1/modules"), ok: 200, allowed: readers},
-		{name: "create module", method: "PUT", path: func(p string) string { return "/devices/d1/modules/new-" + p }, ok: 200, allowed: writers,
+		{name: "list modules", tmpl: "/devices/{id}/modules", method: "GET", path: fixed("/devices/d1/modules"), ok: 200, allowed: readers},
+		{name: "create module", tmpl: "/devices/{id}/modules/{mid}", method: "PUT", path: func(p string) string { return "/devices/d1/modules/new-" + p }, ok: 200, allowed: writers,
 			body: func(string) any { return map[string]any{} }},
-		{name: "get module", method: "GET", path: fixed("/devices/d1/modules/m1"), ok: 200, allowed: readers},
-		{name: "delete module", method: "DELETE", path: func(p string) string { return "/devices/d1/modules/del-" + p }, ok: 204, allowed: writers,
+		{name: "get module", tmpl: "/devices/{id}/modules/{mid}", method: "GET", path: fixed("/devices/d1/modules/m1"), ok: 200, allowed: readers},
+		{name: "delete module", tmpl: "/devices/{id}/modules/{mid}", method: "DELETE", path: func(p string) string { return "/devices/d1/modules/del-" + p }, ok: 204, allowed: writers,
 			setup: func(e *env, p string) { e.createModule("d1", "del-"+p) }},
-		{name: "get twin", method: "GET", path: fixed("/twins/d1"), ok: 200, allowed: twinReaders},
-		{name: "patch twin", method: "PATCH", path: fixed("/twins/d1"), ok: 200, allowed: servicers,
+		{name: "get twin", tmpl: "/twins/{id}", method: "GET", path: fixed("/twins/d1"), ok: 200, allowed: twinReaders},
+		{name: "patch twin", tmpl: "/twins/{id}", method: "PATCH", path: fixed("/twins/d1"), ok: 200, allowed: servicers,
 			body: func(string) any { return map[string]any{"tags": map[string]any{"a": 1}} }},
-		{name: "replace twin", method: "PUT", path: fixed("/twins/d1"), ok: 200, allowed: servicers,
+		{name: "replace twin", tmpl: "/twins/{id}", method: "PUT", path: fixed("/twins/d1"), ok: 200, allowed: servicers,
 			body: func(string) any { return map[string]any{"tags": map[string]any{"b": 1}} }},
-		{name: "get module twin", method: "GET", path: fixed("/twins/d1/modules/m1"), ok: 200, allowed: twinReaders},
-		{name: "patch module twin", method: "PATCH", path: fixed("/twins/d1/modules/m1"), ok: 200, allowed: servicers,
+		{name: "get module twin", tmpl: "/twins/{id}/modules/{mid}", method: "GET", path: fixed("/twins/d1/modules/m1"), ok: 200, allowed: twinReaders},
+		{name: "patch module twin", tmpl: "/twins/{id}/modules/{mid}", method: "PATCH", path: fixed("/twins/d1/modules/m1"), ok: 200, allowed: servicers,
 			body: func(string) any { return map[string]any{"tags": map[string]any{"a": 1}} }},
-		{name: "replace module twin", method: "PUT", path: fixed("/twins/d1/modules/m1"), ok: 200, allowed: servicers,
+		{name: "replace module twin", tmpl: "/twins/{id}/modules/{mid}", method: "PUT", path: fixed("/twins/d1/modules/m1"), ok: 200, allowed: servicers,
 			body: func(string) any { return map[string]any{"tags": map[string]any{"b": 1}} }},
 		// Nothing is connected: an authorized caller gets 404 DeviceNotOnline.
-		{name: "device method", method: "POST", path: fixed("/twins/d1/methods"), ok: 404, allowed: servicers,
+		{name: "device method", tmpl: "/twins/{id}/methods", method: "POST", path: fixed("/twins/d1/methods"), ok: 404, allowed: servicers,
 			body: func(string) any { return map[string]any{"methodName": "m", "responseTimeoutInSeconds": 5} }},
-		{name: "module method", method: "POST", path: fixed("/twins/d1/modules/m1/methods"), ok: 404, allowed: servicers,
+		{name: "module method", tmpl: "/twins/{id}/modules/{mid}/methods", method: "POST", path: fixed("/twins/d1/modules/m1/methods"), ok: 404, allowed: servicers,
 			body: func(string) any { return map[string]any{"methodName": "m", "responseTimeoutInSeconds": 5} }},
-		{name: "registry statistics", method: "GET", path: fixed("/statistics/devices"), ok: 200, allowed: readers},
-		{name: "service statistics", method: "GET", path: fixed("/statistics/service"), ok: 200, allowed: servicers},
+		{name: "registry statistics", tmpl: "/statistics/devices", method: "GET", path: fixed("/statistics/devices"), ok: 200, allowed: readers},
+		{name: "service statistics", tmpl: "/statistics/service", method: "GET", path: fixed("/statistics/service"), ok: 200, allowed: servicers},
 	}
-	for _, rt := range routes {
+	// Every service route of the table is exercised here.
+	covered := map[string]bool{}
+	for _, rt := range cases {
+		covered[rt.method+" "+rt.tmpl] = true
+	}
+	for _, rt := range routes() {
+		if rt.kind == serviceRoute && !covered[rt.method+" "+rt.path] {
+			t.Errorf("service route %s %s is not in this test", rt.method, rt.path)
+		}
+	}
+	for _, rt := range cases {
 		for i, p := range policies {
 			t.Run(rt.name+"/"+p, func(t *testing.T) {
 				e := e.in(t)

@@ -53,6 +53,8 @@ func routes() []route {
 	return []route{
 		// Device identities (§6.2).
 		{"GET", "/devices", rr, (*server).listDevices, serviceRoute},
+		// Node's Registry.list builds its path from an empty id: /devices/.
+		{"GET", "/devices/", rr, (*server).listDevices, serviceRoute},
 		{"POST", "/devices", rw, (*server).bulkDevices, serviceRoute},
 		{"POST", "/devices/query", rr | sc, (*server).query, serviceRoute},
 		{"PUT", "/devices/{id}", rw, (*server).putDevice, serviceRoute},

@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: MIT
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/iothubemulator/iothub/emulator"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestParseFlags(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want emulator.Options
+	}{
+		{
+			name: "defaults",
+			want: emulator.Options{HostName: "localhost", MQTTAddr: ":8883", HTTPSAddr: ":443", DataDir: "./iothub-data", OwnerKey: emulator.WellKnownOwnerKey},
+		},
+		{
+			name: "environment",
+			env: map[string]string{"IOTHUB_HOSTNAME": "hub.local", "IOTHUB_TLS_SANS": "iothub, 10.0.0.5", "IOTHUB_MQTT_ADDR": ":1883",
+				"IOTHUB_HTTPS_ADDR": ":8443", "IOTHUB_DATA_DIR": "/data", "IOTHUB_OWNER_KEY": "a2V5", "IOTHUB_IN_MEMORY": "true",
+				"IOTHUB_TLS_CERT": "c.pem", "IOTHUB_TLS_KEY": "k.pem"},
+			want: emulator.Options{HostName: "hub.local", TLSSANs: []string{"iothub", "10.0.0.5"}, MQTTAddr: ":1883", HTTPSAddr: ":8443",
+				DataDir: "/data", OwnerKey: "a2V5", InMemory: true, TLSCertFile: "c.pem", TLSKeyFile: "k.pem"},
+		},
+		{
+			name: "flag wins over environment",
+			args: []string{"--hostname", "flag.local", "--https-addr=127.0.0.1:9443", "--in-memory=false"},
+			env:  map[string]string{"IOTHUB_HOSTNAME": "env.local", "IOTHUB_HTTPS_ADDR": ":1", "IOTHUB_IN_MEMORY": "1"},
+			want: emulator.Options{HostName: "flag.local", MQTTAddr: ":8883", HTTPSAddr: "127.0.0.1:9443", DataDir: "./iothub-data", OwnerKey: emulator.WellKnownOwnerKey},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := parseFlags(tc.args, env(tc.env), io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.opts.Logger = nil
+			if diff := cmp.Diff(tc.want, c.opts, cmp.AllowUnexported(emulator.Config{})); diff != "" {
+				t.Fatalf("options (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestParseFlagsErrors(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown flag", []string{"--nope"}, "flag provided but not defined"},
+		{"stray argument", []string{"serve"}, "unexpected argument"},
+		{"bad log level", []string{"--log-level", "loud"}, "--log-level"},
+		{"bad log format", []string{"--log-format", "xml"}, "--log-format"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseFlags(tc.args, env(nil), io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestRunPrintsWhatAUserNeeds starts the command in-process and checks the
+// ready banner and the healthcheck subcommand against it.
+func TestRunPrintsWhatAUserNeeds(t *testing.T) {
+	https := freeAddr(t)
+	var out syncBuffer
+	done := make(chan int, 1)
+	e := env(map[string]string{"IOTHUB_DATA_DIR": t.TempDir(), "IOTHUB_MQTT_ADDR": freeAddr(t), "IOTHUB_HTTPS_ADDR": https})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { done <- runContext(ctx, []string{"--log-level", "error"}, e, &out, io.Discard) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), "SharedAccessKeyName=iothubowner") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no ready banner within 10s; output:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, want := range []string{"ready", "hub host name:      localhost", "MQTT (TLS):", "CA certificate:", "SharedAccessKey=" + emulator.WellKnownOwnerKey} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("banner lacks %q:\n%s", want, out.String())
+		}
+	}
+	if code := healthcheck([]string{https}, env(nil), io.Discard); code != 0 {
+		t.Errorf("healthcheck against a running emulator: exit %d, want 0", code)
+	}
+	if code := healthcheck([]string{freeAddr(t)}, env(nil), io.Discard); code != 1 {
+		t.Errorf("healthcheck against nothing: exit %d, want 1", code)
+	}
+	cancel() // what SIGTERM does
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit code after shutdown: got %d, want 0", code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no clean exit within 10s of the shutdown signal")
+	}
+	if !strings.Contains(out.String(), "shutting down") {
+		t.Errorf("no shutdown line in output:\n%s", out.String())
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
