@@ -55,7 +55,10 @@ func emulatorBinary(tb testing.TB) string {
 	return binPath
 }
 
-func buildEmulator(out string) (string, error) {
+func buildEmulator(out string) (string, error) { return buildPackage("./cmd/iothub-emulator", out) }
+
+// buildPackage builds one main package of the module into out.
+func buildPackage(pkg, out string) (string, error) {
 	root, err := moduleRoot()
 	if err != nil {
 		return "", err
@@ -66,7 +69,7 @@ func buildEmulator(out string) (string, error) {
 	if raceEnabled {
 		args = append(args, "-race")
 	}
-	cmd := exec.CommandContext(ctx, goTool(), append(args, "./cmd/iothub-emulator")...)
+	cmd := exec.CommandContext(ctx, goTool(), append(args, pkg)...)
 	cmd.Dir = root
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go %s in %s: %v\n%s", strings.Join(cmd.Args[1:], " "), root, err, b)

@@ -113,7 +113,7 @@ func (s *Server) authenticate(cl *mqtt.Client, cc *clientConn, pk packets.Packet
 	if err != nil {
 		return nil, err
 	}
-	return &session{srv: s, cl: cl, cc: cc, id: id, auth: auth, modelID: modelID}, nil
+	return &session{srv: s, cl: cl, cc: cc, id: id, auth: auth, modelID: modelID, ready: make(chan struct{})}, nil
 }
 
 // OnConnectAuthenticate accepts exactly the connections OnConnect authenticated.
@@ -125,13 +125,16 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
 // sends CONNACK. One connection per identity (§3.3): an older connection is
 // dropped here, and waited for, so that mochi does not send it a
 // DISCONNECT and its teardown cannot race the new session. Then the
-// connection is registered with the hub; no method or desired delivery can
-// start before CONNACK because subscriptions are applied afterwards.
-func (h *hook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
+// connection is registered with the hub, with the subscriptions mochi is
+// about to carry over from a CleanSession=0 session (§3.3), so a device
+// that has its CONNACK can be called at once. Hub deliveries wait for the
+// CONNACK (see OnSessionEstablished).
+func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	sess := sessionOf(cl)
 	if sess == nil {
 		return
 	}
+	var inherited map[string]packets.Subscription
 	if old, ok := h.srv.mochi.Clients.Get(cl.ID); ok && old != cl {
 		if occ, ok := old.Net.Conn.(*clientConn); ok {
 			if prev := occ.sess.Load(); prev != nil {
@@ -144,21 +147,22 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 				h.srv.log.Warn("older connection did not finish in time", "identity", sess.id.String())
 			}
 		}
+		// mochi's rule for carrying a 3.1.1 session over (inheritClientSession).
+		if !pk.Connect.Clean && !old.Properties.Clean {
+			inherited = old.State.Subscriptions.GetAll()
+		}
 	}
 	c := h.srv.hub.Connect(sess.id, sess, hub.ConnectInfo{AuthMethod: sess.auth.Method, TokenExpiry: sess.auth.Expiry, ModelID: sess.modelID})
 	sess.conn.Store(c)
+	for filter := range inherited {
+		sess.applyFilter(filter, true)
+	}
 }
 
-// OnSessionEstablished re-applies the subscriptions of a resumed
-// CleanSession=0 session to the hub (§3.3): mochi has copied them from the
-// previous connection, the device will not necessarily subscribe again.
+// OnSessionEstablished runs once CONNACK is written: hub deliveries may go.
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
-	sess := sessionOf(cl)
-	if sess == nil {
-		return
-	}
-	for filter := range cl.State.Subscriptions.GetAll() {
-		sess.applyFilter(filter, true)
+	if sess := sessionOf(cl); sess != nil {
+		sess.markReady()
 	}
 }
 

@@ -38,7 +38,9 @@ type session struct {
 	conn         atomic.Pointer[hub.Conn] // registered with the hub once CONNACK is due
 	serverClosed atomic.Bool              // closed by the hub or the server: the will is not forwarded
 	willSent     atomic.Bool
-	sendMu       sync.Mutex // held from SUBSCRIBE to SUBACK: hub deliveries wait (see hook.OnSubscribe)
+	sendMu       sync.Mutex    // held from SUBSCRIBE to SUBACK: hub deliveries wait (see hook.OnSubscribe)
+	ready        chan struct{} // closed once CONNACK is written or the connection ended
+	readyOnce    sync.Once
 	endOnce      sync.Once
 }
 
@@ -48,6 +50,7 @@ var _ hub.Session = (*session)(nil)
 // The method name goes into the topic as it is: the hub has refused names
 // with '/', '+' or '#', and Node reads the segment without decoding.
 func (s *session) SendMethod(rid, name string, payload []byte) error {
+	<-s.ready
 	s.sendMu.Lock()
 	defer s.sendMu.Unlock()
 	return s.publish(prefixMethodRequest+name+"/?$rid="+rid, payload)
@@ -55,6 +58,7 @@ func (s *session) SendMethod(rid, name string, payload []byte) error {
 
 // SendDesired writes a desired-properties notification (§3.8).
 func (s *session) SendDesired(version int64, body []byte) error {
+	<-s.ready
 	s.sendMu.Lock()
 	defer s.sendMu.Unlock()
 	return s.publish(prefixDesiredPush+"?$version="+strconv.FormatInt(version, 10), body)
@@ -76,8 +80,13 @@ func (s *session) publish(topic string, payload []byte) error {
 	})
 }
 
+// markReady lets hub deliveries through: CONNACK is out, or the connection
+// is over and writes fail at once.
+func (s *session) markReady() { s.readyOnce.Do(func() { close(s.ready) }) }
+
 // end tells the hub the connection is gone; safe to call more than once.
 func (s *session) end() {
+	s.markReady()
 	s.endOnce.Do(func() {
 		if c := s.conn.Load(); c != nil {
 			c.Disconnect()

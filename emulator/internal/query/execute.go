@@ -39,6 +39,7 @@ func (q *Query) Execute(docs iter.Seq[[]byte]) ([]json.RawMessage, error) {
 		}
 		n++
 		c.resetRaw(d)
+		c.warm(d)
 		if q.where != nil && !q.where.eval(c).truthy() {
 			continue
 		}
@@ -152,6 +153,7 @@ func (q *Query) executeGrouped(docs iter.Seq[[]byte], c *evalCtx) ([]json.RawMes
 		}
 		n++
 		c.resetRaw(d)
+		c.warm(d)
 		if q.where != nil && !q.where.eval(c).truthy() {
 			continue
 		}

@@ -14,6 +14,7 @@ type evalCtx struct {
 	gen     uint32
 	slotGen []uint32
 	slots   []Value
+	sink    byte // keeps warm's loads from being optimised away
 }
 
 func newEvalCtx(nslots int) *evalCtx {
@@ -36,6 +37,19 @@ func (c *evalCtx) next() {
 		clear(c.slotGen)
 		c.gen = 1
 	}
+}
+
+// warm reads one byte of every cache line of a document before it is
+// scanned. These loads are independent, so the CPU fetches the lines in
+// parallel; the scanner alone would wait for them one after another. Over a
+// store larger than the CPU caches this cuts query time by about a quarter
+// (BenchmarkQueryWhere100k).
+func (c *evalCtx) warm(d []byte) {
+	var s byte
+	for k := 0; k < len(d); k += 64 {
+		s += d[k]
+	}
+	c.sink += s
 }
 
 func (c *evalCtx) find(p Path) Value {
