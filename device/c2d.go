@@ -4,6 +4,7 @@ package device
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -17,8 +18,15 @@ type MessageHandler func(m *Message)
 // devices/{id}/messages/devicebound/# at QoS 1. Messages are handed to h one
 // at a time, in arrival order; the hub's PUBACK (which completes the message)
 // is sent on receipt, since MQTT cannot reject or abandon. nil removes the
-// handler; later messages then queue for ReceiveMessage.
+// handler; later messages then queue for ReceiveMessage. Cloud-to-device
+// messages exist for devices only: on a module client OnMessage does
+// nothing but log, since the hub closes the connection of a module that
+// subscribes to them.
 func (c *Client) OnMessage(h MessageHandler) {
+	if c.id.moduleID != "" {
+		c.log.Error("OnMessage on a module client: cloud-to-device messages are for devices only")
+		return
+	}
 	c.mu.Lock()
 	c.messageHandler = h
 	c.mu.Unlock()
@@ -26,8 +34,12 @@ func (c *Client) OnMessage(h MessageHandler) {
 }
 
 // ReceiveMessage returns the next cloud-to-device message that no handler
-// took (Python's receive_message), subscribing on first use.
+// took (Python's receive_message), subscribing on first use. It fails on a
+// module client (see OnMessage).
 func (c *Client) ReceiveMessage(ctx context.Context) (*Message, error) {
+	if c.id.moduleID != "" {
+		return nil, errors.New("device: receive message: cloud-to-device messages are for devices only")
+	}
 	c.require(c2dFilter(c.id.deviceID), qosC2D)
 	m, err := c.c2dInbox.take(ctx, c.ctx.Done())
 	if err != nil {

@@ -64,3 +64,22 @@ func TestReceiveMessage(t *testing.T) {
 		}
 	}
 }
+
+func TestReceiveMessageOnModule(t *testing.T) {
+	h := fakehub.Start(t)
+	cs := "HostName=" + testHost + ";DeviceId=dev1;ModuleId=mod1;SharedAccessKey=" + testKey + ";GatewayHostName=" + h.TLSAddr
+	c := newClient(t, h, cs)
+	c.OnMessage(func(*device.Message) {})
+	if err := c.Connect(testContext(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ReceiveMessage(testContext(t)); err == nil {
+		t.Error("ReceiveMessage on a module client = nil error, want one")
+	}
+	if _, err := c.GetTwin(testContext(t)); err != nil { // a round trip after any subscription
+		t.Fatal(err)
+	}
+	if got, want := h.Subscriptions("dev1/mod1"), map[string]byte{"$iothub/twin/res/#": 0}; !cmp.Equal(got, want) {
+		t.Errorf("module subscriptions = %v, want only %v", got, want)
+	}
+}

@@ -15,7 +15,8 @@ import (
 
 // Client is a device or module connection to an IoT hub over MQTT 3.1.1.
 // All methods are safe for concurrent use. Handlers run on goroutines of the
-// client, never on the MQTT reader, so they may call any client method.
+// client, never on the MQTT reader, so they may call any client method but
+// Close (which waits for them).
 type Client struct {
 	set      *settings
 	id       identity
@@ -390,11 +391,11 @@ func (c *Client) require(filter string, qos byte) {
 
 // withOpTimeout applies the operation timeout; its expiry surfaces as
 // ErrTimeout through context.Cause.
-func (c *Client) withOpTimeout(ctx context.Context, op string) (context.Context, context.CancelFunc) {
+func (c *Client) withOpTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	if c.set.opTimeout <= 0 {
 		return context.WithCancel(ctx)
 	}
-	return context.WithTimeoutCause(ctx, c.set.opTimeout, fmt.Errorf("device: %s: %w after %v", op, ErrTimeout, c.set.opTimeout))
+	return context.WithTimeoutCause(ctx, c.set.opTimeout, fmt.Errorf("%w after %v", ErrTimeout, c.set.opTimeout))
 }
 
 // mergeCancel returns a context that ends when either parent does, keeping

@@ -86,10 +86,19 @@ func (s *session) wait(ctx context.Context, tok mqtt.Token) error {
 	case <-tok.Done():
 		return tok.Error()
 	case <-s.lost:
-		return fmt.Errorf("%w: %w", ErrNotConnected, s.err)
+		return s.lostErr()
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	}
+}
+
+// lostErr describes an ended session as ErrNotConnected with its reason.
+// Call it only after lost is closed.
+func (s *session) lostErr() error {
+	if s.err == nil {
+		return ErrNotConnected
+	}
+	return fmt.Errorf("%w: %w", ErrNotConnected, s.err)
 }
 
 // subscribe sends one SUBSCRIBE for filters and waits for the SUBACK,

@@ -117,26 +117,18 @@ func TestEmulatorTwin(t *testing.T) {
 	if twin.Reported["firmware"] != "1.0" || twin.Reported.Version() != v {
 		t.Errorf("reported = %v, want firmware 1.0 at version %d", twin.Reported, v)
 	}
-	// Desired patches arrive only once subscribed; the twin call above
-	// finished after OnDesiredPropertiesUpdate asked for the subscription,
-	// but that runs on the supervisor, so wait for it through the hub.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		status, body := service(t, e, "PATCH", "/twins/dev1", map[string]any{"properties": map[string]any{"desired": map[string]any{"fan": 3}}})
-		if status != http.StatusOK {
-			t.Fatalf("PATCH twin: %d %s", status, body)
+	// Handlers registered before Connect are subscribed in its SUBSCRIBE.
+	status, body := service(t, e, "PATCH", "/twins/dev1", map[string]any{"properties": map[string]any{"desired": map[string]any{"fan": 3}}})
+	if status != http.StatusOK {
+		t.Fatalf("PATCH twin: %d %s", status, body)
+	}
+	select {
+	case p := <-patches:
+		if p["fan"] != 3.0 || p.Version() < 2 {
+			t.Errorf("patch = %v, want fan 3 with a $version of at least 2", p)
 		}
-		select {
-		case p := <-patches:
-			if p["fan"] != 3.0 || p.Version() < 2 {
-				t.Errorf("patch = %v, want fan 3 with a $version", p)
-			}
-			return
-		case <-time.After(200 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no desired patch from the emulator")
-		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no desired patch from the emulator")
 	}
 }
 
@@ -164,17 +156,9 @@ func TestEmulatorMethod(t *testing.T) {
 	if err := c.Connect(testContext(t)); err != nil {
 		t.Fatal(err)
 	}
-	var status int
-	var body []byte
-	for range 25 { // the subscription is made by the supervisor just after Connect
-		status, body = service(t, e, "POST", "/twins/dev1/methods", map[string]any{
-			"methodName": "setFan", "payload": map[string]int{"speed": 3}, "responseTimeoutInSeconds": 5,
-		})
-		if status == http.StatusOK {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	status, body := service(t, e, "POST", "/twins/dev1/methods", map[string]any{
+		"methodName": "setFan", "payload": map[string]int{"speed": 3}, "responseTimeoutInSeconds": 5,
+	})
 	if status != http.StatusOK {
 		t.Fatalf("invoke: %d %s", status, body)
 	}

@@ -18,7 +18,7 @@ const MaxMessageSize = 256 * 1024
 // The system properties travel in the MQTT topic's property bag under the
 // keys noted on each field.
 type Message struct {
-	Body            []byte
+	Body            []byte            // payload, sent as is
 	MessageID       string            // $.mid
 	CorrelationID   string            // $.cid
 	UserID          string            // $.uid

@@ -178,3 +178,19 @@ func isSystemKey(k string) bool {
 	}
 	return false
 }
+
+func BenchmarkEncodeProperties(b *testing.B) {
+	m := &Message{MessageID: "msg 1", ContentType: "application/json", ContentEncoding: "utf-8",
+		Properties: map[string]string{"alert level": "high", "site": "Zürich", "n": "42"}}
+	for b.Loop() {
+		_ = encodeProperties(m)
+	}
+}
+
+func BenchmarkDecodeProperties(b *testing.B) {
+	bag := "%24.mid=7d1c&%24.to=%2Fdevices%2Fdev1%2Fmessages%2FdeviceBound&%24.cid=c1&iothub-ack=full&prop=a%20b"
+	for b.Loop() {
+		var m Message
+		decodeProperties(bag, &m)
+	}
+}

@@ -89,8 +89,9 @@ func WithRootCAs(pool *x509.CertPool) Option {
 	}
 }
 
-// WithCAFile adds the PEM certificates in path to the pool used to verify the
-// hub (for example the emulator's CA). It replaces any pool set earlier.
+// WithCAFile verifies the hub with the PEM certificates in path (for example
+// the emulator's CA) instead of the system pool. It replaces any pool set
+// earlier.
 func WithCAFile(path string) Option {
 	return func(s *settings) error {
 		pem, err := os.ReadFile(path)

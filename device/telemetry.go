@@ -22,7 +22,7 @@ func (c *Client) SendMessage(ctx context.Context, m *Message) error {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooLarge, n, MaxMessageSize)
 	}
 	topic := telemetryTopic(c.id.deviceID, c.id.moduleID, bag)
-	ctx, cancel := c.withOpTimeout(ctx, "send message")
+	ctx, cancel := c.withOpTimeout(ctx)
 	defer cancel()
 	for {
 		s, err := c.current(ctx)

@@ -148,7 +148,7 @@ func (c *Client) onDesired(in inbound, payload []byte) {
 // again, with a new $rid, once reconnected; GET is idempotent and a reported
 // patch is a merge, so a repeat is harmless.
 func (c *Client) twinRequest(ctx context.Context, verb, resource string, body []byte) (twinResponse, error) {
-	ctx, cancel := c.withOpTimeout(ctx, "twin "+verb)
+	ctx, cancel := c.withOpTimeout(ctx)
 	defer cancel()
 	for {
 		s, err := c.current(ctx)
@@ -194,7 +194,7 @@ func (c *Client) exchangeTwin(ctx context.Context, s *session, topic string, bod
 			}
 			sent = nil
 		case <-s.lost:
-			return twinResponse{}, fmt.Errorf("%w: %w", ErrNotConnected, s.err)
+			return twinResponse{}, s.lostErr()
 		case <-ctx.Done():
 			return twinResponse{}, context.Cause(ctx)
 		}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iothubemulator/iothub/internal/sas"
 	"github.com/iothubemulator/iothub/service"
 )
 
@@ -47,13 +48,28 @@ func TestNodeSDK(t *testing.T) {
 		t.Errorf("printed connection string: got %q, want %q", p.connString, wellKnownConnectionString)
 	}
 
+	runNodeSuite(t, nodeDir, node, p.connString, p.caFile, p.serviceClient(t))
+	// Even after a failure: the exit status tells whether the emulator
+	// shut down cleanly (with -race, 66 means it found a data race).
+	p.stop(t)
+}
+
+// runNodeSuite registers the Node tests' device through svc and runs
+// `node --test` in nodeDir against the hub of connString.
+func runNodeSuite(t *testing.T, nodeDir, node, connString, caFile string, svc *service.Client) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
-	d, err := p.serviceClient(t).CreateDevice(ctx, &service.Device{DeviceID: nodeDeviceID})
+	_ = svc.DeleteDevice(ctx, nodeDeviceID, "")
+	d, err := svc.CreateDevice(ctx, &service.Device{DeviceID: nodeDeviceID})
 	if err != nil {
 		t.Fatalf("CreateDevice(%s): %v", nodeDeviceID, err)
 	}
-	deviceCS, err := service.DeviceConnectionString("localhost", d)
+	cs, err := sas.ParseConnectionString(connString)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deviceCS, err := service.DeviceConnectionString(cs.HostName, d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,22 +80,22 @@ func TestNodeSDK(t *testing.T) {
 	cmd.Dir = nodeDir
 	cmd.WaitDelay = 5 * time.Second
 	cmd.Env = append(os.Environ(),
-		"IOTHUB_CONNECTION_STRING="+p.connString,
+		"IOTHUB_CONNECTION_STRING="+connString,
 		"IOTHUB_DEVICE_CONNECTION_STRING="+deviceCS,
 		"DEVICE_ID="+nodeDeviceID,
-		"NODE_EXTRA_CA_CERTS="+p.caFile,
-		// The emulator listens on 127.0.0.1 only; where localhost also
+		// The emulator may listen on 127.0.0.1 only; where localhost also
 		// resolves to ::1, Node must not try that first.
 		"NODE_OPTIONS=--dns-result-order=ipv4first",
 		"NO_COLOR=1",
 	)
+	if caFile != "" {
+		cmd.Env = append(cmd.Env, "NODE_EXTRA_CA_CERTS="+caFile)
+	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Errorf("node --test in %s: %v\n%s", nodeDir, err, out)
 	} else {
 		t.Logf("node --test:\n%s", out)
 	}
-	// Even after a failure: the exit status tells whether the emulator
-	// shut down cleanly (with -race, 66 means it found a data race).
-	p.stop(t)
+	_ = svc.DeleteDevice(ctx, nodeDeviceID, "")
 }

@@ -296,3 +296,26 @@ func TestFailNextInjectsHubErrors(t *testing.T) {
 	}
 	_ = context.Background()
 }
+
+// TestShippedConfigExamples keeps the example config files in testdata
+// (documented in the README, used by docker compose) valid.
+func TestShippedConfigExamples(t *testing.T) {
+	for _, f := range []string{"../testdata/config.json", "../testdata/compose-config.json"} {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			c, err := emulator.LoadConfigFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := emulator.RunT(t, emulator.WithConfig(c))
+			for _, d := range c.Devices {
+				got, err := srv.Device(d.DeviceID)
+				if err != nil {
+					t.Fatalf("device %s from %s: %v", d.DeviceID, f, err)
+				}
+				if d.PrimaryKey != "" && got.Authentication.SymmetricKey.PrimaryKey != d.PrimaryKey {
+					t.Fatalf("device %s: key not applied", d.DeviceID)
+				}
+			}
+		})
+	}
+}

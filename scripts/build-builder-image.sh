@@ -9,10 +9,8 @@
 set -euo pipefail
 image="${1:-iothub-go-builder:local}"
 goroot="$(go env GOROOT)"
-busybox="$(command -v busybox || true)"
-if [ -z "$busybox" ] || ! file -L "$busybox" 2>/dev/null | grep -q static; then
-	for b in /bin/busybox /usr/bin/busybox; do [ -x "$b" ] && busybox="$b"; done
-fi
+busybox=""
+for b in /bin/busybox /usr/bin/busybox; do [ -x "$b" ] && busybox="$b"; done
 if [ -z "$busybox" ]; then
 	echo "build-builder-image: a static busybox is needed (apt-get install busybox-static)" >&2
 	exit 1
@@ -26,7 +24,10 @@ trap 'rm -rf "$root"' EXIT
 mkdir -p "$root/bin" "$root/usr/local" "$root/etc/ssl/certs" "$root/tmp" "$root/root"
 chmod 1777 "$root/tmp"
 cp "$busybox" "$root/bin/busybox"
-"$root/bin/busybox" --install -s "$root/bin"
+# Relative links: the applets must resolve inside the image, not on this host.
+for applet in $("$root/bin/busybox" --list); do
+	[ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
+done
 cp -a "$goroot" "$root/usr/local/go"
 cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
 echo 'root:x:0:0:root:/root:/bin/sh' > "$root/etc/passwd"

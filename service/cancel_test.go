@@ -19,11 +19,13 @@ func blockingHub(t *testing.T) (*fakeHub, chan struct{}) {
 	t.Helper()
 	arrived := make(chan struct{}, 8)
 	done := make(chan struct{})
-	t.Cleanup(func() { close(done) })
 	hub := newFakeHub(t, func(w http.ResponseWriter, r *http.Request, n int) {
 		arrived <- struct{}{}
 		<-done
 	})
+	// Registered after the server's Close so that it runs first: Close
+	// waits for the handlers.
+	t.Cleanup(func() { close(done) })
 	return hub, arrived
 }
 
@@ -178,4 +180,3 @@ func (d deadlineSpy) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	return d.next.RoundTrip(r)
 }
-

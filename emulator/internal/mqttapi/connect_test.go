@@ -46,12 +46,11 @@ func TestConnack(t *testing.T) {
 	if _, err := e.hub.PutDevice(context.Background(), &hub.Device{DeviceID: "off", Status: hub.StatusDisabled}, ""); err != nil {
 		t.Fatal(err)
 	}
-	offKey := ""
-	if d, err := e.hub.GetDevice(context.Background(), "off"); err == nil {
-		offKey = d.Authentication.SymmetricKey.PrimaryKey
-	} else {
+	off, err := e.hub.GetDevice(context.Background(), "off")
+	if err != nil {
 		t.Fatal(err)
 	}
+	offKey := off.Authentication.SymmetricKey.PrimaryKey
 	dev := hub.Identity{DeviceID: "dev1"}
 	devKey := e.addDevice(t, "dev1")
 	dev2Key := e.addDevice(t, "dev2")
@@ -174,7 +173,7 @@ func TestConnectionState(t *testing.T) {
 func TestKeepAliveZero(t *testing.T) {
 	e := newEnv(t)
 	key := e.addDevice(t, "dev1")
-	c := e.mustConnect(t, dialer{clientID: "dev1", password: token(t, hub.Identity{DeviceID: "dev1"}, "", key, time.Now().Add(time.Hour)), keepAlive: -1})
+	e.mustConnect(t, dialer{clientID: "dev1", password: token(t, hub.Identity{DeviceID: "dev1"}, "", key, time.Now().Add(time.Hour)), keepAlive: -1})
 	cl, ok := e.srv.mochi.Clients.Get("dev1")
 	if !ok {
 		t.Fatal("no mochi client for dev1")
@@ -182,7 +181,6 @@ func TestKeepAliveZero(t *testing.T) {
 	if got := cl.State.Keepalive; got != maxKeepAlive {
 		t.Errorf("keep-alive for a client asking 0: got %d, want %d (1.5 × %d s = 1767 s)", got, maxKeepAlive, maxKeepAlive)
 	}
-	_ = c
 }
 
 func TestTokenExpiryClosesConnection(t *testing.T) {

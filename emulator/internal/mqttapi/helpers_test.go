@@ -128,12 +128,12 @@ func username(clientID string) string {
 
 // dialer describes a device connection.
 type dialer struct {
-	clientID string
-	username string // "" means username(clientID)
-	password string
-	cert     *tls.Certificate
-	ws       bool
-	clean    bool // CleanSession; the SDK default is false
+	clientID  string
+	username  string // "" means username(clientID)
+	password  string
+	cert      *tls.Certificate
+	ws        bool
+	clean     bool          // CleanSession; the SDK default is false
 	version   uint          // MQTT protocol level; 0 means 4
 	keepAlive time.Duration // 0 means 60 s; negative means 0 (none)
 	will      string        // will topic, if any
@@ -142,8 +142,8 @@ type dialer struct {
 // device is a paho client with what the tests observe.
 type device struct {
 	paho.Client
-	lost     chan error          // connection lost
-	messages chan paho.Message   // publishes without a subscription handler of their own
+	lost     chan error        // connection lost
+	messages chan paho.Message // publishes without a subscription handler of their own
 }
 
 // connect dials and returns the device and the CONNACK return code. A

@@ -31,8 +31,6 @@ type methodOutcome struct {
 	err error
 }
 
-func (o methodOutcome) String() string { return string(o.res.Payload) }
-
 func TestMethodRoundTrip(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, e *env, ws bool) {
 		c := e.connectDevice(t, "dev1", ws)

@@ -37,11 +37,14 @@ type session struct {
 
 	conn         atomic.Pointer[hub.Conn] // registered with the hub once CONNACK is due
 	serverClosed atomic.Bool              // closed by the hub or the server: the will is not forwarded
-	willSent     atomic.Bool
-	sendMu       sync.Mutex    // held from SUBSCRIBE to SUBACK: hub deliveries wait (see hook.OnSubscribe)
-	ready        chan struct{} // closed once CONNACK is written or the connection ended
-	readyOnce    sync.Once
-	endOnce      sync.Once
+	willSent     atomic.Bool              // the will has been forwarded (or refused): never twice
+	// sendMu is held from SUBSCRIBE to SUBACK so hub deliveries wait (see
+	// hook.OnSubscribe). Whatever the hub calls synchronously from a
+	// Subscribe* method (a future SendC2D from SubscribeC2D) must not take it.
+	sendMu    sync.Mutex
+	ready     chan struct{} // closed once CONNACK is written or the connection ended
+	readyOnce sync.Once
+	endOnce   sync.Once
 }
 
 var _ hub.Session = (*session)(nil)
@@ -110,25 +113,50 @@ func (s *session) subscribed(filter string) bool {
 
 // applyFilter tells the hub about a subscription change that it acts on.
 // Twin responses need no hub state: replyTwin checks the subscription.
+// C2D is flagged for the hub; this session does not deliver C2D messages
+// yet (it does not implement hub.C2DSession), so nothing is sent.
 func (s *session) applyFilter(filter string, on bool) {
 	c := s.conn.Load()
 	if c == nil {
 		return
 	}
-	switch filter {
-	case filterMethods:
+	f, err := parseFilter(filter)
+	if err != nil || !f.allowedFor(s.id) {
+		return
+	}
+	if !on && s.holds(f.kind) {
+		return // another spelling of the same filter is still subscribed
+	}
+	switch f.kind {
+	case subMethods:
 		if on {
 			c.SubscribeMethods()
 		} else {
 			c.UnsubscribeMethods()
 		}
-	case filterDesired:
+	case subDesired:
 		if on {
 			c.SubscribeDesired()
 		} else {
 			c.UnsubscribeDesired()
 		}
+	case subC2D:
+		if on {
+			c.SubscribeC2D()
+		} else {
+			c.UnsubscribeC2D()
+		}
 	}
+}
+
+// holds reports whether the client still has a subscription of kind.
+func (s *session) holds(kind subKind) bool {
+	for filter := range s.cl.State.Subscriptions.GetAll() {
+		if f, err := parseFilter(filter); err == nil && f.kind == kind {
+			return true
+		}
+	}
+	return false
 }
 
 // replyTwin answers a twin request on $iothub/twin/res/{status}/?$rid=...

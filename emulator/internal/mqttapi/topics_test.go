@@ -118,10 +118,10 @@ func TestParseFilter(t *testing.T) {
 	dev := hub.Identity{DeviceID: "dev1"}
 	mod := hub.Identity{DeviceID: "dev1", ModuleID: "m1"}
 	tests := []struct {
-		name    string
-		filter  string
-		kind    subKind
-		devOK   bool // allowed for dev1
+		name     string
+		filter   string
+		kind     subKind
+		devOK    bool // allowed for dev1
 		moduleOK bool // allowed for dev1/m1
 	}{
 		{"methods", "$iothub/methods/POST/#", subMethods, true, true},

@@ -77,7 +77,11 @@
 // BY give one object; with GROUP BY one object per group, in order of first
 // appearance. COUNT() counts documents, SUM/AVG add numbers and skip other
 // values, MIN/MAX order bool < number < string. Every projected path must be
-// grouped when aggregates or GROUP BY are used.
+// grouped when aggregates or GROUP BY are used. (The docs' GROUP BY example
+// prints the count before the grouped value; JSON key order carries no
+// meaning, and projection order is the predictable choice.) GROUP BY works
+// on devices and devices.modules; devices.jobs allows only SELECT * (item
+// type DeviceJob), as the docs state.
 //
 // # Limits
 //

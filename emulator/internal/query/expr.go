@@ -248,10 +248,9 @@ type callExpr struct {
 }
 
 func (e *callExpr) eval(c *evalCtx) Value {
-	var buf [4]Value
-	args := buf[:0]
-	for _, a := range e.args {
-		args = append(args, a.eval(c))
+	args := make([]Value, len(e.args))
+	for i, a := range e.args {
+		args[i] = a.eval(c)
 	}
 	return e.fn.call(args)
 }

@@ -48,6 +48,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	fs := flag.NewFlagSet("service", flag.ContinueOnError)
 	polls := fs.Int("polls", 0, "stop after this many twin reads (0: until interrupted, as in the tutorial)")
 	interval := fs.Duration("interval", 5*time.Second, "time between twin reads")
+	connectTimeout := fs.Duration("connect-timeout", 0, "how long the hub waits for the device to come online (0: it must be online now, as in the tutorial)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -71,7 +72,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	if err != nil {
 		return err
 	}
-	res, err := client.InvokeMethod(ctx, deviceID, service.MethodCall{Name: methodName, Payload: methodPayload})
+	res, err := client.InvokeMethod(ctx, deviceID, service.MethodCall{Name: methodName, Payload: methodPayload, ConnectTimeout: *connectTimeout})
 	if err != nil {
 		return err
 	}

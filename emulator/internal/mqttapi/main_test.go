@@ -1,0 +1,13 @@
+// SPDX-License-Identifier: MIT
+
+package mqttapi
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
