@@ -47,11 +47,22 @@ type recorder struct {
 	twins   []TwinChange
 }
 
+// appendBounded appends v and keeps at most maxRecords of the newest
+// entries. It trims in halves so that each append is amortised O(1).
 func appendBounded[T any](s []T, v T) []T {
-	if len(s) >= maxRecords {
-		s = append(s[:0], s[len(s)-maxRecords+1:]...)
+	s = append(s, v)
+	if len(s) >= 2*maxRecords {
+		s = append(make([]T, 0, 2*maxRecords), s[len(s)-maxRecords:]...)
 	}
-	return append(s, v)
+	return s
+}
+
+// newest returns the last maxRecords entries of s.
+func newest[T any](s []T) []T {
+	if len(s) > maxRecords {
+		return s[len(s)-maxRecords:]
+	}
+	return s
 }
 
 func (r *recorder) method(c MethodCall) {
@@ -72,7 +83,7 @@ func (h *Hub) MethodCalls(deviceID string) []MethodCall {
 	h.rec.mu.Lock()
 	defer h.rec.mu.Unlock()
 	out := []MethodCall{}
-	for _, c := range h.rec.methods {
+	for _, c := range newest(h.rec.methods) {
 		if deviceID == "" || c.DeviceID == deviceID {
 			out = append(out, c)
 		}
@@ -86,7 +97,7 @@ func (h *Hub) TwinHistory(deviceID, moduleID string) []TwinChange {
 	h.rec.mu.Lock()
 	defer h.rec.mu.Unlock()
 	out := []TwinChange{}
-	for _, c := range h.rec.twins {
+	for _, c := range newest(h.rec.twins) {
 		if (deviceID == "" || c.DeviceID == deviceID) && c.ModuleID == moduleID {
 			out = append(out, c)
 		}

@@ -89,6 +89,7 @@ func TestRouteRights(t *testing.T) {
 	fixed := func(s string) func(string) string { return func(string) string { return s } }
 	cases := []route{
 		{name: "list devices", tmpl: "/devices", method: "GET", path: fixed("/devices"), ok: 200, allowed: readers},
+		{name: "list devices (Node's path)", tmpl: "/devices/", method: "GET", path: fixed("/devices/"), ok: 200, allowed: readers},
 		{name: "bulk", tmpl: "/devices", method: "POST", path: fixed("/devices"), ok: 200, allowed: writers,
 			body: func(p string) any { return []map[string]any{{"id": "bulk-" + p, "importMode": "create"}} }},
 		{name: "query", tmpl: "/devices/query", method: "POST", path: fixed("/devices/query"), ok: 200, allowed: twinReaders,
