@@ -32,7 +32,7 @@ func newEmulatorClient(t *testing.T) (*emulator.Server, *service.Client, context
 func TestEmulatorDeviceLifecycle(t *testing.T) {
 	_, c, ctx := newEmulatorClient(t)
 
-	d, err := c.CreateDevice(ctx, &service.Device{DeviceID: "dev 1+x"})
+	d, err := c.CreateDevice(ctx, &service.Device{DeviceID: "dev+1$x"})
 	if err != nil {
 		t.Fatalf("CreateDevice: %v", err)
 	}
@@ -46,15 +46,15 @@ func TestEmulatorDeviceLifecycle(t *testing.T) {
 		t.Errorf("DeviceConnectionString: %v", err)
 	}
 
-	if _, err := c.CreateDevice(ctx, &service.Device{DeviceID: "dev 1+x"}); !service.IsAlreadyExists(err) {
+	if _, err := c.CreateDevice(ctx, &service.Device{DeviceID: "dev+1$x"}); !service.IsAlreadyExists(err) {
 		t.Errorf("second CreateDevice: got %v, want IsAlreadyExists", err)
 	}
 
-	got, err := c.GetDevice(ctx, "dev 1+x")
+	got, err := c.GetDevice(ctx, "dev+1$x")
 	if err != nil {
 		t.Fatalf("GetDevice: %v", err)
 	}
-	if got.DeviceID != "dev 1+x" || got.Authentication.SymmetricKey.PrimaryKey != d.Authentication.SymmetricKey.PrimaryKey {
+	if got.DeviceID != "dev+1$x" || got.Authentication.SymmetricKey.PrimaryKey != d.Authentication.SymmetricKey.PrimaryKey {
 		t.Errorf("GetDevice = %+v, want the created device", got)
 	}
 
@@ -82,13 +82,13 @@ func TestEmulatorDeviceLifecycle(t *testing.T) {
 		t.Errorf("ListDevices = %d devices, %v; want 1", len(list), err)
 	}
 
-	if err := c.DeleteDevice(ctx, "dev 1+x", "wrong"); !service.IsPreconditionFailed(err) {
+	if err := c.DeleteDevice(ctx, "dev+1$x", "wrong"); !service.IsPreconditionFailed(err) {
 		t.Errorf("DeleteDevice with a wrong etag: got %v, want IsPreconditionFailed", err)
 	}
-	if err := c.DeleteDevice(ctx, "dev 1+x", ""); err != nil {
+	if err := c.DeleteDevice(ctx, "dev+1$x", ""); err != nil {
 		t.Fatalf("DeleteDevice: %v", err)
 	}
-	_, err = c.GetDevice(ctx, "dev 1+x")
+	_, err = c.GetDevice(ctx, "dev+1$x")
 	var e *service.Error
 	if !errors.As(err, &e) || e.Code != service.CodeDeviceNotFound || !service.IsNotFound(err) {
 		t.Errorf("GetDevice after delete: got %v, want 404001 DeviceNotFound", err)

@@ -252,3 +252,48 @@ func TestBackoffZeroBase(t *testing.T) {
 		t.Errorf("got %v, want 0 with no base delay", got)
 	}
 }
+
+// TestRetryNetworkErrors drops the connection of the first request: a read
+// is repeated, a direct method is not.
+func TestRetryNetworkErrors(t *testing.T) {
+	tests := []struct {
+		name      string
+		call      func(ctx context.Context, c *Client) error
+		wantTries int
+		wantErr   bool
+	}{
+		{"GetDevice retried", func(ctx context.Context, c *Client) error {
+			_, err := c.GetDevice(ctx, "d")
+			return err
+		}, 2, false},
+		{"InvokeMethod not retried", func(ctx context.Context, c *Client) error {
+			_, err := c.InvokeMethod(ctx, "d", MethodCall{Name: "m"})
+			return err
+		}, 1, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hub := newFakeHub(t, func(w http.ResponseWriter, r *http.Request, n int) {
+				if n == 0 {
+					conn, _, err := http.NewResponseController(w).Hijack()
+					if err == nil {
+						conn.Close()
+					}
+					return
+				}
+				reply(w, 200, `{}`)
+			})
+			c, rec := hub.client(t, WithRetryPolicy(retryPolicy))
+			err := tt.call(testContext(t), c)
+			if (err != nil) != tt.wantErr {
+				t.Errorf("got error %v, want error %v", err, tt.wantErr)
+			}
+			if n := len(hub.requests()); n != tt.wantTries {
+				t.Errorf("got %d requests, want %d", n, tt.wantTries)
+			}
+			if w := rec.get(); len(w) != tt.wantTries-1 {
+				t.Errorf("got waits %v, want %d", w, tt.wantTries-1)
+			}
+		})
+	}
+}
