@@ -9,8 +9,11 @@ import (
 )
 
 // DeviceConnectionString returns the connection string a device client
-// uses for d on the hub hostName (use Client.HostName): with the primary key
-// for SAS devices, or x509=true for X.509 devices.
+// uses for d on the hub hostName: with the primary key for SAS devices, or
+// x509=true for X.509 devices. hostName is written as given. For a real hub
+// it is the bare host name; note that a port in Client.HostName is the REST
+// port, while devices connect to their protocol's port (with the emulator
+// on a non-default port, give its MQTT host:port).
 func DeviceConnectionString(hostName string, d *Device) (string, error) {
 	if d == nil || d.DeviceID == "" {
 		return "", fmt.Errorf("service: device id is required")

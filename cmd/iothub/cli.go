@@ -26,7 +26,7 @@ const (
 const usage = `usage: iothub [common flags] <command> [flags] [args]
 
 Commands:
-  device create <id> [--edge] [--status enabled|disabled]
+  device create <id> [--edge] [--status enabled|disabled] [--device-host HOST[:PORT]]
                      [--primary-key K --secondary-key K | --x509-primary T [--x509-secondary T] | --ca]
   device show <id>
   device list [--top N]
@@ -41,7 +41,8 @@ Common flags (accepted anywhere on the line):
   --ca-file FILE          PEM file of CA certificates to trust besides the system ones (default $IOTHUB_CA_FILE)
 
 Output is JSON on stdout. "device create" prints the new device and its
-connection string. Exit status: 0 success, 1 failed operation, 2 usage error.
+connection string, whose HostName is the hub host without port unless
+--device-host says otherwise (the emulator's MQTT port, for instance). Exit status: 0 success, 1 failed operation, 2 usage error.
 `
 
 // cli holds the process environment so that tests can run commands in

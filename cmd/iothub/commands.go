@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"net"
 	"time"
 
 	"github.com/iothubemulator/iothub/service"
@@ -39,6 +40,7 @@ func (c *cli) deviceCreate() command {
 		edge, ca                   bool
 		status, primary, secondary string
 		x509Primary, x509Secondary string
+		deviceHost                 string
 	)
 	return command{
 		flags: func(fs *flag.FlagSet) {
@@ -49,6 +51,7 @@ func (c *cli) deviceCreate() command {
 			fs.StringVar(&x509Primary, "x509-primary", "", "primary X.509 thumbprint (self-signed authentication)")
 			fs.StringVar(&x509Secondary, "x509-secondary", "", "secondary X.509 thumbprint")
 			fs.BoolVar(&ca, "ca", false, "authenticate with a certificate signed by a CA registered on the hub")
+			fs.StringVar(&deviceHost, "device-host", "", "HostName for the printed connection string (default: the hub host without port; give the emulator's MQTT host:port if it is not 8883)")
 		},
 		run: func(ctx context.Context, sc *service.Client, args []string) error {
 			id, err := oneID(args)
@@ -78,7 +81,10 @@ func (c *cli) deviceCreate() command {
 			if err != nil {
 				return err
 			}
-			cs, err := service.DeviceConnectionString(sc.HostName(), created)
+			if deviceHost == "" {
+				deviceHost = withoutPort(sc.HostName())
+			}
+			cs, err := service.DeviceConnectionString(deviceHost, created)
 			if err != nil {
 				return err
 			}
@@ -269,4 +275,14 @@ func (c *cli) query() command {
 			return c.printJSON(items)
 		},
 	}
+}
+
+// withoutPort drops a ":port" from host. The service connection string's
+// port is the REST port; devices connect to their protocol's port (MQTT
+// 8883), so a device connection string carries the bare host by default.
+func withoutPort(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		return h
+	}
+	return host
 }

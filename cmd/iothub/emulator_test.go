@@ -19,7 +19,10 @@ func TestAgainstEmulator(t *testing.T) {
 	}
 	env := map[string]string{"IOTHUB_CONNECTION_STRING": srv.ConnectionString(), "IOTHUB_CA_FILE": srv.CAFile()}
 
-	res := runCLI(t, env, "", "device", "create", "dev1")
+	// The device connection string must name the emulator's MQTT
+	// endpoint, which is not the REST port of the service string.
+	mqttHost := "localhost:" + srv.MQTTAddr()[strings.LastIndex(srv.MQTTAddr(), ":")+1:]
+	res := runCLI(t, env, "", "device", "create", "dev1", "--device-host", mqttHost)
 	if res.code != exitOK {
 		t.Fatalf("device create: exit %d, stderr %q", res.code, res.stderr)
 	}

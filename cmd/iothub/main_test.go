@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -128,11 +129,11 @@ func TestCommands(t *testing.T) {
 			answer:     createdDevice,
 			wantMethod: "PUT", wantURI: "/devices/dev1?api-version=2021-04-12",
 			wantBody: `{"deviceId":"dev1","authentication":{"type":"sas","symmetricKey":{"primaryKey":"","secondaryKey":""}}}`,
-			wantOut:  `{"connectionString":"HostName=HOST;DeviceId=dev1;SharedAccessKey=cGs=","device":` + createdDevice + `}`,
+			wantOut:  `{"connectionString":"HostName=127.0.0.1;DeviceId=dev1;SharedAccessKey=cGs=","device":` + createdDevice + `}`,
 		},
 		{
 			name:       "device create edge disabled with flags after the id",
-			args:       []string{"device", "create", "edge1", "--edge", "--status", "disabled", "--primary-key", "cGs=", "--secondary-key", "c2s="},
+			args:       []string{"device", "create", "edge1", "--edge", "--status", "disabled", "--primary-key", "cGs=", "--secondary-key", "c2s=", "--device-host", "HOST"},
 			answer:     `{"deviceId":"edge1","authentication":{"type":"sas","symmetricKey":{"primaryKey":"cGs=","secondaryKey":"c2s="}},"capabilities":{"iotEdge":true}}`,
 			wantMethod: "PUT", wantURI: "/devices/edge1?api-version=2021-04-12",
 			wantBody: `{"deviceId":"edge1","status":"disabled","authentication":{"type":"sas","symmetricKey":{"primaryKey":"cGs=","secondaryKey":"c2s="}},"capabilities":{"iotEdge":true}}`,
@@ -144,7 +145,7 @@ func TestCommands(t *testing.T) {
 			answer:     `{"deviceId":"dev1","authentication":{"type":"selfSigned","x509Thumbprint":{"primaryThumbprint":"AB12","secondaryThumbprint":null}}}`,
 			wantMethod: "PUT", wantURI: "/devices/dev1?api-version=2021-04-12",
 			wantBody: `{"deviceId":"dev1","authentication":{"type":"selfSigned","x509Thumbprint":{"primaryThumbprint":"AB12"}}}`,
-			wantOut:  `{"connectionString":"HostName=HOST;DeviceId=dev1;x509=true","device":{"deviceId":"dev1","authentication":{"type":"selfSigned","x509Thumbprint":{"primaryThumbprint":"AB12"}}}}`,
+			wantOut:  `{"connectionString":"HostName=127.0.0.1;DeviceId=dev1;x509=true","device":{"deviceId":"dev1","authentication":{"type":"selfSigned","x509Thumbprint":{"primaryThumbprint":"AB12"}}}}`,
 		},
 		{
 			name:       "device show",
@@ -215,7 +216,12 @@ func TestCommands(t *testing.T) {
 				}
 				io.WriteString(w, tt.answer)
 			})
-			res := runCLI(t, envFor(h), tt.stdin, tt.args...)
+			host := strings.TrimPrefix(h.srv.URL, "https://")
+			args := slices.Clone(tt.args)
+			for i := range args {
+				args[i] = strings.ReplaceAll(args[i], "HOST", host)
+			}
+			res := runCLI(t, envFor(h), tt.stdin, args...)
 			if res.code != exitOK {
 				t.Fatalf("exit %d, stderr %q; want 0", res.code, res.stderr)
 			}
@@ -243,7 +249,6 @@ func TestCommands(t *testing.T) {
 				}
 				return
 			}
-			host := strings.TrimPrefix(h.srv.URL, "https://")
 			checkOutputJSON(t, res.stdout, strings.ReplaceAll(tt.wantOut, "HOST", host))
 		})
 	}
