@@ -78,3 +78,25 @@ func nextGeneration(tx *store.Tx) (string, error) {
 	}
 	return strconv.FormatUint(638000000000000000+n, 10), nil
 }
+
+// mustLoad reads id's record; a missing identity is the hub's not-found error.
+func mustLoad(tx *store.Tx, id Identity) (*record, error) {
+	r, err := loadRecord(tx, id)
+	if err != nil {
+		return nil, err
+	}
+	if r == nil {
+		return nil, notFound(tx, id)
+	}
+	return r, nil
+}
+
+// mustLoadTwin reads id's record and its twin document.
+func mustLoadTwin(tx *store.Tx, id Identity) (*record, *twin.Doc, error) {
+	r, err := mustLoad(tx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	d, err := r.doc()
+	return r, d, err
+}

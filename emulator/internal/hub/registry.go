@@ -454,15 +454,9 @@ func (h *Hub) GetModule(ctx context.Context, deviceID, moduleID string) (*Module
 	id := Identity{DeviceID: deviceID, ModuleID: moduleID}
 	var out *Module
 	err := h.db.View(func(tx *store.Tx) error {
-		r, err := loadRecord(tx, id)
+		r, err := mustLoad(tx, id)
 		if err != nil {
 			return err
-		}
-		if r == nil {
-			if dev, _ := loadRecord(tx, Identity{DeviceID: deviceID}); dev == nil {
-				return huberr.DeviceNotFound(deviceID)
-			}
-			return huberr.ModuleNotFound(deviceID, moduleID)
 		}
 		out = r.Module
 		return nil
@@ -504,15 +498,9 @@ func (h *Hub) DeleteModule(ctx context.Context, deviceID, moduleID, ifMatch stri
 	unlock := h.lockIdentity(id)
 	defer unlock()
 	err := h.db.Update(func(tx *store.Tx) error {
-		r, err := loadRecord(tx, id)
+		r, err := mustLoad(tx, id)
 		if err != nil {
 			return err
-		}
-		if r == nil {
-			if dev, _ := loadRecord(tx, Identity{DeviceID: deviceID}); dev == nil {
-				return huberr.DeviceNotFound(deviceID)
-			}
-			return huberr.ModuleNotFound(deviceID, moduleID)
 		}
 		if !matchETag(ifMatch, r.Module.ETag) {
 			return huberr.PreconditionFailed("The etag %s does not match the module's current etag.", ifMatch)

@@ -101,14 +101,8 @@ func notFound(tx *store.Tx, id Identity) error {
 
 func (h *Hub) mustExist(id Identity) error {
 	return h.db.View(func(tx *store.Tx) error {
-		r, err := loadRecord(tx, id)
-		if err != nil {
-			return err
-		}
-		if r == nil {
-			return notFound(tx, id)
-		}
-		return nil
+		_, err := mustLoad(tx, id)
+		return err
 	})
 }
 
@@ -232,14 +226,7 @@ func (h *Hub) DeviceTwin(id Identity) ([]byte, error) {
 	}
 	var out []byte
 	err := h.db.View(func(tx *store.Tx) error {
-		r, err := loadRecord(tx, id)
-		if err != nil {
-			return err
-		}
-		if r == nil {
-			return notFound(tx, id)
-		}
-		d, err := r.doc()
+		_, d, err := mustLoadTwin(tx, id)
 		if err != nil {
 			return err
 		}
@@ -260,14 +247,7 @@ func (h *Hub) PatchReported(id Identity, patch []byte, baseVersion int64) (int64
 	defer unlock()
 	var version, twinVersion int64
 	err := h.db.Update(func(tx *store.Tx) error {
-		r, err := loadRecord(tx, id)
-		if err != nil {
-			return err
-		}
-		if r == nil {
-			return notFound(tx, id)
-		}
-		d, err := r.doc()
+		r, d, err := mustLoadTwin(tx, id)
 		if err != nil {
 			return err
 		}
