@@ -29,6 +29,9 @@ type Options struct {
 	Logger      *slog.Logger     `json:"-"`           // default: discard
 	Clock       func() time.Time `json:"-"`           // default: time.Now
 	LockTimeout time.Duration    `json:"-"`           // how long to wait for a database another process holds; default 1s
+
+	TelemetryMaxMessages int           `json:"telemetryMaxMessages"` // recorded telemetry kept; default 100,000
+	TelemetryMaxAge      time.Duration `json:"telemetryMaxAge"`      // recorded telemetry older than this is dropped; default 24h
 }
 
 func (o *Options) setDefaults() {

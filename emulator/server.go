@@ -79,6 +79,7 @@ func New(opts Options) (*Server, error) {
 		DeviceCAs:  cas,
 		Logger:     opts.Logger,
 		Clock:      opts.Clock,
+		Retention:  hub.RetentionConfig{MaxMessages: opts.TelemetryMaxMessages, MaxAge: opts.TelemetryMaxAge},
 	})
 	if err != nil {
 		return nil, err

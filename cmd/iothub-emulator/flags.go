@@ -9,7 +9,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/iothubemulator/iothub/emulator"
 )
@@ -57,6 +59,11 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*c
 		}
 		fs.StringVar(f.target, f.name, def, f.usage+" (env "+f.env+")")
 	}
+	var maxMsgs, maxAge string
+	fs.StringVar(&maxMsgs, "telemetry-max-messages", orEnv(getenv, "IOTHUB_TELEMETRY_MAX_MESSAGES", "100000"),
+		"recorded device-to-cloud messages to keep (env IOTHUB_TELEMETRY_MAX_MESSAGES)")
+	fs.StringVar(&maxAge, "telemetry-max-age", orEnv(getenv, "IOTHUB_TELEMETRY_MAX_AGE", "24h"),
+		"drop recorded messages older than this (env IOTHUB_TELEMETRY_MAX_AGE)")
 	inMemDef := isTrue(getenv("IOTHUB_IN_MEMORY"))
 	fs.BoolVar(&c.opts.InMemory, "in-memory", inMemDef, "keep nothing after exit (env IOTHUB_IN_MEMORY)")
 	if err := fs.Parse(args); err != nil {
@@ -68,6 +75,15 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*c
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
 	}
+	n, err := strconv.Atoi(maxMsgs)
+	if err != nil || n <= 0 {
+		return nil, fmt.Errorf("--telemetry-max-messages %q: want a positive number", maxMsgs)
+	}
+	age, err := time.ParseDuration(maxAge)
+	if err != nil || age <= 0 {
+		return nil, fmt.Errorf("--telemetry-max-age %q: want a positive duration such as 24h", maxAge)
+	}
+	c.opts.TelemetryMaxMessages, c.opts.TelemetryMaxAge = n, age
 	c.opts.HostName = hostname
 	c.opts.MQTTAddr = mqttAddr
 	c.opts.HTTPSAddr = httpsAddr
@@ -80,12 +96,18 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*c
 			c.opts.TLSSANs = append(c.opts.TLSSANs, s)
 		}
 	}
-	var err error
 	c.opts.Logger, err = newLogger(c.logLevel, c.logFormat, os.Stderr)
 	if err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+func orEnv(getenv func(string) string, name, def string) string {
+	if v := getenv(name); v != "" {
+		return v
+	}
+	return def
 }
 
 func isTrue(s string) bool {

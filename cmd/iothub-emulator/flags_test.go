@@ -28,21 +28,22 @@ func TestParseFlags(t *testing.T) {
 	}{
 		{
 			name: "defaults",
-			want: emulator.Options{HostName: "localhost", MQTTAddr: ":8883", HTTPSAddr: ":443", DataDir: "./iothub-data", OwnerKey: emulator.WellKnownOwnerKey},
+			want: emulator.Options{HostName: "localhost", MQTTAddr: ":8883", HTTPSAddr: ":443", DataDir: "./iothub-data", OwnerKey: emulator.WellKnownOwnerKey, TelemetryMaxMessages: 100000, TelemetryMaxAge: 24 * time.Hour},
 		},
 		{
 			name: "environment",
 			env: map[string]string{"IOTHUB_HOSTNAME": "hub.local", "IOTHUB_TLS_SANS": "iothub, 10.0.0.5", "IOTHUB_MQTT_ADDR": ":1883",
 				"IOTHUB_HTTPS_ADDR": ":8443", "IOTHUB_DATA_DIR": "/data", "IOTHUB_OWNER_KEY": "a2V5", "IOTHUB_IN_MEMORY": "true",
-				"IOTHUB_TLS_CERT": "c.pem", "IOTHUB_TLS_KEY": "k.pem"},
+				"IOTHUB_TLS_CERT": "c.pem", "IOTHUB_TLS_KEY": "k.pem", "IOTHUB_TELEMETRY_MAX_MESSAGES": "500", "IOTHUB_TELEMETRY_MAX_AGE": "1h"},
 			want: emulator.Options{HostName: "hub.local", TLSSANs: []string{"iothub", "10.0.0.5"}, MQTTAddr: ":1883", HTTPSAddr: ":8443",
-				DataDir: "/data", OwnerKey: "a2V5", InMemory: true, TLSCertFile: "c.pem", TLSKeyFile: "k.pem"},
+				DataDir: "/data", OwnerKey: "a2V5", InMemory: true, TLSCertFile: "c.pem", TLSKeyFile: "k.pem",
+				TelemetryMaxMessages: 500, TelemetryMaxAge: time.Hour},
 		},
 		{
 			name: "flag wins over environment",
 			args: []string{"--hostname", "flag.local", "--https-addr=127.0.0.1:9443", "--in-memory=false"},
 			env:  map[string]string{"IOTHUB_HOSTNAME": "env.local", "IOTHUB_HTTPS_ADDR": ":1", "IOTHUB_IN_MEMORY": "1"},
-			want: emulator.Options{HostName: "flag.local", MQTTAddr: ":8883", HTTPSAddr: "127.0.0.1:9443", DataDir: "./iothub-data", OwnerKey: emulator.WellKnownOwnerKey},
+			want: emulator.Options{HostName: "flag.local", MQTTAddr: ":8883", HTTPSAddr: "127.0.0.1:9443", DataDir: "./iothub-data", OwnerKey: emulator.WellKnownOwnerKey, TelemetryMaxMessages: 100000, TelemetryMaxAge: 24 * time.Hour},
 		},
 	}
 	for _, tc := range cases {
@@ -69,6 +70,8 @@ func TestParseFlagsErrors(t *testing.T) {
 		{"stray argument", []string{"serve"}, "unexpected argument"},
 		{"bad log level", []string{"--log-level", "loud"}, "--log-level"},
 		{"bad log format", []string{"--log-format", "xml"}, "--log-format"},
+		{"bad retention count", []string{"--telemetry-max-messages", "0"}, "--telemetry-max-messages"},
+		{"bad retention age", []string{"--telemetry-max-age", "soon"}, "--telemetry-max-age"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
