@@ -27,4 +27,13 @@
 //   - The SAS token minted from the policy key is cached and renewed when a
 //     quarter of its lifetime remains. A ":port" in HostName is used for the
 //     connection only, never in the token's resource.
+//
+// Emulator-only operations: SendC2D (queue a cloud-to-device message),
+// C2DFeedback (delivery feedback) and ReadTelemetry (the device-to-cloud
+// messages the hub recorded, with long polling) call the emulator's
+// test-control routes under /emulator. A real hub offers these only over
+// AMQP (cloud-to-device send and feedback, and the Event Hub-compatible
+// endpoint for telemetry), which this package does not speak; against a
+// real hub they fail with an error wrapping ErrEmulatorOnly. Everything
+// else in the package works against both.
 package service

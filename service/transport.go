@@ -23,9 +23,16 @@ type call struct {
 	path       string        // escaped path starting with "/", without query
 	query      string        // extra query parameters, already escaped, without '&' or '?'
 	header     http.Header   // extra request headers (If-Match, x-ms-...)
-	body       any           // encoded as JSON when non-nil
+	body       any           // encoded as JSON when non-nil, unless it is a rawBody
 	idempotent bool          // safe to send again after a failure (see RetryPolicy)
 	timeout    time.Duration // limit for each attempt; 0 leaves it to ctx
+}
+
+// rawBody is a call body sent as is rather than encoded as JSON, such as
+// the payload of a cloud-to-device message.
+type rawBody struct {
+	data        []byte
+	contentType string
 }
 
 // maxResponseBody bounds a success body: a 1000-device list or a query page
@@ -41,7 +48,17 @@ const jsonContentType = "application/json; charset=utf-8"
 // the successful attempt.
 func (c *Client) do(ctx context.Context, cl *call, out any) (http.Header, error) {
 	var payload []byte
-	if cl.body != nil {
+	contentType := jsonContentType
+	switch b := cl.body.(type) {
+	case nil:
+	case rawBody:
+		// An empty payload still goes out as a body (Content-Length: 0)
+		// so that the request says what it carries.
+		payload, contentType = b.data, b.contentType
+		if payload == nil {
+			payload = []byte{}
+		}
+	default:
 		var err error
 		if payload, err = json.Marshal(cl.body); err != nil {
 			return nil, errorf(cl.op, "encoding request: %w", err)
@@ -52,7 +69,7 @@ func (c *Client) do(ctx context.Context, cl *call, out any) (http.Header, error)
 		maxAttempts = c.retry.MaxAttempts
 	}
 	for attempt := 1; ; attempt++ {
-		header, body, err := c.attempt(ctx, cl, payload, attempt)
+		header, body, err := c.attempt(ctx, cl, payload, contentType, attempt)
 		if err == nil {
 			if out != nil && len(bytes.TrimSpace(body)) > 0 {
 				if err := json.Unmarshal(body, out); err != nil {
@@ -103,7 +120,7 @@ var errAttemptTimeout = errors.New("no response within the call's timeout")
 
 // attempt sends one request. On an HTTP error status it returns the
 // response headers together with an *Error.
-func (c *Client) attempt(ctx context.Context, cl *call, payload []byte, n int) (http.Header, []byte, error) {
+func (c *Client) attempt(ctx context.Context, cl *call, payload []byte, contentType string, n int) (http.Header, []byte, error) {
 	if cl.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, cl.timeout, errAttemptTimeout)
@@ -135,7 +152,7 @@ func (c *Client) attempt(ctx context.Context, cl *call, payload []byte, n int) (
 	req.Header.Set("Request-Id", requestID)
 	req.Header.Set("User-Agent", c.userAgent)
 	if payload != nil {
-		req.Header.Set("Content-Type", jsonContentType)
+		req.Header.Set("Content-Type", contentType)
 	}
 
 	start := time.Now()

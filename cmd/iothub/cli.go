@@ -36,13 +36,26 @@ Commands:
   method invoke <id> [--module M] --name NAME [--payload JSON] [--timeout 30s] [--connect-timeout 0s]
   query [--page-size N] <SQL>
 
+Emulator-only commands (a real hub offers these over AMQP only):
+  monitor-events [--device ID] [--module M] [--since N] [--timeout D]
+  c2d send <id> --body TEXT|@FILE|- [--ack none|positive|negative|full] [--ttl 1h]
+               [--property k=v ...] [--message-id ID] [--correlation-id ID] [--user-id ID]
+               [--content-type T] [--content-encoding E]
+  c2d feedback
+
 Common flags (accepted anywhere on the line):
   --connection-string CS  shared access policy connection string (default $IOTHUB_CONNECTION_STRING)
   --ca-file FILE          PEM file of CA certificates to trust besides the system ones (default $IOTHUB_CA_FILE)
 
 Output is JSON on stdout. "device create" prints the new device and its
 connection string, whose HostName is the hub host without port unless
---device-host says otherwise (the emulator's MQTT port, for instance). Exit status: 0 success, 1 failed operation, 2 usage error.
+--device-host says otherwise (the emulator's MQTT port, for instance).
+"monitor-events" prints the recorded telemetry after sequence number --since
+(default: all retained), then tails it, one JSON object per line (deviceId,
+moduleId, sequenceNumber, enqueuedTime, properties, systemProperties, body;
+bodyEncoding "base64" when the body is not UTF-8 text), until --timeout or
+Ctrl-C. "c2d send" prints the message id, generated when --message-id is
+absent. Exit status: 0 success, 1 failed operation, 2 usage error.
 `
 
 // cli holds the process environment so that tests can run commands in
@@ -104,8 +117,8 @@ func (c *cli) dispatch(ctx context.Context, args []string) error {
 	}
 	name, rest := words[0], words[1:]
 	switch name {
-	case "query":
-	case "device", "twin", "method":
+	case "query", "monitor-events":
+	case "device", "twin", "method", "c2d":
 		if len(rest) == 0 {
 			return usagef("%s needs a subcommand", name)
 		}
@@ -204,9 +217,9 @@ func (c *cli) printJSON(v any) error {
 	return enc.Encode(v)
 }
 
-// readJSONArg returns the JSON given inline, from a file ("@path") or from
-// standard input ("-"), checking that it is valid.
-func (c *cli) readJSONArg(name, v string) (json.RawMessage, error) {
+// readArg returns the value of flag name given inline, from a file
+// ("@path") or from standard input ("-").
+func (c *cli) readArg(name, v string) ([]byte, error) {
 	var data []byte
 	var err error
 	switch {
@@ -219,6 +232,16 @@ func (c *cli) readJSONArg(name, v string) (json.RawMessage, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading --%s: %w", name, err)
+	}
+	return data, nil
+}
+
+// readJSONArg returns the JSON given inline, from a file ("@path") or from
+// standard input ("-"), checking that it is valid.
+func (c *cli) readJSONArg(name, v string) (json.RawMessage, error) {
+	data, err := c.readArg(name, v)
+	if err != nil {
+		return nil, err
 	}
 	if !json.Valid(data) {
 		return nil, usagef("--%s is not valid JSON", name)

@@ -24,6 +24,10 @@ func (c *cli) commands() map[string]command {
 		"twin update":   c.twinUpdate(),
 		"method invoke": c.methodInvoke(),
 		"query":         c.query(),
+
+		"monitor-events": c.monitorEvents(),
+		"c2d send":       c.c2dSend(),
+		"c2d feedback":   c.c2dFeedback(),
 	}
 }
 

@@ -2,7 +2,9 @@
 
 // Command iothub manages an IoT hub (or the emulator) from the command line
 // through the service REST API: device identities, twins, direct methods
-// and queries. Output is JSON.
+// and queries. Against the emulator only, it also tails telemetry
+// (monitor-events) and sends cloud-to-device messages (c2d), which a real
+// hub offers over AMQP alone. Output is JSON.
 //
 // Usage:
 //

@@ -1,0 +1,347 @@
+// SPDX-License-Identifier: MIT
+
+package service
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// Wire tests of the emulator-only API against the fake hub: what goes out,
+// how answers are read, and how a hub without /emulator routes is reported.
+
+// emulatorOps calls each emulator-only operation once.
+var emulatorOps = []struct {
+	name string
+	call func(c *Client, t *testing.T) error
+}{
+	{"SendC2D", func(c *Client, t *testing.T) error {
+		return c.SendC2D(testContext(t), "dev1", &C2DMessage{Body: []byte("x")})
+	}},
+	{"ReadTelemetry", func(c *Client, t *testing.T) error {
+		_, err := c.ReadTelemetry(testContext(t), TelemetryFilter{Wait: time.Second})
+		return err
+	}},
+	{"C2DFeedback", func(c *Client, t *testing.T) error {
+		_, err := c.C2DFeedback(testContext(t))
+		return err
+	}},
+}
+
+// TestEmulatorOnlyOnRealHub stands in for a real hub, which has no
+// /emulator routes and answers 404 in whatever form: each operation must
+// fail with ErrEmulatorOnly, once, and not look like a missing device.
+func TestEmulatorOnlyOnRealHub(t *testing.T) {
+	answers := []struct {
+		name  string
+		reply func(w http.ResponseWriter)
+	}{
+		{"plain text", func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "text/plain")
+			w.WriteHeader(http.StatusNotFound)
+			w.Write([]byte("404 page not found"))
+		}},
+		{"empty body", func(w http.ResponseWriter) { w.WriteHeader(http.StatusNotFound) }},
+		{"hub error body", func(w http.ResponseWriter) {
+			replyFormA(w, http.StatusNotFound, "InvalidOperation", "The route does not exist on this hub.")
+		}},
+		{"hub error without code", func(w http.ResponseWriter) {
+			reply(w, http.StatusNotFound, `{"Message":"Not found","ExceptionMessage":""}`)
+		}},
+	}
+	for _, a := range answers {
+		for _, op := range emulatorOps {
+			t.Run(a.name+"/"+op.name, func(t *testing.T) {
+				hub := newFakeHub(t, func(w http.ResponseWriter, r *http.Request, n int) {
+					if !strings.HasPrefix(r.URL.Path, "/emulator/") {
+						t.Errorf("request to %s, want an /emulator route", r.URL.Path)
+					}
+					a.reply(w)
+				})
+				// Retries on: a 404 must not be repeated.
+				c, _ := hub.client(t, WithRetryPolicy(DefaultRetryPolicy()))
+				err := op.call(c, t)
+				if !errors.Is(err, ErrEmulatorOnly) {
+					t.Fatalf("got %v, want ErrEmulatorOnly", err)
+				}
+				if IsNotFound(err) {
+					t.Errorf("IsNotFound(%v) = true, want false: the route is missing, not a device", err)
+				}
+				if msg := err.Error(); !strings.Contains(msg, op.name) || !strings.Contains(msg, hub.host()) {
+					t.Errorf("error %q, want it to name %s and the host %s", msg, op.name, hub.host())
+				}
+				if n := len(hub.requests()); n != 1 {
+					t.Errorf("got %d requests, want 1", n)
+				}
+			})
+		}
+	}
+}
+
+// TestEmulatorOnlyKeepsHubErrors checks that errors from an emulator, which
+// has the routes, pass through unchanged.
+func TestEmulatorOnlyKeepsHubErrors(t *testing.T) {
+	tests := []struct {
+		name   string
+		reply  func(w http.ResponseWriter)
+		check  func(error) bool
+		wantIs string
+	}{
+		{"device not found", func(w http.ResponseWriter) {
+			replyFormA(w, http.StatusNotFound, "DeviceNotFound", "Device dev1 is not registered")
+		}, IsNotFound, "IsNotFound"},
+		{"module not found", func(w http.ResponseWriter) {
+			replyFormA(w, http.StatusNotFound, "ModuleNotFound", "Module m1 is not registered")
+		}, IsNotFound, "IsNotFound"},
+		{"unauthorized", func(w http.ResponseWriter) {
+			replyFormA(w, http.StatusUnauthorized, "IotHubUnauthorizedAccess", "Unauthorized")
+		}, IsUnauthorized, "IsUnauthorized"},
+		{"queue full", func(w http.ResponseWriter) {
+			replyFormA(w, http.StatusForbidden, "DeviceMaximumQueueDepthExceeded", "Queue full")
+		}, IsForbidden, "IsForbidden"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hub := newFakeHub(t, func(w http.ResponseWriter, r *http.Request, n int) { tt.reply(w) })
+			c, _ := hub.client(t)
+			err := c.SendC2D(testContext(t), "dev1", &C2DMessage{})
+			if !tt.check(err) || errors.Is(err, ErrEmulatorOnly) {
+				t.Errorf("got %v, want %s and not ErrEmulatorOnly", err, tt.wantIs)
+			}
+		})
+	}
+}
+
+func TestSendC2DWire(t *testing.T) {
+	hub := newFakeHub(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		reply(w, http.StatusOK, `{"seq":1,"deviceId":"dev+1","to":"/devices/dev+1/messages/deviceBound","body":"AP8="}`)
+	})
+	c, _ := hub.client(t)
+	err := c.SendC2D(testContext(t), "dev+1", &C2DMessage{
+		Body: []byte{0x00, 0xff}, MessageID: "m 1", CorrelationID: "c1", UserID: "u1", Ack: AckFull,
+		ContentType: "application/json", ContentEncoding: "utf-8", TTL: 90*time.Minute + time.Millisecond,
+		Properties: map[string]string{"alert": "high", "empty": "", "text": "é ü"},
+	})
+	if err != nil {
+		t.Fatalf("SendC2D: %v", err)
+	}
+	reqs := hub.requests()
+	if len(reqs) != 1 {
+		t.Fatalf("got %d requests, want 1", len(reqs))
+	}
+	r := reqs[0]
+	if want := "/emulator/devices/dev%2B1/messages/devicebound?api-version=" + APIVersion; r.Method != http.MethodPost || r.RequestURI != want {
+		t.Errorf("got %s %s, want POST %s", r.Method, r.RequestURI, want)
+	}
+	if string(r.Body) != "\x00\xff" {
+		t.Errorf("body %q, want the payload as is", r.Body)
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "application/octet-stream" {
+		t.Errorf("Content-Type %q, want application/octet-stream", ct)
+	}
+	if !strings.HasPrefix(r.Header.Get("Authorization"), "SharedAccessSignature sr=127.0.0.1&") {
+		t.Errorf("Authorization %q, want a policy token for the host", r.Header.Get("Authorization"))
+	}
+	got := map[string][]string{}
+	for k, v := range r.Header {
+		if k = strings.ToLower(k); strings.HasPrefix(k, "iothub-") {
+			got[k] = v
+		}
+	}
+	want := map[string][]string{
+		"iothub-messageid":       {"m 1"},
+		"iothub-correlationid":   {"c1"},
+		"iothub-userid":          {"u1"},
+		"iothub-ack":             {"full"},
+		"iothub-contenttype":     {"application/json"},
+		"iothub-contentencoding": {"utf-8"},
+		"iothub-ttl":             {"5401"}, // rounded up to whole seconds
+		"iothub-app-alert":       {"high"},
+		"iothub-app-empty":       {""},
+		"iothub-app-text":        {"é ü"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("iothub-* headers (-want +got):\n%s", diff)
+	}
+}
+
+// TestSendC2DMinimal checks that unset fields send no headers and that an
+// empty payload is an empty body.
+func TestSendC2DMinimal(t *testing.T) {
+	hub := newFakeHub(t, func(w http.ResponseWriter, r *http.Request, n int) { reply(w, http.StatusOK, `{}`) })
+	c, _ := hub.client(t)
+	if err := c.SendC2D(testContext(t), "dev1", &C2DMessage{}); err != nil {
+		t.Fatalf("SendC2D: %v", err)
+	}
+	r := hub.requests()[0]
+	for k := range r.Header {
+		if strings.HasPrefix(strings.ToLower(k), "iothub-") {
+			t.Errorf("sent header %s, want no iothub-* header for an empty message", k)
+		}
+	}
+	if len(r.Body) != 0 {
+		t.Errorf("body %q, want empty", r.Body)
+	}
+}
+
+// TestSendC2DNotRetried checks that a send, which is not idempotent, makes
+// one attempt even on a retryable status.
+func TestSendC2DNotRetried(t *testing.T) {
+	hub := newFakeHub(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		replyFormA(w, http.StatusServiceUnavailable, "ServiceUnavailable", "try later")
+	})
+	c, rec := hub.client(t, WithRetryPolicy(DefaultRetryPolicy()))
+	err := c.SendC2D(testContext(t), "dev1", &C2DMessage{Body: []byte("x")})
+	var e *Error
+	if !errors.As(err, &e) || e.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("got %v, want the 503", err)
+	}
+	if n := len(hub.requests()); n != 1 || len(rec.get()) != 0 {
+		t.Errorf("got %d requests and %d waits, want 1 and 0", n, len(rec.get()))
+	}
+}
+
+func TestSendC2DInvalid(t *testing.T) {
+	tests := []struct {
+		name string
+		id   string
+		m    *C2DMessage
+		want string
+	}{
+		{"no device", "", &C2DMessage{}, "device id is required"},
+		{"no message", "dev1", nil, "message is required"},
+		{"negative TTL", "dev1", &C2DMessage{TTL: -time.Second}, "negative time to live"},
+		{"property name with space", "dev1", &C2DMessage{Properties: map[string]string{"a b": "x"}}, "cannot travel as an HTTP header name"},
+		{"empty property name", "dev1", &C2DMessage{Properties: map[string]string{"": "x"}}, "cannot travel as an HTTP header name"},
+		{"property names differing in case", "dev1", &C2DMessage{Properties: map[string]string{"Alert": "1", "alert": "2"}}, "differing only in case"},
+		{"newline in a value", "dev1", &C2DMessage{Properties: map[string]string{"a": "x\ny"}}, "control characters"},
+		{"newline in the message id", "dev1", &C2DMessage{MessageID: "x\r\n"}, "control characters"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hub := newFakeHub(t, func(w http.ResponseWriter, r *http.Request, n int) { reply(w, http.StatusOK, `{}`) })
+			c, _ := hub.client(t)
+			err := c.SendC2D(testContext(t), tt.id, tt.m)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want an error containing %q", err, tt.want)
+			}
+			if n := len(hub.requests()); n != 0 {
+				t.Errorf("sent %d requests, want none", n)
+			}
+		})
+	}
+}
+
+func TestReadTelemetryWire(t *testing.T) {
+	tests := []struct {
+		name string
+		f    TelemetryFilter
+		want url.Values
+	}{
+		{"zero filter", TelemetryFilter{}, url.Values{"api-version": {APIVersion}}},
+		{"every field", TelemetryFilter{DeviceID: "dev 1+", ModuleID: "m&1", Since: 7, Limit: 5, Wait: 1500 * time.Millisecond},
+			url.Values{"api-version": {APIVersion}, "deviceId": {"dev 1+"}, "moduleId": {"m&1"}, "since": {"7"}, "limit": {"5"}, "wait": {"1.5"}}},
+		{"wait capped", TelemetryFilter{Wait: 5 * time.Minute}, url.Values{"api-version": {APIVersion}, "wait": {"60"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hub := newFakeHub(t, func(w http.ResponseWriter, r *http.Request, n int) { reply(w, http.StatusOK, `[]`) })
+			c, _ := hub.client(t)
+			ms, err := c.ReadTelemetry(testContext(t), tt.f)
+			if err != nil {
+				t.Fatalf("ReadTelemetry: %v", err)
+			}
+			if ms == nil || len(ms) != 0 {
+				t.Errorf("got %v, want an empty, non-nil slice", ms)
+			}
+			r := hub.requests()[0]
+			u, err := url.Parse(r.RequestURI)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Method != http.MethodGet || u.Path != "/emulator/messages" {
+				t.Errorf("got %s %s, want GET /emulator/messages", r.Method, u.Path)
+			}
+			if diff := cmp.Diff(tt.want, u.Query()); diff != "" {
+				t.Errorf("query (-want +got):\n%s", diff)
+			}
+			checkCommonHeaders(t, r, hub.host())
+		})
+	}
+}
+
+func TestReadTelemetryInvalid(t *testing.T) {
+	hub := newFakeHub(t, func(w http.ResponseWriter, r *http.Request, n int) { reply(w, http.StatusOK, `[]`) })
+	c, _ := hub.client(t)
+	for _, f := range []TelemetryFilter{{Limit: -1}, {Wait: -time.Second}} {
+		if _, err := c.ReadTelemetry(testContext(t), f); err == nil || !strings.Contains(err.Error(), "must not be negative") {
+			t.Errorf("ReadTelemetry(%+v) = %v, want a negative-value error", f, err)
+		}
+	}
+	if n := len(hub.requests()); n != 0 {
+		t.Errorf("sent %d requests, want none", n)
+	}
+}
+
+// TestReadTelemetryDecodes reads the emulator's message shape, with the
+// body as base64, and retries a 503 since reading is idempotent.
+func TestReadTelemetryDecodes(t *testing.T) {
+	hub := newFakeHub(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		if n == 0 {
+			replyFormA(w, http.StatusServiceUnavailable, "ServiceUnavailable", "try later")
+			return
+		}
+		reply(w, http.StatusOK, `[{"sequenceNumber":12,"enqueuedTime":"2024-05-02T09:20:11.5Z","deviceId":"dev1","moduleId":"m1",
+			"connectionAuthMethod":"sas","transport":"mqtt","messageId":"42","correlationId":"c1","userId":"u1","to":"/x",
+			"contentType":"application/json","contentEncoding":"utf-8","creationTimeUtc":"2024-05-02T09:20:10Z",
+			"expiryTimeUtc":"2024-05-03T00:00:00Z","outputName":"out","messageSchema":"s","componentName":"thermostat1",
+			"interfaceId":"i","properties":{"alert":"high"},"body":"eyJ0IjoxfQ=="}]`)
+	})
+	c, rec := hub.client(t, WithRetryPolicy(DefaultRetryPolicy()))
+	got, err := c.ReadTelemetry(testContext(t), TelemetryFilter{})
+	if err != nil {
+		t.Fatalf("ReadTelemetry: %v", err)
+	}
+	want := []*TelemetryMessage{{
+		SequenceNumber: 12, EnqueuedTime: time.Date(2024, 5, 2, 9, 20, 11, 500e6, time.UTC), DeviceID: "dev1", ModuleID: "m1",
+		ConnectionAuthMethod: "sas", Transport: "mqtt", MessageID: "42", CorrelationID: "c1", UserID: "u1", To: "/x",
+		ContentType: "application/json", ContentEncoding: "utf-8", CreationTime: "2024-05-02T09:20:10Z",
+		ExpiryTime: "2024-05-03T00:00:00Z", OutputName: "out", MessageSchema: "s", ComponentName: "thermostat1",
+		InterfaceID: "i", Properties: map[string]string{"alert": "high"}, Body: []byte(`{"t":1}`),
+	}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ReadTelemetry mismatch (-want +got):\n%s", diff)
+	}
+	if n := len(hub.requests()); n != 2 || len(rec.get()) != 1 {
+		t.Errorf("got %d requests and %d waits, want 2 and 1", n, len(rec.get()))
+	}
+}
+
+func TestC2DFeedbackDecodes(t *testing.T) {
+	hub := newFakeHub(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		reply(w, http.StatusOK, `[{"originalMessageId":"m1","deviceGenerationId":"638500000000000000","deviceId":"dev1",
+			"enqueuedTimeUtc":"2024-05-02T09:20:11Z","statusCode":"Expired","description":"Message expired"}]`)
+	})
+	c, _ := hub.client(t)
+	got, err := c.C2DFeedback(testContext(t))
+	if err != nil {
+		t.Fatalf("C2DFeedback: %v", err)
+	}
+	want := []Feedback{{
+		OriginalMessageID: "m1", DeviceGenerationID: "638500000000000000", DeviceID: "dev1",
+		EnqueuedTimeUTC: time.Date(2024, 5, 2, 9, 20, 11, 0, time.UTC), StatusCode: FeedbackExpired, Description: "Message expired",
+	}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("C2DFeedback mismatch (-want +got):\n%s", diff)
+	}
+	r := hub.requests()[0]
+	if want := "/emulator/feedback?api-version=" + APIVersion; r.Method != http.MethodGet || r.RequestURI != want {
+		t.Errorf("got %s %s, want GET %s", r.Method, r.RequestURI, want)
+	}
+}
