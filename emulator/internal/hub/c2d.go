@@ -18,13 +18,13 @@ import (
 
 // Cloud-to-device limits and defaults (iothub-protocol.md §3.7, §7, §10).
 const (
-	MaxC2DSize         = 64 * 1024
-	MaxC2DQueue        = 50
-	DefaultC2DTTL      = time.Hour
-	MaxC2DTTL          = 48 * time.Hour
-	MaxDeliveryCount   = 10
-	DefaultLockTimeout = time.Minute
-	MaxLockTimeout     = 300 * time.Second
+	MaxC2DSize         = 64 * 1024         // body plus property names and values
+	MaxC2DQueue        = 50                // pending messages per device
+	DefaultC2DTTL      = time.Hour         // time to live when the sender gives none
+	MaxC2DTTL          = 48 * time.Hour    // longest time to live
+	MaxDeliveryCount   = 10                // deliveries before a message is dead-lettered
+	DefaultLockTimeout = time.Minute       // HTTPS receive lock when the device asks for none
+	MaxLockTimeout     = 300 * time.Second // longest HTTPS receive lock
 )
 
 // Acknowledgement requests a cloud-to-device message may carry.
@@ -42,6 +42,14 @@ const (
 	FeedbackDeliveryCountExceeded = "DeliveryCountExceeded"
 	FeedbackRejected              = "Rejected"
 )
+
+// feedbackDescription is the description the hub gives each status.
+var feedbackDescription = map[string]string{
+	FeedbackSuccess:               "Success",
+	FeedbackExpired:               "Message expired",
+	FeedbackDeliveryCountExceeded: "Message delivery count exceeded",
+	FeedbackRejected:              "Message rejected",
+}
 
 // C2DMessage is a cloud-to-device message in a device's queue.
 type C2DMessage struct {
@@ -63,6 +71,18 @@ type C2DMessage struct {
 	Body            []byte            `json:"body"`
 }
 
+// size is what the 64 KB limit counts: body plus property names and values.
+func (m *C2DMessage) size() int {
+	n := len(m.Body)
+	for k, v := range m.Properties {
+		n += len(k) + len(v)
+	}
+	for _, s := range []string{m.MessageID, m.CorrelationID, m.UserID, m.ContentType, m.ContentEncoding} {
+		n += len(s)
+	}
+	return n
+}
+
 // Feedback is a delivery outcome the back end asked for with Ack.
 type Feedback struct {
 	OriginalMessageID  string    `json:"originalMessageId"`
@@ -74,25 +94,39 @@ type Feedback struct {
 }
 
 // C2DSession is implemented by sessions that deliver cloud-to-device
-// messages (MQTT). The transport calls Conn.CompleteC2D with the message's
-// lock token when the device acknowledges it.
+// messages (MQTT). SendC2D writes one message to the device; the transport
+// calls Conn.CompleteC2D with the message's lock token when the device
+// acknowledges it. An error means the message did not go out, and the hub
+// puts it back as it was. SendC2D is called only while the connection is
+// subscribed, from the goroutine of Conn.SubscribeC2D or of a hub call
+// that queues or returns a message.
 type C2DSession interface {
 	SendC2D(m *C2DMessage) error
 }
+
+// The hub, not the transport, owns redelivery. A message sent over MQTT is
+// "in flight" on that connection until the PUBACK; when the connection goes,
+// the message becomes deliverable again and the next subscribed connection
+// gets it with a new lock token and DeliveryCount+1. The transport must not
+// resend it by itself (mochi would, from a CleanSession=0 session's
+// inflight store): one owner keeps delivery counts, dead-lettering and
+// CleanSession=1 reconnects right, and survives an emulator restart.
 
 // c2dState is the in-memory side of delivery: which messages are in flight
 // on which connection.
 type c2dState struct {
 	mu       sync.Mutex
 	inFlight map[string]*Conn // lock token -> connection it was sent on
-	feedback []Feedback
 }
 
 func c2dKey(deviceID string, seq uint64) string {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], seq)
-	return deviceID + "\x00" + string(b[:])
+	return c2dPrefix(deviceID) + string(b[:])
 }
+
+// c2dPrefix is the store prefix of one device's queue.
+func c2dPrefix(deviceID string) string { return deviceID + "\x00" }
 
 func newLockToken() string {
 	var b [16]byte
@@ -103,13 +137,14 @@ func newLockToken() string {
 
 // SendC2D queues a message for a device and, if the device is connected
 // and subscribed over MQTT, delivers it at once. It returns once the
-// message is durable in the queue.
+// message is durable in the queue. Expired messages do not count against
+// the queue limit.
 func (h *Hub) SendC2D(ctx context.Context, deviceID string, m *C2DMessage, ttl time.Duration) (*C2DMessage, error) {
 	if err := h.react(ctx, OpSendC2D, Identity{DeviceID: deviceID}); err != nil {
 		return nil, err
 	}
-	if len(m.Body) > MaxC2DSize {
-		return nil, huberr.MessageTooLarge("The message is %d bytes; the maximum is %d.", len(m.Body), MaxC2DSize)
+	if n := m.size(); n > MaxC2DSize {
+		return nil, huberr.MessageTooLarge("The message is %d bytes; the maximum is %d.", n, MaxC2DSize)
 	}
 	switch m.Ack {
 	case "":
@@ -134,7 +169,11 @@ func (h *Hub) SendC2D(ctx context.Context, deviceID string, m *C2DMessage, ttl t
 		if r == nil {
 			return huberr.DeviceNotFound(deviceID)
 		}
-		if tx.Count(store.C2D, deviceID+"\x00") >= MaxC2DQueue {
+		queued, err := h.sweepC2D(tx, c2dPrefix(deviceID), now)
+		if err != nil {
+			return err
+		}
+		if len(queued) >= MaxC2DQueue {
 			return huberr.DeviceMaximumQueueDepthExceeded(deviceID, MaxC2DQueue)
 		}
 		seq, err := tx.NextSequence(store.C2D)
@@ -145,35 +184,48 @@ func (h *Hub) SendC2D(ctx context.Context, deviceID string, m *C2DMessage, ttl t
 		out.Seq, out.DeviceID, out.EnqueuedTime, out.ExpiryTime = seq, deviceID, now, now.Add(ttl)
 		out.To = "/devices/" + deviceID + "/messages/deviceBound"
 		out.DeliveryCount, out.LockToken, out.LockedUntil = 0, "", time.Time{}
-		b, err := json.Marshal(&out)
-		if err != nil {
-			return err
-		}
-		return tx.Put(store.C2D, c2dKey(deviceID, seq), b)
+		return putC2D(tx, &out)
 	})
 	if err != nil {
 		return nil, err
 	}
-	if c := h.conn(Identity{DeviceID: deviceID}); c != nil && c.c2d.Load() {
-		h.deliverC2D(c)
-	}
+	h.deliverIfSubscribed(deviceID)
 	return &out, nil
 }
 
+// deliverIfSubscribed runs a delivery pass on the device's connection if
+// it is subscribed to cloud-to-device messages.
+func (h *Hub) deliverIfSubscribed(deviceID string) {
+	if c := h.conn(Identity{DeviceID: deviceID}); c != nil && c.c2d.Load() {
+		h.deliverC2D(c)
+	}
+}
+
+func putC2D(tx *store.Tx, m *C2DMessage) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return tx.Put(store.C2D, c2dKey(m.DeviceID, m.Seq), b)
+}
+
 // SubscribeC2D marks the connection as subscribed to its devicebound topic
-// and delivers everything queued and not yet delivered on it.
+// and delivers everything queued and not in flight on it. The session's
+// SendC2D is called from this goroutine, so the caller must hold nothing
+// SendC2D needs.
 func (c *Conn) SubscribeC2D() {
 	c.c2d.Store(true)
 	c.hub.deliverC2D(c)
 }
 
-// UnsubscribeC2D stops delivery to this connection.
+// UnsubscribeC2D stops delivery to this connection. Messages already in
+// flight on it are still completed by their PUBACK.
 func (c *Conn) UnsubscribeC2D() { c.c2d.Store(false) }
 
-// deliverC2D sends every deliverable message of c's device over c. A
-// message already in flight on a live connection is not sent twice; one
+// deliverC2D sends every deliverable message of c's device over c, oldest
+// first. A message in flight on a live connection is not sent twice; one
 // sent on a connection that has gone is sent again (redelivery after
-// reconnect). Expired messages are dropped with feedback.
+// reconnect). Expired and dead-lettered messages are dropped with feedback.
 func (h *Hub) deliverC2D(c *Conn) {
 	cs, ok := c.session.(C2DSession)
 	if !ok || c.id.ModuleID != "" {
@@ -181,64 +233,80 @@ func (h *Hub) deliverC2D(c *Conn) {
 	}
 	c.c2dMu.Lock() // one delivery pass per connection at a time keeps order
 	defer c.c2dMu.Unlock()
+	if c.closed.Load() || !c.c2d.Load() {
+		return
+	}
 	var send []*C2DMessage
 	now := h.Now()
 	err := h.db.Update(func(tx *store.Tx) error {
-		send = send[:0]
-		var expired []*C2DMessage
-		var dead []*C2DMessage
-		err := tx.ForEach(store.C2D, c.id.DeviceID+"\x00", "", func(k string, v []byte) error {
-			var m C2DMessage
-			if err := json.Unmarshal(v, &m); err != nil {
-				return err
-			}
-			switch h.c2dDisposition(&m, now) {
-			case c2dExpired:
-				expired = append(expired, &m)
-			case c2dDead:
-				dead = append(dead, &m)
-			case c2dReady:
-				send = append(send, &m)
-			}
-			return nil
-		})
+		// The store may run this function again when another update of its
+		// commit group fails: forget what an earlier run tracked.
+		h.c2d.untrackAll(send)
+		send = nil
+		queued, err := h.sweepC2D(tx, c2dPrefix(c.id.DeviceID), now)
 		if err != nil {
 			return err
 		}
-		for _, m := range expired {
-			if err := h.removeC2D(tx, m, FeedbackExpired, "Message expired"); err != nil {
-				return err
+		for _, m := range queued {
+			if h.c2dDisposition(m, now) != c2dReady {
+				continue
 			}
-		}
-		for _, m := range dead {
-			if err := h.removeC2D(tx, m, FeedbackDeliveryCountExceeded, "Message delivery count exceeded"); err != nil {
-				return err
-			}
-		}
-		for _, m := range send {
 			m.DeliveryCount++
 			m.LockToken = newLockToken()
 			m.LockedUntil = time.Time{}
-			b, err := json.Marshal(m)
-			if err != nil {
+			if err := putC2D(tx, m); err != nil {
 				return err
 			}
-			if err := tx.Put(store.C2D, c2dKey(m.DeviceID, m.Seq), b); err != nil {
+			// Tracked before the commit: once the new lock token is
+			// durable, a concurrent HTTPS receive must see the message as
+			// in flight.
+			h.c2d.track(m.LockToken, c)
+			send = append(send, m)
+		}
+		return nil
+	})
+	if err != nil {
+		h.c2d.untrackAll(send)
+		h.log.Error("cloud-to-device delivery failed", "device", c.id.DeviceID, "err", err)
+		return
+	}
+	for i, m := range send {
+		if err := cs.SendC2D(m); err != nil {
+			h.log.Debug("cloud-to-device message not written", "device", c.id.DeviceID, "err", err)
+			h.undeliver(send[i:])
+			return
+		}
+	}
+}
+
+// undeliver puts back messages a delivery pass could not write: a write
+// that failed is no delivery, so it must not count towards
+// MaxDeliveryCount. A message something else has locked since is left alone.
+func (h *Hub) undeliver(ms []*C2DMessage) {
+	h.c2d.untrackAll(ms)
+	err := h.db.Update(func(tx *store.Tx) error {
+		for _, m := range ms {
+			b := tx.Get(store.C2D, c2dKey(m.DeviceID, m.Seq))
+			if b == nil {
+				continue
+			}
+			var cur C2DMessage
+			if err := json.Unmarshal(b, &cur); err != nil {
+				return err
+			}
+			if cur.LockToken != m.LockToken {
+				continue
+			}
+			cur.DeliveryCount--
+			cur.LockToken, cur.LockedUntil = "", time.Time{}
+			if err := putC2D(tx, &cur); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		h.log.Error("cloud-to-device delivery failed", "device", c.id.DeviceID, "err", err)
-		return
-	}
-	for _, m := range send {
-		h.c2d.track(m.LockToken, c)
-		if err := cs.SendC2D(m); err != nil {
-			h.c2d.untrack(m.LockToken)
-			return
-		}
+		h.log.Error("cloud-to-device messages not put back", "err", err)
 	}
 }
 
@@ -246,7 +314,7 @@ type c2dDisp int
 
 const (
 	c2dReady   c2dDisp = iota
-	c2dBusy            // locked by an HTTP receive, or in flight on a live MQTT connection
+	c2dBusy            // locked by an HTTPS receive, or in flight on a live MQTT connection
 	c2dExpired         // past its expiry time
 	c2dDead            // delivered MaxDeliveryCount times without being completed
 )
@@ -266,38 +334,95 @@ func (h *Hub) c2dDisposition(m *C2DMessage, now time.Time) c2dDisp {
 	return c2dReady
 }
 
+// sweepC2D removes the expired and dead-lettered messages under prefix (one
+// device's queue, or every queue with ""), recording their feedback, and
+// returns the rest, oldest first. The hub expires messages in the
+// background; the emulator does it whenever a queue is read or written,
+// which no client can tell apart.
+func (h *Hub) sweepC2D(tx *store.Tx, prefix string, now time.Time) ([]*C2DMessage, error) {
+	var keep, gone []*C2DMessage
+	var why []string
+	err := tx.ForEach(store.C2D, prefix, "", func(k string, v []byte) error {
+		m := new(C2DMessage)
+		if err := json.Unmarshal(v, m); err != nil {
+			return err
+		}
+		switch h.c2dDisposition(m, now) {
+		case c2dExpired:
+			gone, why = append(gone, m), append(why, FeedbackExpired)
+		case c2dDead:
+			gone, why = append(gone, m), append(why, FeedbackDeliveryCountExceeded)
+		default:
+			keep = append(keep, m)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i, m := range gone {
+		if err := h.removeC2D(tx, m, why[i]); err != nil {
+			return nil, err
+		}
+	}
+	return keep, nil
+}
+
+// sweep runs sweepC2D in its own update, but only when a read-only look
+// finds something to remove, so that reading a queue costs no write.
+func (h *Hub) sweep(prefix string) error {
+	now := h.Now()
+	stale := false
+	err := h.db.View(func(tx *store.Tx) error {
+		return tx.ForEach(store.C2D, prefix, "", func(k string, v []byte) error {
+			var m C2DMessage
+			if err := json.Unmarshal(v, &m); err != nil {
+				return err
+			}
+			if d := h.c2dDisposition(&m, now); d == c2dExpired || d == c2dDead {
+				stale = true
+				return store.ErrStop
+			}
+			return nil
+		})
+	})
+	if err != nil || !stale {
+		return err
+	}
+	return h.db.Update(func(tx *store.Tx) error {
+		_, err := h.sweepC2D(tx, prefix, now)
+		return err
+	})
+}
+
 // CompleteC2D removes a delivered message when the device acknowledges it
-// (MQTT PUBACK). Unknown tokens are ignored.
+// (MQTT PUBACK). Tokens not in flight on this connection are ignored: a
+// PUBACK on a connection the hub has already given up is too late.
 func (c *Conn) CompleteC2D(lockToken string) {
 	h := c.hub
 	if h.c2d.liveOn(lockToken) != c {
 		return
 	}
+	err := h.db.Update(func(tx *store.Tx) error {
+		m, err := findLocked(tx, c.id.DeviceID, lockToken)
+		if err != nil {
+			return err
+		}
+		return h.removeC2D(tx, m, FeedbackSuccess)
+	})
+	// Untracked only now: in between, a delivery pass or an HTTPS receive
+	// would find the message still queued and no longer in flight, and
+	// deliver it a second time.
 	h.c2d.untrack(lockToken)
-	if err := h.settleC2D(c.id.DeviceID, lockToken, FeedbackSuccess); err != nil {
+	if err != nil {
 		h.log.Debug("cloud-to-device completion failed", "device", c.id.DeviceID, "err", err)
 	}
 }
 
-// settleC2D completes or rejects the message with lockToken.
-func (h *Hub) settleC2D(deviceID, lockToken, outcome string) error {
-	return h.db.Update(func(tx *store.Tx) error {
-		m, err := findLocked(tx, deviceID, lockToken)
-		if err != nil {
-			return err
-		}
-		desc := "Success"
-		if outcome == FeedbackRejected {
-			desc = "Message rejected"
-		}
-		return h.removeC2D(tx, m, outcome, desc)
-	})
-}
-
 func findLocked(tx *store.Tx, deviceID, lockToken string) (*C2DMessage, error) {
 	var found *C2DMessage
-	err := tx.ForEach(store.C2D, deviceID+"\x00", "", func(k string, v []byte) error {
-		if !strings.Contains(string(v), lockToken) {
+	err := tx.ForEach(store.C2D, c2dPrefix(deviceID), "", func(k string, v []byte) error {
+		if lockToken == "" || !strings.Contains(string(v), lockToken) {
 			return nil
 		}
 		var m C2DMessage
@@ -319,8 +444,9 @@ func findLocked(tx *store.Tx, deviceID, lockToken string) (*C2DMessage, error) {
 	return found, nil
 }
 
-// removeC2D deletes a message and records feedback if its ack asks for it.
-func (h *Hub) removeC2D(tx *store.Tx, m *C2DMessage, status, desc string) error {
+// removeC2D deletes a message and records feedback if its ack asks for it:
+// positive for Success, negative for every other outcome, full for all.
+func (h *Hub) removeC2D(tx *store.Tx, m *C2DMessage, status string) error {
 	if err := tx.Delete(store.C2D, c2dKey(m.DeviceID, m.Seq)); err != nil {
 		return err
 	}
@@ -335,7 +461,7 @@ func (h *Hub) removeC2D(tx *store.Tx, m *C2DMessage, status, desc string) error 
 		gen = r.Device.GenerationID
 	}
 	fb := Feedback{OriginalMessageID: m.MessageID, DeviceGenerationID: gen, DeviceID: m.DeviceID,
-		EnqueuedTimeUTC: h.Now().UTC(), StatusCode: status, Description: desc}
+		EnqueuedTimeUTC: h.Now().UTC(), StatusCode: status, Description: feedbackDescription[status]}
 	b, err := json.Marshal(fb)
 	if err != nil {
 		return err
@@ -347,8 +473,13 @@ func (h *Hub) removeC2D(tx *store.Tx, m *C2DMessage, status, desc string) error 
 	return tx.Put(store.History, "feedback\x00"+seqKey(seq), b)
 }
 
-// Feedback returns the recorded delivery feedback, oldest first.
+// Feedback returns the recorded delivery feedback, oldest first. Messages
+// that have expired by the hub's clock are dropped first, so their
+// Expired feedback is included.
 func (h *Hub) Feedback() ([]Feedback, error) {
+	if err := h.sweep(""); err != nil {
+		return nil, err
+	}
 	var out []Feedback
 	err := h.db.View(func(tx *store.Tx) error {
 		return tx.ForEach(store.History, "feedback\x00", "", func(k string, v []byte) error {
@@ -363,11 +494,15 @@ func (h *Hub) Feedback() ([]Feedback, error) {
 	return out, err
 }
 
-// PendingC2D returns the messages queued for a device, oldest first.
+// PendingC2D returns the messages queued for a device, oldest first,
+// in flight or not; expired ones are dropped first.
 func (h *Hub) PendingC2D(deviceID string) ([]*C2DMessage, error) {
+	if err := h.sweep(c2dPrefix(deviceID)); err != nil {
+		return nil, err
+	}
 	var out []*C2DMessage
 	err := h.db.View(func(tx *store.Tx) error {
-		return tx.ForEach(store.C2D, deviceID+"\x00", "", func(k string, v []byte) error {
+		return tx.ForEach(store.C2D, c2dPrefix(deviceID), "", func(k string, v []byte) error {
 			var m C2DMessage
 			if err := json.Unmarshal(v, &m); err != nil {
 				return err
@@ -394,6 +529,14 @@ func (s *c2dState) untrack(token string) {
 	s.mu.Unlock()
 }
 
+func (s *c2dState) untrackAll(ms []*C2DMessage) {
+	s.mu.Lock()
+	for _, m := range ms {
+		delete(s.inFlight, m.LockToken)
+	}
+	s.mu.Unlock()
+}
+
 // forget drops the in-flight entries of a closed connection; their messages
 // become deliverable again.
 func (s *c2dState) forget(c *Conn) {
@@ -417,9 +560,9 @@ func (s *c2dState) liveOn(token string) *Conn {
 	return c
 }
 
-// ReceiveC2D locks the next deliverable message of a device for an HTTP
-// receive (GET /devices/{id}/messages/deviceBound). It returns nil when
-// nothing is deliverable.
+// ReceiveC2D locks the next deliverable message of a device for an HTTPS
+// receive (GET /devices/{id}/messages/deviceBound) for lock (0: the
+// default). It returns nil when nothing is deliverable.
 func (h *Hub) ReceiveC2D(ctx context.Context, deviceID string, lock time.Duration) (*C2DMessage, error) {
 	if lock <= 0 {
 		lock = DefaultLockTimeout
@@ -431,34 +574,14 @@ func (h *Hub) ReceiveC2D(ctx context.Context, deviceID string, lock time.Duratio
 	var got *C2DMessage
 	err := h.db.Update(func(tx *store.Tx) error {
 		got = nil
-		var drop []*C2DMessage
-		var drops []string
-		err := tx.ForEach(store.C2D, deviceID+"\x00", "", func(k string, v []byte) error {
-			var m C2DMessage
-			if err := json.Unmarshal(v, &m); err != nil {
-				return err
-			}
-			switch h.c2dDisposition(&m, now) {
-			case c2dExpired:
-				drop, drops = append(drop, &m), append(drops, FeedbackExpired)
-			case c2dDead:
-				drop, drops = append(drop, &m), append(drops, FeedbackDeliveryCountExceeded)
-			case c2dReady:
-				got = &m
-				return store.ErrStop
-			}
-			return nil
-		})
+		queued, err := h.sweepC2D(tx, c2dPrefix(deviceID), now)
 		if err != nil {
 			return err
 		}
-		for i, m := range drop {
-			desc := "Message expired"
-			if drops[i] == FeedbackDeliveryCountExceeded {
-				desc = "Message delivery count exceeded"
-			}
-			if err := h.removeC2D(tx, m, drops[i], desc); err != nil {
-				return err
+		for _, m := range queued {
+			if h.c2dDisposition(m, now) == c2dReady {
+				got = m
+				break
 			}
 		}
 		if got == nil {
@@ -467,17 +590,27 @@ func (h *Hub) ReceiveC2D(ctx context.Context, deviceID string, lock time.Duratio
 		got.DeliveryCount++
 		got.LockToken = newLockToken()
 		got.LockedUntil = now.Add(lock)
-		b, err := json.Marshal(got)
-		if err != nil {
-			return err
-		}
-		return tx.Put(store.C2D, c2dKey(deviceID, got.Seq), b)
+		return putC2D(tx, got)
 	})
 	return got, err
 }
 
+// lockedNow returns the message an HTTPS receive locked with lockToken,
+// or 412 DeviceMessageLockLost when the token is unknown or its lock has
+// expired by the hub's clock.
+func lockedNow(tx *store.Tx, deviceID, lockToken string, now time.Time) (*C2DMessage, error) {
+	m, err := findLocked(tx, deviceID, lockToken)
+	if err != nil {
+		return nil, err
+	}
+	if m.LockedUntil.IsZero() || !now.Before(m.LockedUntil) {
+		return nil, huberr.DeviceMessageLockLost("The lock on the message with lock token %s has expired.", lockToken)
+	}
+	return m, nil
+}
+
 // CompleteC2DLock completes (or, with reject, dead-letters) a message
-// locked by an HTTP receive.
+// locked by an HTTPS receive.
 func (h *Hub) CompleteC2DLock(ctx context.Context, deviceID, lockToken string, reject bool) error {
 	outcome := FeedbackSuccess
 	if reject {
@@ -485,37 +618,29 @@ func (h *Hub) CompleteC2DLock(ctx context.Context, deviceID, lockToken string, r
 	}
 	now := h.Now()
 	return h.db.Update(func(tx *store.Tx) error {
-		m, err := findLocked(tx, deviceID, lockToken)
+		m, err := lockedNow(tx, deviceID, lockToken, now)
 		if err != nil {
 			return err
 		}
-		if m.LockedUntil.IsZero() || now.After(m.LockedUntil) {
-			return huberr.DeviceMessageLockLost("The lock on the message with lock token %s has expired.", lockToken)
-		}
-		desc := "Success"
-		if reject {
-			desc = "Message rejected"
-		}
-		return h.removeC2D(tx, m, outcome, desc)
+		return h.removeC2D(tx, m, outcome)
 	})
 }
 
-// AbandonC2DLock returns a message locked by an HTTP receive to the queue.
+// AbandonC2DLock returns a message locked by an HTTPS receive to the
+// queue; a device subscribed over MQTT gets it at once.
 func (h *Hub) AbandonC2DLock(ctx context.Context, deviceID, lockToken string) error {
 	now := h.Now()
-	return h.db.Update(func(tx *store.Tx) error {
-		m, err := findLocked(tx, deviceID, lockToken)
+	err := h.db.Update(func(tx *store.Tx) error {
+		m, err := lockedNow(tx, deviceID, lockToken, now)
 		if err != nil {
 			return err
-		}
-		if m.LockedUntil.IsZero() || now.After(m.LockedUntil) {
-			return huberr.DeviceMessageLockLost("The lock on the message with lock token %s has expired.", lockToken)
 		}
 		m.LockToken, m.LockedUntil = "", time.Time{}
-		b, err := json.Marshal(m)
-		if err != nil {
-			return err
-		}
-		return tx.Put(store.C2D, c2dKey(deviceID, m.Seq), b)
+		return putC2D(tx, m)
 	})
+	if err != nil {
+		return err
+	}
+	h.deliverIfSubscribed(deviceID)
+	return nil
 }

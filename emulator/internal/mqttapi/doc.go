@@ -10,16 +10,24 @@
 // The broker is used as a packet engine, not as a broker: one hook of ours
 // handles authentication, ACLs and every PUBLISH, and nothing a device
 // publishes is routed to another device. What the hub sends to a device
-// (method requests, twin responses, desired-property notifications) is
-// written to that device's connection only, because every device
-// subscribes the same $iothub filters.
+// (method requests, twin responses, desired-property notifications,
+// cloud-to-device messages) is written to that device's connection only,
+// because every device subscribes the same $iothub filters.
+//
+// Cloud-to-device messages go out at QoS 1 and are completed by the
+// device's PUBACK (§3.7). The hub alone redelivers a message that was not
+// acknowledged when its connection ended, with DeliveryCount+1; mochi's
+// own resend of a CleanSession=0 session's inflight packets is disabled
+// for them (see c2d.go).
 //
 // How the emulator may differ from the hub: the hub's reaction to a sixth
 // subscription, to a filter outside §3.5, to a publish over 256 KB and to a
 // will topic other than the device's telemetry topic is undocumented; the
 // emulator closes the connection (or, for the will, refuses CONNECT with
 // code 5). Every $iothub subscription of a CleanSession=0 session is kept
-// across connections.
+// across connections. A cloud-to-device topic always carries $.exp (the
+// queue's absolute expiry), where the hub leaves it out for messages sent
+// without an expiry of their own.
 //
 // Quick start:
 //

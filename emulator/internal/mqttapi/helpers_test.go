@@ -137,6 +137,7 @@ type dialer struct {
 	version   uint          // MQTT protocol level; 0 means 4
 	keepAlive time.Duration // 0 means 60 s; negative means 0 (none)
 	will      string        // will topic, if any
+	manualAck bool          // QoS 1 publishes from the hub are not acknowledged unless the test calls Ack
 }
 
 // device is a paho client with what the tests observe.
@@ -186,6 +187,7 @@ func (e *env) connect(tb testing.TB, d dialer) (*device, byte) {
 	if d.will != "" {
 		o.SetWill(d.will, "gone", 1, false)
 	}
+	o.SetAutoAckDisabled(d.manualAck)
 	o.SetAutoReconnect(false)
 	o.SetConnectRetry(false)
 	o.SetConnectTimeout(waitTime)

@@ -40,7 +40,7 @@ func (h *hook) Provides(b byte) bool {
 	switch b {
 	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnSessionEstablish, mqtt.OnSessionEstablished,
 		mqtt.OnDisconnect, mqtt.OnPacketRead, mqtt.OnACLCheck, mqtt.OnSubscribe, mqtt.OnSubscribed, mqtt.OnPacketProcessed,
-		mqtt.OnUnsubscribed, mqtt.OnPublish, mqtt.OnWill:
+		mqtt.OnUnsubscribed, mqtt.OnPublish, mqtt.OnWill, mqtt.OnQosComplete:
 		return true
 	}
 	return false
@@ -113,7 +113,8 @@ func (s *Server) authenticate(cl *mqtt.Client, cc *clientConn, pk packets.Packet
 	if err != nil {
 		return nil, err
 	}
-	return &session{srv: s, cl: cl, cc: cc, id: id, auth: auth, modelID: modelID, ready: make(chan struct{})}, nil
+	return &session{srv: s, cl: cl, cc: cc, id: id, auth: auth, modelID: modelID, ready: make(chan struct{}),
+		c2dLocks: map[uint16]string{}}, nil
 }
 
 // OnConnectAuthenticate accepts exactly the connections OnConnect authenticated.
@@ -137,7 +138,8 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	var inherited map[string]packets.Subscription
 	if old, ok := h.srv.mochi.Clients.Get(cl.ID); ok && old != cl {
 		if occ, ok := old.Net.Conn.(*clientConn); ok {
-			if prev := occ.sess.Load(); prev != nil {
+			prev := occ.sess.Load()
+			if prev != nil {
 				prev.serverClosed.Store(true)
 			}
 			old.Stop(errTakenOver)
@@ -145,6 +147,11 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 			case <-occ.done:
 			case <-time.After(takeoverWait):
 				h.srv.log.Warn("older connection did not finish in time", "identity", sess.id.String())
+			}
+			if prev != nil {
+				// Normally done as the old connection ended; not if it
+				// outlived the wait. mochi must not resend them (c2d.go).
+				prev.dropC2DInflight()
 			}
 		}
 		// mochi's rule for carrying a 3.1.1 session over (inheritClientSession).
@@ -159,10 +166,13 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	}
 }
 
-// OnSessionEstablished runs once CONNACK is written: hub deliveries may go.
+// OnSessionEstablished runs once CONNACK is written: hub deliveries may
+// go, starting with the C2D messages queued for a carried-over
+// devicebound subscription (§3.3).
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	if sess := sessionOf(cl); sess != nil {
 		sess.markReady()
+		sess.releaseC2D()
 	}
 }
 
@@ -286,14 +296,16 @@ func (h *hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []by
 	}
 }
 
-// OnPacketProcessed releases hub deliveries once the SUBACK is out. mochi
-// calls it after every SUBSCRIBE that reached OnSubscribe.
+// OnPacketProcessed releases hub deliveries once the SUBACK is out, then
+// lets the hub deliver queued C2D messages if the SUBSCRIBE asked for them.
+// mochi calls it after every SUBSCRIBE that reached OnSubscribe.
 func (h *hook) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, _ error) {
 	if pk.FixedHeader.Type != packets.Subscribe {
 		return
 	}
 	if sess := sessionOf(cl); sess != nil {
 		sess.sendMu.Unlock()
+		sess.releaseC2D()
 	}
 }
 

@@ -40,14 +40,24 @@ type session struct {
 	willSent     atomic.Bool              // the will has been forwarded (or refused): never twice
 	// sendMu is held from SUBSCRIBE to SUBACK so hub deliveries wait (see
 	// hook.OnSubscribe). Whatever the hub calls synchronously from a
-	// Subscribe* method (a future SendC2D from SubscribeC2D) must not take it.
+	// Subscribe* method must not take it: Conn.SubscribeC2D, which sends,
+	// is therefore called only after the SUBACK (see releaseC2D).
 	sendMu    sync.Mutex
 	ready     chan struct{} // closed once CONNACK is written or the connection ended
 	readyOnce sync.Once
 	endOnce   sync.Once
+
+	// Cloud-to-device delivery (c2d.go).
+	c2dMu      sync.Mutex
+	c2dLocks   map[uint16]string      // packet id -> hub lock token of each unacknowledged C2D PUBLISH
+	c2dPrefix  atomic.Pointer[string] // devices/{id as subscribed}/messages/devicebound/
+	c2dPending atomic.Bool            // subscribed; the hub is told once the CONNACK or SUBACK is out
 }
 
-var _ hub.Session = (*session)(nil)
+var (
+	_ hub.Session    = (*session)(nil)
+	_ hub.C2DSession = (*session)(nil)
+)
 
 // SendMethod writes a direct-method request to this device at QoS 0 (§3.9).
 // The method name goes into the topic as it is: the hub has refused names
@@ -88,9 +98,11 @@ func (s *session) publish(topic string, payload []byte) error {
 func (s *session) markReady() { s.readyOnce.Do(func() { close(s.ready) }) }
 
 // end tells the hub the connection is gone; safe to call more than once.
+// Unacknowledged cloud-to-device messages are left to the hub to redeliver.
 func (s *session) end() {
 	s.markReady()
 	s.endOnce.Do(func() {
+		s.dropC2DInflight()
 		if c := s.conn.Load(); c != nil {
 			c.Disconnect()
 		}
@@ -112,9 +124,8 @@ func (s *session) subscribed(filter string) bool {
 }
 
 // applyFilter tells the hub about a subscription change that it acts on.
-// Twin responses need no hub state: replyTwin checks the subscription.
-// C2D is flagged for the hub; this session does not deliver C2D messages
-// yet (it does not implement hub.C2DSession), so nothing is sent.
+// Twin responses need no hub state: replyTwin checks the subscription. A
+// C2D subscription reaches the hub later, in releaseC2D.
 func (s *session) applyFilter(filter string, on bool) {
 	c := s.conn.Load()
 	if c == nil {
@@ -142,8 +153,9 @@ func (s *session) applyFilter(filter string, on bool) {
 		}
 	case subC2D:
 		if on {
-			c.SubscribeC2D()
+			s.subscribeC2D(f.device)
 		} else {
+			s.c2dPending.Store(false)
 			c.UnsubscribeC2D()
 		}
 	}

@@ -149,15 +149,15 @@ func (s *server) deviceReceive(w http.ResponseWriter, r *http.Request) error {
 	}
 	h := w.Header()
 	h.Set("ETag", strconv.Quote(m.LockToken))
-	h.Set("iothub-messageid", m.MessageID)
 	h.Set("iothub-sequencenumber", strconv.FormatUint(m.Seq, 10))
 	h.Set("iothub-to", m.To)
 	h.Set("iothub-deliverycount", strconv.Itoa(m.DeliveryCount))
 	h.Set("iothub-enqueuedtime", m.EnqueuedTime.UTC().Format(time.RFC1123))
 	h.Set("iothub-expiry", m.ExpiryTime.UTC().Format(time.RFC1123))
 	h.Set("iothub-ack", m.Ack)
-	for k, v := range map[string]string{"iothub-correlationid": m.CorrelationID, "iothub-userid": m.UserID,
-		"ContentType": m.ContentType, "ContentEncoding": m.ContentEncoding} {
+	// Unset system properties are left out rather than sent empty.
+	for k, v := range map[string]string{"iothub-messageid": m.MessageID, "iothub-correlationid": m.CorrelationID,
+		"iothub-userid": m.UserID, "ContentType": m.ContentType, "ContentEncoding": m.ContentEncoding} {
 		if v != "" {
 			h.Set(k, v)
 		}
