@@ -305,6 +305,16 @@ func (c *Client) superviseOnce(s *session) *session {
 		return c.reconnect(nil)
 	case <-s.lost:
 		c.log.Info("connection lost", "error", s.err)
+		if c.set.retry == NoRetry {
+			// No reconnection at all, not even the immediate first attempt:
+			// the Node SDK's client only reconnects when its policy accepts
+			// the error, and NoRetry never does.
+			c.mu.Lock()
+			c.sess = nil
+			c.mu.Unlock()
+			c.stopRunning(s.err)
+			return nil
+		}
 		return c.reconnect(s.err)
 	}
 }

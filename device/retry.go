@@ -56,7 +56,10 @@ func (b ExponentialBackoff) Delay(failures int, _ error) (time.Duration, bool) {
 	return time.Duration(float64(d) - spread + rand.Float64()*2*spread), true
 }
 
-// NoRetry is a RetryPolicy that never reconnects.
+// NoRetry is a RetryPolicy that never reconnects: after a drop the client
+// reports StateDisconnected at once, without the immediate first attempt
+// that other policies get. Token renewals, which the client asks for
+// itself, still reconnect.
 var NoRetry RetryPolicy = noRetry{}
 
 type noRetry struct{}

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -149,7 +150,9 @@ func (s *Server) Start() error {
 		Handler:           handler,
 		TLSConfig:         s.serverTLS(),
 		ReadHeaderTimeout: 30 * time.Second,
-		ErrorLog:          nil,
+		// TLS handshake failures (clients that do not trust the CA) are
+		// routine for an emulator: log them at debug level, not on stderr.
+		ErrorLog: slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelDebug),
 	}
 	go func() {
 		if err := s.https.ServeTLS(hl, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
