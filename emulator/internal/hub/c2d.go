@@ -197,7 +197,7 @@ func (h *Hub) SendC2D(ctx context.Context, deviceID string, m *C2DMessage, ttl t
 // it is subscribed to cloud-to-device messages.
 func (h *Hub) deliverIfSubscribed(deviceID string) {
 	if c := h.conn(Identity{DeviceID: deviceID}); c != nil && c.c2d.Load() {
-		h.deliverC2D(c)
+		c.post(func() { h.deliverC2D(c) })
 	}
 }
 
@@ -210,12 +210,11 @@ func putC2D(tx *store.Tx, m *C2DMessage) error {
 }
 
 // SubscribeC2D marks the connection as subscribed to its devicebound topic
-// and delivers everything queued and not in flight on it. The session's
-// SendC2D is called from this goroutine, so the caller must hold nothing
-// SendC2D needs.
+// and delivers everything queued and not in flight on it, from the
+// connection's send goroutine.
 func (c *Conn) SubscribeC2D() {
 	c.c2d.Store(true)
-	c.hub.deliverC2D(c)
+	c.post(func() { c.hub.deliverC2D(c) })
 }
 
 // UnsubscribeC2D stops delivery to this connection. Messages already in
@@ -466,12 +465,22 @@ func (h *Hub) removeC2D(tx *store.Tx, m *C2DMessage, status string) error {
 	if err != nil {
 		return err
 	}
-	seq, err := tx.NextSequence(store.History)
+	seq, err := tx.NextSequence(store.Feedback)
 	if err != nil {
 		return err
 	}
-	return tx.Put(store.History, "feedback\x00"+seqKey(seq), b)
+	if seq > maxFeedback {
+		// Nothing consumes feedback here (the hub's AMQP receiver would):
+		// keep the newest records only.
+		if err := tx.Delete(store.Feedback, seqKey(seq-maxFeedback)); err != nil {
+			return err
+		}
+	}
+	return tx.Put(store.Feedback, seqKey(seq), b)
 }
+
+// maxFeedback bounds the stored feedback records.
+const maxFeedback = 10000
 
 // Feedback returns the recorded delivery feedback, oldest first. Messages
 // that have expired by the hub's clock are dropped first, so their
@@ -482,7 +491,7 @@ func (h *Hub) Feedback() ([]Feedback, error) {
 	}
 	var out []Feedback
 	err := h.db.View(func(tx *store.Tx) error {
-		return tx.ForEach(store.History, "feedback\x00", "", func(k string, v []byte) error {
+		return tx.ForEach(store.Feedback, "", "", func(k string, v []byte) error {
 			var f Feedback
 			if err := json.Unmarshal(v, &f); err != nil {
 				return err

@@ -17,9 +17,10 @@ import (
 )
 
 // c2dSession is a connected device that records the cloud-to-device
-// messages the hub writes to it. Delivery is synchronous, so a test can
-// look right after the call that caused it.
+// messages the hub writes to it. The hub writes from each connection's
+// send goroutine; take first waits for every send queued so far.
 type c2dSession struct {
+	hub    *Hub
 	mu     sync.Mutex
 	sent   []C2DMessage
 	fail   error // SendC2D fails with this when set
@@ -59,6 +60,9 @@ func (s *c2dSession) setFail(err error) {
 
 // take returns and clears what was sent so far.
 func (s *c2dSession) take() []C2DMessage {
+	if s.hub != nil {
+		s.hub.drainAll()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := s.sent
@@ -104,7 +108,7 @@ func newC2DEnv(t *testing.T) *c2dEnv {
 // subscribes it to cloud-to-device messages.
 func (e *c2dEnv) connect(deviceID string, subscribe bool) (*Conn, *c2dSession) {
 	e.t.Helper()
-	s := &c2dSession{}
+	s := &c2dSession{hub: e.hub}
 	c := e.hub.Connect(Identity{DeviceID: deviceID}, s, ConnectInfo{AuthMethod: "sas"})
 	e.t.Cleanup(c.Disconnect)
 	if subscribe {
@@ -586,7 +590,7 @@ func TestC2DIsolation(t *testing.T) {
 	}
 	_, s1 := e.connect("dev1", true)
 	_, s2 := e.connect("dev2", true)
-	ms := &c2dSession{}
+	ms := &c2dSession{hub: e.hub}
 	mc := e.hub.Connect(Identity{DeviceID: "edge", ModuleID: "m1"}, ms, ConnectInfo{AuthMethod: "sas"})
 	t.Cleanup(mc.Disconnect)
 	mc.SubscribeC2D()
@@ -621,7 +625,7 @@ func BenchmarkC2DSendDeliverComplete(b *testing.B) {
 	if _, err := h.PutDevice(context.Background(), &Device{DeviceID: "dev1"}, ""); err != nil {
 		b.Fatal(err)
 	}
-	s := &c2dSession{}
+	s := &c2dSession{hub: h}
 	c := h.Connect(Identity{DeviceID: "dev1"}, s, ConnectInfo{AuthMethod: "sas"})
 	defer c.Disconnect()
 	c.SubscribeC2D()
@@ -692,5 +696,26 @@ func TestC2DNoDoubleDeliveryWhileCompleting(t *testing.T) {
 	}
 	if len(seen) != n {
 		t.Errorf("got %d distinct messages delivered, want %d", len(seen), n)
+	}
+}
+
+// drainAll waits until every send queued so far on a live connection has
+// run, so a test can look at what the hub wrote.
+func (h *Hub) drainAll() {
+	h.mu.Lock()
+	cs := make([]*Conn, 0, len(h.conns))
+	for _, c := range h.conns {
+		cs = append(cs, c)
+	}
+	h.mu.Unlock()
+	for _, c := range cs {
+		done := make(chan struct{})
+		if c.post(func() { close(done) }) {
+			select {
+			case <-done:
+			case <-c.stop:
+			case <-time.After(5 * time.Second):
+			}
+		}
 	}
 }

@@ -180,7 +180,7 @@ func (h *Hub) Reset(ctx context.Context) error {
 		c.session.Close()
 	}
 	err := h.db.Update(func(tx *store.Tx) error {
-		for _, b := range []store.Bucket{store.Devices, store.Modules, store.Messages, store.C2D, store.Methods, store.History} {
+		for _, b := range []store.Bucket{store.Devices, store.Modules, store.Messages, store.C2D, store.Feedback} {
 			var keys []string
 			if err := tx.ForEach(b, "", "", func(k string, _ []byte) error { keys = append(keys, k); return nil }); err != nil {
 				return err

@@ -25,8 +25,9 @@ const (
 )
 
 type pendingMethod struct {
-	conn *Conn
-	done chan MethodResult
+	conn   *Conn
+	done   chan MethodResult
+	failed chan struct{} // the request could not be written
 }
 
 // ValidateMethodRequest checks the invocation's arguments with the hub's rules.
@@ -38,7 +39,7 @@ func ValidateMethodRequest(r *MethodRequest) error {
 		return formB(huberr.ArgumentInvalid("methodName is %d characters long; the maximum is %d.", len(r.Name), maxMethodName))
 	}
 	if strings.ContainsAny(r.Name, "/#+") {
-		return formB(huberr.ArgumentInvalid("methodName '%s' contains a character that cannot appear in an MQTT topic.", r.Name))
+		return formB(huberr.ArgumentInvalid("methodName '%s' contains '/', '#' or '+', which method names may not contain.", r.Name))
 	}
 	if r.ResponseTimeout < MinResponseTimeout || r.ResponseTimeout > MaxResponseTimeout {
 		return formB(huberr.ArgumentInvalid("responseTimeoutInSeconds must be within [5; 300]."))
@@ -106,7 +107,7 @@ func (h *Hub) InvokeMethod(ctx context.Context, id Identity, r MethodRequest) (r
 	h.mu.Lock()
 	h.ridSeq++
 	rid := strconv.FormatUint(h.ridSeq, 10)
-	p := &pendingMethod{conn: c, done: make(chan MethodResult, 1)}
+	p := &pendingMethod{conn: c, done: make(chan MethodResult, 1), failed: make(chan struct{}, 1)}
 	h.pending[rid] = p
 	h.mu.Unlock()
 	defer func() {
@@ -118,14 +119,23 @@ func (h *Hub) InvokeMethod(ctx context.Context, id Identity, r MethodRequest) (r
 	if bytes.Equal(bytes.TrimSpace(payload), []byte("null")) {
 		payload = nil // a null payload reaches the device as an empty body (§3.9)
 	}
-	if err := c.session.SendMethod(rid, r.Name, payload); err != nil {
-		return MethodResult{}, huberr.DeviceNotOnline(r.ConnectTimeout)
-	}
+	// The response timeout runs from the moment the request is queued:
+	// a device slow to take it uses up its own time.
 	timer := time.NewTimer(r.ResponseTimeout)
 	defer timer.Stop()
+	sent := c.post(func() {
+		if err := c.session.SendMethod(rid, r.Name, payload); err != nil {
+			p.failed <- struct{}{}
+		}
+	})
+	if !sent {
+		return MethodResult{}, huberr.DeviceNotOnline(r.ConnectTimeout)
+	}
 	select {
 	case res := <-p.done:
 		return res, nil
+	case <-p.failed:
+		return MethodResult{}, huberr.DeviceNotOnline(r.ConnectTimeout)
 	case <-timer.C:
 		return MethodResult{}, huberr.GatewayTimeout(r.ResponseTimeout)
 	case <-ctx.Done():

@@ -57,6 +57,10 @@ func (h *Hub) Query(ctx context.Context, text string, pageSize int, continuation
 		return nil, huberr.ArgumentInvalid("%s", err.Error())
 	}
 	var items []json.RawMessage
+	if q.Collection() == query.CollectionJobs {
+		// Jobs are not implemented, so there are no device jobs to list.
+		return &QueryPage{ItemType: q.ItemType(), Items: []json.RawMessage{}}, nil
+	}
 	err = h.db.View(func(tx *store.Tx) error {
 		var walkErr error
 		docs := func(yield func([]byte) bool) {
@@ -82,7 +86,7 @@ func (h *Hub) Query(ctx context.Context, text string, pageSize int, continuation
 						parents = map[string]*record{dev: parent}
 					}
 				}
-				b, err := h.viewOf(id, &r, parent)
+				b, err := h.viewOf(tx, id, &r, parent)
 				if err != nil {
 					return err
 				}

@@ -335,6 +335,9 @@ func (h *Hub) ListDevices(ctx context.Context, top int) ([]*Device, error) {
 
 // DeleteDevice deletes a device with its twin, modules and queued messages.
 func (h *Hub) DeleteDevice(ctx context.Context, id, ifMatch string) error {
+	if err := h.react(ctx, OpRegistry, Identity{DeviceID: id}); err != nil {
+		return err
+	}
 	unlock := h.lockIdentity(Identity{DeviceID: id})
 	defer unlock()
 	err := h.db.Update(func(tx *store.Tx) error {
@@ -392,6 +395,9 @@ func (h *Hub) PutModule(ctx context.Context, in *Module, ifMatch string) (*Modul
 		return nil, err
 	}
 	id := Identity{DeviceID: in.DeviceID, ModuleID: in.ModuleID}
+	if err := h.react(ctx, OpRegistry, id); err != nil {
+		return nil, err
+	}
 	unlock := h.lockIdentity(id)
 	defer unlock()
 	var out *Module
@@ -495,6 +501,9 @@ func (h *Hub) ListModules(ctx context.Context, deviceID string) ([]*Module, erro
 // DeleteModule deletes a module identity and its twin.
 func (h *Hub) DeleteModule(ctx context.Context, deviceID, moduleID, ifMatch string) error {
 	id := Identity{DeviceID: deviceID, ModuleID: moduleID}
+	if err := h.react(ctx, OpRegistry, id); err != nil {
+		return err
+	}
 	unlock := h.lockIdentity(id)
 	defer unlock()
 	err := h.db.Update(func(tx *store.Tx) error {

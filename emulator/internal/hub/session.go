@@ -10,7 +10,10 @@ import (
 
 // Session is a device's live connection as a transport sees it. The hub
 // calls it to reach that one device; implementations must write only to
-// their own connection and must not block for long.
+// their own connection. The hub calls SendMethod, SendDesired and SendC2D
+// from one goroutine per connection, in order, never while holding a lock,
+// so a slow device delays only itself; implementations should still bound
+// each write.
 type Session interface {
 	// SendMethod delivers a direct-method request.
 	SendMethod(rid, name string, payload []byte) error
@@ -42,6 +45,41 @@ type Conn struct {
 
 	timerMu sync.Mutex
 	timer   *time.Timer
+
+	out  chan func()   // hub-initiated sends, run in order by runOutbox
+	stop chan struct{} // closed by Disconnect
+	once sync.Once
+}
+
+// outboxSize bounds the sends waiting for one connection; a device that
+// lets more pile up is too slow to keep, and is disconnected.
+const outboxSize = 256
+
+// post queues f to run on the connection's send goroutine. Callers may hold
+// the identity's lock: post never blocks, which keeps a stuck device from
+// stalling the hub, and queueing under that lock keeps sends in commit
+// order. It reports false when the queue is full and the connection is
+// being closed.
+func (c *Conn) post(f func()) bool {
+	select {
+	case c.out <- f:
+		return true
+	default:
+		c.hub.log.Warn("device is not reading; closing its connection", "identity", c.id.String())
+		go c.session.Close()
+		return false
+	}
+}
+
+func (c *Conn) runOutbox() {
+	for {
+		select {
+		case f := <-c.out:
+			f()
+		case <-c.stop:
+			return
+		}
+	}
 }
 
 // Identity is the connection's device or module.
@@ -50,7 +88,8 @@ func (c *Conn) Identity() Identity { return c.id }
 // Connect registers an authenticated session for id. An older connection
 // of the same identity is closed: the new one wins, as on the hub.
 func (h *Hub) Connect(id Identity, s Session, info ConnectInfo) *Conn {
-	c := &Conn{hub: h, id: id, session: s, info: info}
+	c := &Conn{hub: h, id: id, session: s, info: info, out: make(chan func(), outboxSize), stop: make(chan struct{})}
+	go c.runOutbox()
 	now := h.Now()
 	h.mu.Lock()
 	old := h.conns[id]
@@ -65,6 +104,7 @@ func (h *Hub) Connect(id Identity, s Session, info ConnectInfo) *Conn {
 	if old != nil {
 		old.closed.Store(true)
 		old.stopTimer()
+		old.once.Do(func() { close(old.stop) })
 		old.session.Close()
 	}
 	if info.ModelID != "" {
@@ -78,6 +118,7 @@ func (h *Hub) Connect(id Identity, s Session, info ConnectInfo) *Conn {
 // over leaves the newer one's state alone.
 func (c *Conn) Disconnect() {
 	c.stopTimer()
+	c.once.Do(func() { close(c.stop) })
 	h := c.hub
 	h.mu.Lock()
 	if h.conns[c.id] == c {

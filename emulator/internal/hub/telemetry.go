@@ -3,6 +3,7 @@
 package hub
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -57,33 +58,49 @@ func (m *Message) size() int {
 // so the transport may acknowledge it (MQTT PUBACK, HTTP 204). The hub
 // fills in identity, enqueued time and sequence number.
 func (h *Hub) RecordTelemetry(ctx context.Context, id Identity, authMethod, transport string, m *Message) error {
-	if m.size() > MaxD2CSize {
-		return huberr.MessageTooLarge("The message is %d bytes; the maximum is %d.", m.size(), MaxD2CSize)
+	return h.RecordTelemetryBatch(ctx, id, authMethod, transport, []*Message{m})
+}
+
+// RecordTelemetryBatch stores messages sent together (HTTPS batch send)
+// all or none: the whole batch counts against the 256 KB limit, and one
+// transaction records it.
+func (h *Hub) RecordTelemetryBatch(ctx context.Context, id Identity, authMethod, transport string, ms []*Message) error {
+	total := 0
+	for _, m := range ms {
+		total += m.size()
 	}
-	m.DeviceID, m.ModuleID, m.AuthMethod, m.Transport = id.DeviceID, id.ModuleID, authMethod, transport
-	if m.Properties == nil {
-		m.Properties = map[string]string{}
+	if total > MaxD2CSize {
+		return huberr.MessageTooLarge("The message is %d bytes; the maximum is %d.", total, MaxD2CSize)
 	}
 	if err := h.react(ctx, OpTelemetry, id); err != nil {
 		return err
 	}
+	for _, m := range ms {
+		m.DeviceID, m.ModuleID, m.AuthMethod, m.Transport = id.DeviceID, id.ModuleID, authMethod, transport
+		if m.Properties == nil {
+			m.Properties = map[string]string{}
+		}
+	}
 	defer h.msgWake()
-	ret := h.cfg.Retention
+	ret := h.cfg.Retention.withDefaults()
 	return h.db.Update(func(tx *store.Tx) error {
-		seq, err := tx.NextSequence(store.Messages)
-		if err != nil {
-			return err
+		now := h.Now().UTC()
+		var last uint64
+		for _, m := range ms {
+			seq, err := tx.NextSequence(store.Messages)
+			if err != nil {
+				return err
+			}
+			m.SequenceNumber, m.EnqueuedTime, last = seq, now, seq
+			b, err := json.Marshal(m)
+			if err != nil {
+				return err
+			}
+			if err := tx.Put(store.Messages, seqKey(seq), b); err != nil {
+				return err
+			}
 		}
-		m.SequenceNumber = seq
-		m.EnqueuedTime = h.Now().UTC()
-		b, err := json.Marshal(m)
-		if err != nil {
-			return err
-		}
-		if err := tx.Put(store.Messages, seqKey(seq), b); err != nil {
-			return err
-		}
-		return prune(tx, seq, ret, m.EnqueuedTime)
+		return prune(tx, last, ret, now)
 	})
 }
 
@@ -103,42 +120,56 @@ func (r RetentionConfig) withDefaults() RetentionConfig {
 	return r
 }
 
-// prune keeps the log within its bounds: one deletion per insert holds the
-// count, and every 64th insert sweeps what has aged out.
-func prune(tx *store.Tx, seq uint64, r RetentionConfig, now time.Time) error {
-	r = r.withDefaults()
-	if seq > uint64(r.MaxMessages) {
-		if err := tx.Delete(store.Messages, seqKey(seq-uint64(r.MaxMessages))); err != nil {
-			return err
-		}
-	}
-	if seq%64 != 0 {
-		return nil
-	}
+// prune drops, oldest first, every message beyond the count limit or
+// older than the age limit. The walk stops at the first message it keeps,
+// so an insert costs what it removes plus one look.
+func prune(tx *store.Tx, last uint64, r RetentionConfig, now time.Time) error {
 	cutoff := now.Add(-r.MaxAge)
-	var old []string
+	var drop []string
 	err := tx.ForEach(store.Messages, "", "", func(k string, v []byte) error {
-		var m struct {
-			EnqueuedTime time.Time `json:"enqueuedTime"`
-		}
-		if err := json.Unmarshal(v, &m); err != nil {
-			return err
-		}
-		if !m.EnqueuedTime.Before(cutoff) {
+		seq := binary.BigEndian.Uint64([]byte(k))
+		if last-seq < uint64(r.MaxMessages) && !enqueuedBefore(v, cutoff) {
 			return store.ErrStop
 		}
-		old = append(old, k)
+		drop = append(drop, k)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	for _, k := range old {
+	for _, k := range drop {
 		if err := tx.Delete(store.Messages, k); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// enqueuedBefore reports whether a stored message was enqueued before t. It
+// reads only the leading members, not a body of up to 256 KB.
+func enqueuedBefore(v []byte, t time.Time) bool {
+	dec := json.NewDecoder(bytes.NewReader(v))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return false
+	}
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		if key == "enqueuedTime" {
+			var et time.Time
+			if err := dec.Decode(&et); err != nil {
+				return false
+			}
+			return et.Before(t)
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return false
+		}
+	}
+	return false
 }
 
 // seqKey is a big-endian key so that byte order is sequence order.
@@ -153,13 +184,15 @@ func seqKey(n uint64) string {
 // most limit of them (all when limit <= 0).
 func (h *Hub) Telemetry(deviceID, moduleID string, since uint64, limit int) ([]*Message, error) {
 	var out []*Message
+	// Pruning runs on writes; an idle hub must still not serve expired messages.
+	cutoff := h.Now().Add(-h.cfg.Retention.withDefaults().MaxAge)
 	err := h.db.View(func(tx *store.Tx) error {
 		return tx.ForEach(store.Messages, "", seqKey(since+1), func(k string, v []byte) error {
 			var m Message
 			if err := json.Unmarshal(v, &m); err != nil {
 				return err
 			}
-			if (deviceID != "" && m.DeviceID != deviceID) || (moduleID != "" && m.ModuleID != moduleID) {
+			if (deviceID != "" && m.DeviceID != deviceID) || (moduleID != "" && m.ModuleID != moduleID) || m.EnqueuedTime.Before(cutoff) {
 				return nil
 			}
 			out = append(out, &m)

@@ -52,18 +52,66 @@ func TestTelemetryRetentionByAge(t *testing.T) {
 		recordMsg(t, h, "old")
 	}
 	now = now.Add(2 * time.Hour)
-	// Age pruning sweeps every 64th insert; write until one sweep has run.
-	for range 54 {
-		recordMsg(t, h, "new")
+	// An idle hub no longer serves them, though nothing has pruned yet.
+	if ms, _ := h.Telemetry("", "", 0, 0); len(ms) != 0 {
+		t.Fatalf("an idle hub served %d messages older than the maximum age", len(ms))
 	}
+	recordMsg(t, h, "new")
 	ms, _ := h.Telemetry("", "", 0, 0)
-	for _, m := range ms {
-		if string(m.Body) == "old" {
-			t.Fatalf("a message older than the maximum age survived the sweep (seq %d)", m.SequenceNumber)
-		}
+	if len(ms) != 1 || string(ms[0].Body) != "new" {
+		t.Fatalf("after one insert: got %d messages, want only the new one", len(ms))
 	}
-	if len(ms) != 54 {
-		t.Fatalf("kept %d messages, want the 54 new ones", len(ms))
+	// And they are gone from the store, not only hidden.
+	now = now.Add(-2 * time.Hour)
+	if ms, _ := h.Telemetry("", "", 0, 0); len(ms) != 1 {
+		t.Fatalf("the old messages were not deleted: %d messages visible with the clock set back", len(ms))
+	}
+}
+
+// TestTelemetryRetentionShrinks lowers the count limit over an existing
+// log, as a restart with a smaller --telemetry-max-messages does.
+func TestTelemetryRetentionShrinks(t *testing.T) {
+	db, err := store.OpenTemp()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	open := func(max int) *Hub {
+		h, err := New(db, Config{HostName: "myhub.example", Policies: DefaultPolicies(regOwnerKey), Retention: RetentionConfig{MaxMessages: max}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	h := open(100)
+	for range 50 {
+		recordMsg(t, h, "x")
+	}
+	h.Close()
+	h = open(5)
+	defer h.Close()
+	recordMsg(t, h, "y")
+	if ms, _ := h.Telemetry("", "", 0, 0); len(ms) != 5 {
+		t.Fatalf("kept %d messages after lowering the limit to 5", len(ms))
+	}
+}
+
+func TestRecordTelemetryBatchIsAtomic(t *testing.T) {
+	h := newRetentionHub(t, RetentionConfig{}, nil)
+	id := Identity{DeviceID: "d"}
+	small := &Message{Body: []byte("small")}
+	big := &Message{Body: make([]byte, MaxD2CSize)}
+	if err := h.RecordTelemetryBatch(context.Background(), id, "sas", "https", []*Message{small, big}); err == nil {
+		t.Fatal("a batch over 256 KB in total was accepted")
+	}
+	if ms, _ := h.Telemetry("", "", 0, 0); len(ms) != 0 {
+		t.Fatalf("a refused batch recorded %d messages", len(ms))
+	}
+	if err := h.RecordTelemetryBatch(context.Background(), id, "sas", "https", []*Message{{Body: []byte("a")}, {Body: []byte("b")}}); err != nil {
+		t.Fatal(err)
+	}
+	if ms, _ := h.Telemetry("", "", 0, 0); len(ms) != 2 || ms[0].EnqueuedTime != ms[1].EnqueuedTime {
+		t.Fatalf("batch: got %d messages", len(ms))
 	}
 }
 

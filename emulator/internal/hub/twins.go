@@ -38,7 +38,7 @@ type twinView struct {
 
 // viewOf renders a record as the service sees its twin. The parent device
 // record supplies status for a module twin.
-func (h *Hub) viewOf(id Identity, r *record, parent *record) ([]byte, error) {
+func (h *Hub) viewOf(tx *store.Tx, id Identity, r *record, parent *record) ([]byte, error) {
 	d, err := r.doc()
 	if err != nil {
 		return nil, err
@@ -64,7 +64,7 @@ func (h *Hub) viewOf(id Identity, r *record, parent *record) ([]byte, error) {
 		v.Capabilities = &caps
 		v.DeviceScope = dev.DeviceScope
 		v.ParentScopes = dev.ParentScopes
-		v.CloudToDeviceMessageCount = dev.CloudToDeviceMessageCount
+		v.CloudToDeviceMessageCount = tx.Count(store.C2D, c2dPrefix(id.DeviceID))
 	} else {
 		v.DeviceETag = r.Module.ETag
 		auth = r.Module.Authentication
@@ -131,7 +131,7 @@ func (h *Hub) GetTwin(ctx context.Context, id Identity) ([]byte, error) {
 		if r == nil {
 			return notFound(tx, id)
 		}
-		out, err = h.viewOf(id, r, parent)
+		out, err = h.viewOf(tx, id, r, parent)
 		return err
 	})
 	return out, err
@@ -196,7 +196,7 @@ func (h *Hub) UpdateTwin(ctx context.Context, id Identity, body []byte, ifMatch 
 		if err := saveRecord(tx, id, r); err != nil {
 			return err
 		}
-		out, err = h.viewOf(id, r, parent)
+		out, err = h.viewOf(tx, id, r, parent)
 		return err
 	})
 	if err != nil {
@@ -211,9 +211,11 @@ func (h *Hub) UpdateTwin(ctx context.Context, id Identity, body []byte, ifMatch 
 	}
 	if notify != nil {
 		if c := h.conn(id); c != nil && c.desired.Load() {
-			if err := c.session.SendDesired(version, notify); err != nil {
-				h.log.Debug("desired notification not delivered", "identity", id.String(), "err", err)
-			}
+			c.post(func() {
+				if err := c.session.SendDesired(version, notify); err != nil {
+					h.log.Debug("desired notification not delivered", "identity", id.String(), "err", err)
+				}
+			})
 		}
 	}
 	return out, nil

@@ -73,50 +73,55 @@ func newErr(status, code int, name, format string, args ...any) *Error {
 func InvalidProtocolVersion() *Error {
 	return newErr(400, 400001, "InvalidProtocolVersion", "BadRequest")
 }
+
+// InvalidOperation is 400003: the operation is not allowed in this state.
 func InvalidOperation(format string, args ...any) *Error {
 	return newErr(400, 400003, "InvalidOperation", format, args...)
 }
+
+// ArgumentInvalid is 400004: the request is malformed or a value breaks a rule.
 func ArgumentInvalid(format string, args ...any) *Error {
 	return newErr(400, 400004, "ArgumentInvalid", format, args...)
 }
+
+// ArgumentNull is 400005: a required value is missing.
 func ArgumentNull(format string, args ...any) *Error {
 	return newErr(400, 400005, "ArgumentNull", format, args...)
 }
-func IotHubFormatError(format string, args ...any) *Error {
-	return newErr(400, 400006, "IotHubFormatError", format, args...)
-}
+
+// DeviceDefinedMultipleTimes is 400011: a bulk request names an identity twice.
 func DeviceDefinedMultipleTimes(id string) *Error {
 	return newErr(400, 400011, "DeviceDefinedMultipleTimes", "Device %s is defined more than once in the request.", id)
 }
-func BulkRegistryOperationFailure(format string, args ...any) *Error {
-	return newErr(400, 400013, "BulkRegistryOperationFailure", format, args...)
-}
+
+// UnauthorizedAccess is 401002: the credentials do not grant the request.
 func UnauthorizedAccess(format string, args ...any) *Error {
 	return newErr(401, 401002, "IotHubUnauthorizedAccess", format, args...)
 }
+
+// Unauthorized is 401003: the token is invalid, expired or out of scope.
 func Unauthorized(format string, args ...any) *Error {
 	return newErr(401, 401003, "IotHubUnauthorized", format, args...)
 }
-func IotHubQuotaExceeded(format string, args ...any) *Error {
-	return newErr(403, 403002, "IotHubQuotaExceeded", format, args...)
-}
+
+// DeviceMaximumQueueDepthExceeded is 403004: the device's cloud-to-device queue is full.
 func DeviceMaximumQueueDepthExceeded(id string, max int) *Error {
 	return newErr(403, 403004, "DeviceMaximumQueueDepthExceeded", "Device %s already has %d messages pending; the maximum queue depth is %d.", id, max, max)
 }
+
+// ReportedTooLarge is 403100: a device's reported properties exceed 32 KB.
 func ReportedTooLarge(format string, args ...any) *Error {
 	return newErr(403, 403100, "ReportedPropertiesTooLarge", format, args...)
 }
+
+// DeviceNotFound is 404001.
 func DeviceNotFound(id string) *Error {
 	return newErr(404, 404001, "DeviceNotFound", "Device %s is not registered.", id)
 }
-func JobNotFound(id string) *Error {
-	return newErr(404, 404002, "JobNotFound", "Job %s not found.", id)
-}
+
+// ModuleNotFound is 404010.
 func ModuleNotFound(id, mid string) *Error {
 	return newErr(404, 404010, "ModuleNotFound", "Module %s on device %s is not registered.", mid, id)
-}
-func LockTokenNotFound(token string) *Error {
-	return newErr(404, 404005, "DeviceMessageNotFound", "No message with lock token %s is locked for this device.", token)
 }
 
 // DeviceNotOnline is the direct-method error for a device that is not
@@ -127,32 +132,45 @@ func DeviceNotOnline(connectTimeout time.Duration) *Error {
 	e.Info = map[string]any{"timeout": TimeSpan(connectTimeout)}
 	return e
 }
+
+// DeviceAlreadyExists is 409001.
 func DeviceAlreadyExists(id string) *Error {
 	return newErr(409, 409001, "DeviceAlreadyExists", "A device with ID '%s' is already registered.", id)
 }
+
+// ModuleAlreadyExists is 409301.
 func ModuleAlreadyExists(id, mid string) *Error {
 	return newErr(409, 409301, "ModuleAlreadyExistsOnDevice", "A module with ID '%s' is already registered on device '%s'.", mid, id)
 }
+
+// PreconditionFailed is 412001: an etag or version does not match.
 func PreconditionFailed(format string, args ...any) *Error {
 	return newErr(412, 412001, "PreconditionFailed", format, args...)
 }
+
+// DeviceMessageLockLost is 412002: a cloud-to-device lock token is unknown or expired.
 func DeviceMessageLockLost(format string, args ...any) *Error {
 	return newErr(412, 412002, "DeviceMessageLockLost", format, args...)
 }
+
+// MessageTooLarge is 413001.
 func MessageTooLarge(format string, args ...any) *Error {
 	return newErr(413, 413001, "MessageTooLarge", format, args...)
 }
+
+// TooManyDevices is 413002: a bulk request holds more than 100 identities.
 func TooManyDevices(format string, args ...any) *Error {
 	return newErr(413, 413002, "TooManyDevices", format, args...)
 }
+
+// Throttled is 429001 ThrottlingException.
 func Throttled() *Error {
 	return newErr(429, 429001, "ThrottlingException", "The request was throttled; retry later.")
 }
+
+// ServerError is 500001.
 func ServerError(format string, args ...any) *Error {
 	return newErr(500, 500001, "ServerError", format, args...)
-}
-func ServiceUnavailable(format string, args ...any) *Error {
-	return newErr(503, 503001, "ServiceUnavailable", format, args...)
 }
 
 // GatewayTimeout is the direct-method error for a device that did not answer

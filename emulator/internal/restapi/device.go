@@ -76,24 +76,29 @@ func (s *server) deviceSend(w http.ResponseWriter, r *http.Request) error {
 	} else {
 		m := &hub.Message{Body: body, Properties: map[string]string{}}
 		for name, vals := range r.Header {
+			// Go canonicalises header names (Iothub-App-Alert); lower-case
+			// them, as most clients send them.
 			applyProperty(m, strings.ToLower(name), vals[0])
 		}
 		msgs = []*hub.Message{m}
 	}
-	for _, m := range msgs {
-		if err := s.hub.RecordTelemetry(r.Context(), id, "sas", "https", m); err != nil {
-			return err
-		}
+	if err := s.hub.RecordTelemetryBatch(r.Context(), id, "sas", "https", msgs); err != nil {
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
+// applyProperty maps one property name to a system field or an
+// application property. System names match in any case; an application
+// property keeps the case it arrived with (HTTP headers arrive
+// canonicalised, batch JSON keys as sent).
 func applyProperty(m *hub.Message, name, v string) {
-	if set, ok := systemHeaders[name]; ok {
+	lower := strings.ToLower(name)
+	if set, ok := systemHeaders[lower]; ok {
 		set(m, v)
-	} else if app, ok := strings.CutPrefix(name, appPrefix); ok && app != "" {
-		m.Properties[app] = v
+	} else if strings.HasPrefix(lower, appPrefix) && len(name) > len(appPrefix) {
+		m.Properties[name[len(appPrefix):]] = v
 	}
 }
 
@@ -119,7 +124,7 @@ func parseBatch(body []byte) ([]*hub.Message, error) {
 			m.Body = []byte(it.Body)
 		}
 		for k, v := range it.Properties {
-			applyProperty(m, strings.ToLower(k), v)
+			applyProperty(m, k, v)
 		}
 		out = append(out, m)
 	}

@@ -15,9 +15,12 @@ func (s *server) putDevice(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var d hub.Device
+	var d *hub.Device
 	if err := readJSON(r, &d); err != nil {
 		return err
+	}
+	if d == nil {
+		return huberr.ArgumentNull("The device must not be null.")
 	}
 	if d.DeviceID == "" {
 		d.DeviceID = id
@@ -25,7 +28,7 @@ func (s *server) putDevice(w http.ResponseWriter, r *http.Request) error {
 	if d.DeviceID != id {
 		return huberr.ArgumentInvalid("The deviceId '%s' in the body does not match '%s' in the path.", d.DeviceID, id)
 	}
-	out, err := s.hub.PutDevice(r.Context(), &d, r.Header.Get("If-Match"))
+	out, err := s.hub.PutDevice(r.Context(), d, r.Header.Get("If-Match"))
 	if err != nil {
 		return err
 	}
@@ -96,9 +99,12 @@ func (s *server) putModule(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var m hub.Module
+	var m *hub.Module
 	if err := readJSON(r, &m); err != nil {
 		return err
+	}
+	if m == nil {
+		return huberr.ArgumentNull("The module must not be null.")
 	}
 	if m.DeviceID == "" {
 		m.DeviceID = id.DeviceID
@@ -109,7 +115,7 @@ func (s *server) putModule(w http.ResponseWriter, r *http.Request) error {
 	if m.DeviceID != id.DeviceID || m.ModuleID != id.ModuleID {
 		return huberr.ArgumentInvalid("The deviceId/moduleId in the body (%s/%s) do not match the path (%s).", m.DeviceID, m.ModuleID, id)
 	}
-	out, err := s.hub.PutModule(r.Context(), &m, r.Header.Get("If-Match"))
+	out, err := s.hub.PutModule(r.Context(), m, r.Header.Get("If-Match"))
 	if err != nil {
 		return err
 	}

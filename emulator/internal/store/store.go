@@ -29,11 +29,10 @@ const (
 	Meta     Bucket = "meta"     // counters and settings
 	Messages Bucket = "messages" // big-endian sequence -> recorded telemetry
 	C2D      Bucket = "c2d"      // deviceId \x00 big-endian seq -> queued cloud-to-device message
-	Methods  Bucket = "methods"  // big-endian sequence -> recorded direct-method call
-	History  Bucket = "history"  // big-endian sequence -> recorded twin change
+	Feedback Bucket = "feedback" // big-endian sequence -> cloud-to-device delivery feedback
 )
 
-var allBuckets = []Bucket{Devices, Modules, Meta, Messages, C2D, Methods, History}
+var allBuckets = []Bucket{Devices, Modules, Meta, Messages, C2D, Feedback}
 
 // ErrLocked is returned by Open when another process holds the database.
 var ErrLocked = errors.New("database is in use by another process")

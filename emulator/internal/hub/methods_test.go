@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: MIT
+
+package hub
+
+import (
+	"context"
+	"errors"
+	"hash/fnv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/iothubemulator/iothub/emulator/internal/huberr"
+)
+
+// methodSession answers (or ignores) method requests through a function
+// and can be made to block every write, like a device that stopped reading.
+type methodSession struct {
+	mu      sync.Mutex
+	conn    *Conn
+	answer  func(c *Conn, rid string) // nil: never answer
+	block   chan struct{}            // non-nil: every write waits on it
+	desired int
+	closed  bool
+}
+
+func (s *methodSession) wait() {
+	s.mu.Lock()
+	b := s.block
+	s.mu.Unlock()
+	if b != nil {
+		<-b
+	}
+}
+
+func (s *methodSession) SendMethod(rid, name string, payload []byte) error {
+	s.wait()
+	s.mu.Lock()
+	c, f := s.conn, s.answer
+	s.mu.Unlock()
+	if f != nil {
+		go f(c, rid)
+	}
+	return nil
+}
+
+func (s *methodSession) SendDesired(int64, []byte) error {
+	s.wait()
+	s.mu.Lock()
+	s.desired++
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *methodSession) Close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+}
+
+func connectMethods(t *testing.T, h *Hub, id Identity, s *methodSession) *Conn {
+	t.Helper()
+	c := h.Connect(id, s, ConnectInfo{AuthMethod: "sas"})
+	s.mu.Lock()
+	s.conn = c
+	s.mu.Unlock()
+	c.SubscribeMethods()
+	t.Cleanup(c.Disconnect)
+	return c
+}
+
+func TestInvokeMethodPayloads(t *testing.T) {
+	h := newRegHub(t)
+	regDevice(t, h, Device{DeviceID: "d"})
+	cases := []struct{ name, answer, want string }{
+		{"json", `{"ok":true}`, `{"ok":true}`},
+		{"empty becomes null", ``, `null`},
+		{"non-JSON is wrapped as a string", `hello "world"`, `"hello \"world\""`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &methodSession{answer: func(c *Conn, rid string) { c.ResolveMethod(rid, 200, []byte(tc.answer)) }}
+			connectMethods(t, h, Identity{DeviceID: "d"}, s)
+			res, err := h.InvokeMethod(context.Background(), Identity{DeviceID: "d"}, MethodRequest{Name: "m", ResponseTimeout: MinResponseTimeout})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(res.Payload) != tc.want || res.Status != 200 {
+				t.Fatalf("got %d %s, want 200 %s", res.Status, res.Payload, tc.want)
+			}
+		})
+	}
+}
+
+// TestInvokeMethodTimesOut waits the hub's minimum response timeout (5 s)
+// for a subscribed device that never answers.
+func TestInvokeMethodTimesOut(t *testing.T) {
+	t.Parallel()
+	h := newRegHub(t)
+	regDevice(t, h, Device{DeviceID: "mute"})
+	connectMethods(t, h, Identity{DeviceID: "mute"}, &methodSession{})
+	start := time.Now()
+	_, err := h.InvokeMethod(context.Background(), Identity{DeviceID: "mute"}, MethodRequest{Name: "m", ResponseTimeout: MinResponseTimeout})
+	if !errors.Is(err, huberr.GatewayTimeout(0)) {
+		t.Fatalf("got %v, want 504101 GatewayTimeout", err)
+	}
+	if d := time.Since(start); d < MinResponseTimeout {
+		t.Fatalf("timed out after %v, before the response timeout", d)
+	}
+	calls := h.MethodCalls("mute")
+	if len(calls) != 1 || calls[0].ErrorCode != 504101 {
+		t.Fatalf("recorded calls: %+v", calls)
+	}
+}
+
+// TestStuckDeviceStallsNoOne: a device whose writes block (it stopped
+// reading) must not delay twin writes of devices that share its lock
+// stripe, nor its own service-side writes, nor other devices' methods.
+func TestStuckDeviceStallsNoOne(t *testing.T) {
+	h := newRegHub(t)
+	stuckID := Identity{DeviceID: "stuck"}
+	regDevice(t, h, Device{DeviceID: "stuck"})
+	// Find a device id that shares the stuck device's lock stripe.
+	var other string
+	for i := 0; other == ""; i++ {
+		cand := "other" + string(rune('a'+i%26)) + string(rune('a'+i/26%26))
+		if &h.twinLock[stripe(cand)] == &h.twinLock[stripe("stuck")] {
+			other = cand
+		}
+	}
+	regDevice(t, h, Device{DeviceID: other})
+	block := make(chan struct{})
+	defer close(block)
+	stuck := &methodSession{block: block}
+	c := connectMethods(t, h, stuckID, stuck)
+	c.SubscribeDesired()
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; i < 50; i++ {
+			if _, err := h.UpdateTwin(context.Background(), stuckID, []byte(`{"properties":{"desired":{"x":1}}}`), "", false); err != nil {
+				done <- err
+				return
+			}
+		}
+		_, err := h.UpdateTwin(context.Background(), Identity{DeviceID: other}, []byte(`{"tags":{"a":1}}`), "", false)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("twin writes stalled behind a device that does not read")
+	}
+}
+
+func stripe(id string) uint32 {
+	f := fnv.New32a()
+	f.Write([]byte(id))
+	return f.Sum32() % 64
+}
