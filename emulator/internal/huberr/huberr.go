@@ -70,6 +70,7 @@ func newErr(status, code int, name, format string, args ...any) *Error {
 // The catalogue. Codes and names: iothub-protocol.md §6.1 and the C# SDK's
 // IotHubServiceErrorCode.
 
+// InvalidProtocolVersion is 400001: the request has no valid api-version.
 func InvalidProtocolVersion() *Error {
 	return newErr(400, 400001, "InvalidProtocolVersion", "BadRequest")
 }
