@@ -42,8 +42,10 @@ const maxTopicLen = 65535
 // SendC2D writes a cloud-to-device message to this device on
 // devices/{id}/messages/devicebound/{bag} (§3.7). The id is spelled as the
 // device spelled it in its SUBSCRIBE: Python matches the topic against its
-// percent-encoded id, Node and C against the raw one. It waits for a
-// SUBACK in progress, so a message never overtakes the SUBACK.
+// percent-encoded id, Node and the C SDK (azure-iot-sdk-c) against the raw
+// one. A device that subscribed devices/+/... (azure-sdk-for-c) gets its
+// raw id: a topic name never carries a wildcard. It waits for a SUBACK in
+// progress, so a message never overtakes the SUBACK.
 //
 // The SDKs subscribe at QoS 1 and get QoS 1. A device that subscribed at
 // QoS 0 gets QoS 0, as MQTT requires ([MQTT-3.8.4-6]): there is no PUBACK
@@ -52,8 +54,8 @@ func (s *session) SendC2D(m *hub.C2DMessage) error {
 	<-s.ready
 	s.sendMu.Lock()
 	defer s.sendMu.Unlock()
-	prefix := s.c2dTopic()
-	topic := prefix + encodeC2DBag(m)
+	route := s.currentC2DRoute()
+	topic := route.prefix + encodeC2DBag(m)
 	if len(topic) > maxTopicLen {
 		// Not deliverable over MQTT at all: leave it in flight, so that the
 		// hub dead-letters it after MaxDeliveryCount connections instead of
@@ -61,7 +63,7 @@ func (s *session) SendC2D(m *hub.C2DMessage) error {
 		s.srv.log.Warn("cloud-to-device message dropped: its topic is too long for MQTT", "identity", s.id.String(), "messageId", m.MessageID, "length", len(topic))
 		return nil
 	}
-	if sub, ok := s.cl.State.Subscriptions.Get(prefix + "#"); ok && sub.Qos == 0 {
+	if sub, ok := s.cl.State.Subscriptions.Get(route.filter); ok && sub.Qos == 0 {
 		if err := s.publish(topic, m.Body); err != nil {
 			return err
 		}
@@ -94,12 +96,29 @@ func (s *session) SendC2D(m *hub.C2DMessage) error {
 	return nil
 }
 
-// c2dTopic is the devicebound prefix as the device subscribed it.
-func (s *session) c2dTopic() string {
-	if p := s.c2dPrefix.Load(); p != nil {
-		return *p
+// c2dRoute is where a device's cloud-to-device messages go.
+type c2dRoute struct {
+	filter string // the devicebound filter as subscribed: mochi's key for its QoS
+	prefix string // devices/{id}/messages/devicebound/, the id spelled to match filter
+}
+
+// currentC2DRoute returns the route of the devicebound subscription (the
+// raw id while there is none).
+func (s *session) currentC2DRoute() c2dRoute {
+	if r := s.c2dSub.Load(); r != nil {
+		return *r
 	}
-	return "devices/" + s.id.DeviceID + "/messages/devicebound/"
+	return newC2DRoute(s.id, s.id.DeviceID)
+}
+
+// newC2DRoute builds the route for a devicebound filter whose device
+// segment is seg: the id as the device spelled it, or the raw id for '+'.
+func newC2DRoute(id hub.Identity, seg string) c2dRoute {
+	filter := "devices/" + seg + "/messages/devicebound/#"
+	if seg == anyDevice {
+		seg = id.DeviceID
+	}
+	return c2dRoute{filter: filter, prefix: "devices/" + seg + "/messages/devicebound/"}
 }
 
 // forgetC2D takes one C2D packet out of this session's map and mochi's
@@ -145,9 +164,21 @@ func (s *session) ackC2D(id uint16) {
 // SUBSCRIBE handling (or before the CONNACK), where sendMu is held or the
 // session is not ready.
 func (s *session) subscribeC2D(deviceSegment string) {
-	prefix := "devices/" + deviceSegment + "/messages/devicebound/"
-	s.c2dPrefix.Store(&prefix)
+	r := newC2DRoute(s.id, deviceSegment)
+	s.c2dSub.Store(&r)
 	s.c2dPending.Store(true)
+}
+
+// rerouteC2D points deliveries at a devicebound spelling the client still
+// holds after unsubscribing another one.
+func (s *session) rerouteC2D() {
+	for filter := range s.cl.State.Subscriptions.GetAll() {
+		if f, err := parseFilter(filter); err == nil && f.kind == subC2D && f.allowedFor(s.id) {
+			r := newC2DRoute(s.id, f.device)
+			s.c2dSub.Store(&r)
+			return
+		}
+	}
 }
 
 // releaseC2D tells the hub about a subscription recorded by subscribeC2D;

@@ -287,14 +287,17 @@ func TestC2DQoS0Subscription(t *testing.T) {
 }
 
 // TestC2DTopicSpelling checks that the topic names the device as its
-// SUBSCRIBE did: Python percent-encodes ids, Node does not.
+// SUBSCRIBE did: Python percent-encodes ids, Node does not, and
+// azure-sdk-for-c subscribes with '+', which never appears in a topic name.
 func TestC2DTopicSpelling(t *testing.T) {
 	tests := []struct {
 		name   string
 		filter string
+		prefix string
 	}{
-		{"raw id (Node, C)", "devices/dev:1/messages/devicebound/#"},
-		{"percent-encoded id (Python)", "devices/dev%3A1/messages/devicebound/#"},
+		{"raw id (Node, C)", "devices/dev:1/messages/devicebound/#", "devices/dev:1/messages/devicebound/"},
+		{"percent-encoded id (Python)", "devices/dev%3A1/messages/devicebound/#", "devices/dev%3A1/messages/devicebound/"},
+		{"any device (azure-sdk-for-c)", "devices/+/messages/devicebound/#", "devices/dev:1/messages/devicebound/"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -303,14 +306,80 @@ func TestC2DTopicSpelling(t *testing.T) {
 			d.subscribeQoS1(t, tt.filter)
 			e.sendC2D(t, "dev:1", &hub.C2DMessage{MessageID: "m"})
 			m := d.next(t)
-			if prefix := strings.TrimSuffix(tt.filter, "#"); !strings.HasPrefix(m.Topic(), prefix) {
-				t.Errorf("got topic %q, want it to start with %q", m.Topic(), prefix)
+			if !strings.HasPrefix(m.Topic(), tt.prefix) {
+				t.Errorf("got topic %q, want it to start with %q", m.Topic(), tt.prefix)
+			}
+			if m.Qos() != 1 {
+				t.Errorf("got QoS %d, want 1 (the QoS subscribed)", m.Qos())
 			}
 			if got := parseLikeSDK(t, m.Topic()); got.To != "/devices/dev:1/messages/deviceBound" {
 				t.Errorf("got $.to %q", got.To)
 			}
 		})
 	}
+}
+
+// TestC2DAnyDeviceQoS0 checks that the QoS of a '+' subscription is found:
+// it is the subscribed filter's, not the topic's.
+func TestC2DAnyDeviceQoS0(t *testing.T) {
+	e := newEnv(t)
+	d := e.connectDevice(t, "dev1", false)
+	d.subscribe(t, "devices/+/messages/devicebound/#")
+	e.sendC2D(t, "dev1", &hub.C2DMessage{MessageID: "m"})
+	if m := d.next(t); m.Qos() != 0 || !strings.HasPrefix(m.Topic(), "devices/dev1/messages/devicebound/%24.mid=m&") {
+		t.Errorf("got QoS %d on %q, want QoS 0 on devices/dev1/messages/devicebound/%%24.mid=m&...", m.Qos(), m.Topic())
+	}
+	eventually(t, "message complete without a PUBACK", func() bool { return len(e.pendingCounts(t, "dev1")) == 0 })
+}
+
+// TestC2DSpellingAfterUnsubscribe checks that when a device holding two
+// spellings of its devicebound filter drops one, messages follow the one
+// it keeps.
+func TestC2DSpellingAfterUnsubscribe(t *testing.T) {
+	tests := []struct {
+		name       string
+		keep, drop string
+		wantPrefix string
+	}{
+		{"keeps the encoded id", "devices/dev%3A1/messages/devicebound/#", "devices/+/messages/devicebound/#", "devices/dev%3A1/messages/devicebound/"},
+		{"keeps any device", "devices/+/messages/devicebound/#", "devices/dev%3A1/messages/devicebound/#", "devices/dev:1/messages/devicebound/"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			d := e.connectDevice(t, "dev:1", false)
+			d.subscribeQoS1(t, tt.keep)
+			d.subscribeQoS1(t, tt.drop)
+			if tok := d.Unsubscribe(tt.drop); !tok.WaitTimeout(waitTime) || tok.Error() != nil {
+				t.Fatalf("unsubscribe: %v", tok.Error())
+			}
+			e.sendC2D(t, "dev:1", &hub.C2DMessage{MessageID: "m"})
+			if m := d.next(t); !strings.HasPrefix(m.Topic(), tt.wantPrefix) || m.Qos() != 1 {
+				t.Errorf("got %q at QoS %d, want %s... at QoS 1", m.Topic(), m.Qos(), tt.wantPrefix)
+			}
+		})
+	}
+}
+
+// TestC2DAnyDeviceCarriedOver checks that a '+' subscription of a
+// CleanSession=0 session delivers to the device's real topic after a
+// reconnect, without a new SUBSCRIBE (§3.3).
+func TestC2DAnyDeviceCarriedOver(t *testing.T) {
+	e := newEnv(t)
+	key := e.addDevice(t, "dev1")
+	dial := dialer{clientID: "dev1", password: token(t, hub.Identity{DeviceID: "dev1"}, "", key, farFuture())}
+	d := e.mustConnect(t, dial)
+	d.subscribeQoS1(t, "devices/+/messages/devicebound/#")
+	d.Disconnect(0)
+	eventually(t, "hub sees the disconnect", func() bool { return !e.hub.IsConnected(hub.Identity{DeviceID: "dev1"}) })
+	e.sendC2D(t, "dev1", &hub.C2DMessage{MessageID: "queued"})
+
+	d = e.mustConnect(t, dial)
+	m := d.next(t)
+	if got := parseLikeSDK(t, m.Topic()); !strings.HasPrefix(m.Topic(), "devices/dev1/messages/devicebound/") || got.MessageID != "queued" {
+		t.Fatalf("after reconnect: got %q, want queued on devices/dev1/messages/devicebound/", m.Topic())
+	}
+	eventually(t, "message completed", func() bool { return len(e.pendingCounts(t, "dev1")) == 0 })
 }
 
 // TestC2DCrossDeviceIsolation checks that one device never receives

@@ -19,6 +19,8 @@ func FuzzParseTopic(f *testing.F) {
 		"$iothub/methods/POST/#",
 		"devices/dev1/messages/devicebound/#",
 		"devices/dev1/modules/m1/inputs/#",
+		"devices/+/messages/devicebound/#",
+		"devices/dev1/modules/m1/#",
 	} {
 		f.Add(s)
 	}
@@ -41,8 +43,13 @@ func FuzzParseTopic(f *testing.F) {
 			}
 		}
 		if f, err := parseFilter(s); err == nil {
-			if !strings.HasSuffix(s, "/#") || strings.Count(s, "#") != 1 || strings.Contains(s, "+") {
+			// '+' only as azure-sdk-for-c's whole device segment.
+			plusOK := s == "devices/+/messages/devicebound/#"
+			if !strings.HasSuffix(s, "/#") || strings.Count(s, "#") != 1 || (strings.Contains(s, "+") && !plusOK) {
 				t.Errorf("filter %q accepted as kind %d", s, f.kind)
+			}
+			if f.kind == subC2D && f.device == anyDevice && !plusOK {
+				t.Errorf("filter %q accepted as any device's C2D", s)
 			}
 		}
 	})

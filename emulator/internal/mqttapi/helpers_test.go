@@ -54,6 +54,13 @@ func testLogger() *slog.Logger {
 // closes them.
 func newEnv(tb testing.TB) *env {
 	tb.Helper()
+	return newEnvWith(tb, nil)
+}
+
+// newEnvWith is newEnv with configure, if not nil, applied to the server
+// before it starts.
+func newEnvWith(tb testing.TB, configure func(*Server)) *env {
+	tb.Helper()
 	db, err := store.OpenTemp()
 	if err != nil {
 		tb.Fatal(err)
@@ -74,6 +81,9 @@ func newEnv(tb testing.TB) *env {
 	e.srv, err = New(Options{Hub: e.hub, Addr: "127.0.0.1:0", TLSConfig: cfg, Logger: testLogger()})
 	if err != nil {
 		tb.Fatal(err)
+	}
+	if configure != nil {
+		configure(e.srv)
 	}
 	if err := e.srv.Start(); err != nil {
 		tb.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -34,11 +35,22 @@ const (
 // sets the keep-alive deadline once CONNECT is read.
 const connectTimeout = 30 * time.Second
 
+// writeTimeout bounds every write to a device. A device that stops reading
+// lets its TCP window close, and a write then waits for buffer space. mochi
+// bounds it only by the keep-alive deadline, up to 1767 s and pushed back by
+// every packet the device sends, while the write holds mochi's lock on the
+// client and the hub's send path to that device (methods, desired
+// updates, C2D, twin answers). The largest packet the hub sends is a few
+// hundred KB, which a working link takes in well under this; a device that
+// cannot take it is a slow consumer, and its connection is closed.
+const writeTimeout = 10 * time.Second
+
 // clientConn is a device connection as mochi sees it: the transport's
 // net.Conn plus what our hook needs and mochi would hide (the peer
 // certificates, the transport name, our session).
 type clientConn struct {
 	net.Conn
+	srv       *Server
 	raw       io.Closer           // closes at once: no TLS close_notify, no WebSocket close frame
 	listener  string              // listenerTLS or listenerWS
 	transport string              // transportMQTT or transportMQTTWS
@@ -51,6 +63,51 @@ type clientConn struct {
 // DISCONNECT, the hub signals every error by dropping the connection
 // (§3.3), and a close must never wait on a stuck peer.
 func (c *clientConn) Close() error { return c.raw.Close() }
+
+// Write writes one encoded packet (mochi writes each packet whole, one
+// writer at a time) within the server's write timeout. A write that fails
+// or times out may have put part of a packet on the wire, so the
+// connection is closed at once, which also ends mochi's read loop and the
+// session: a device that does not read is dropped, never waited for.
+func (c *clientConn) Write(p []byte) (int, error) {
+	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.srv.writeTimeout)); err != nil {
+		c.writeFailed(err)
+		return 0, err
+	}
+	n, err := c.Conn.Write(p)
+	if err != nil {
+		c.writeFailed(err)
+		return n, err
+	}
+	// TLS may write on its own while reading (a key update): no stale
+	// deadline for that.
+	_ = c.Conn.SetWriteDeadline(time.Time{})
+	return n, nil
+}
+
+// writeFailed drops the connection after a failed write.
+func (c *clientConn) writeFailed(err error) {
+	identity := ""
+	if sess := c.sess.Load(); sess != nil {
+		identity = sess.id.String()
+	}
+	var ne net.Error
+	if errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		c.srv.log.Info("device is not reading: closing its connection", "identity", identity, "transport", c.transport, "timeout", c.srv.writeTimeout)
+	} else {
+		c.srv.log.Debug("write to device failed: closing its connection", "identity", identity, "transport", c.transport, "err", err)
+	}
+	_ = c.raw.Close()
+}
+
+// SetDeadline applies mochi's deadlines, keep-alive and the wait for
+// CONNECT, to reads only: they are about hearing from the device. Writes
+// carry their own (see Write), which the device's traffic must not push
+// back.
+func (c *clientConn) SetDeadline(t time.Time) error { return c.Conn.SetReadDeadline(t) }
+
+// SetWriteDeadline does nothing: Write sets the deadline of each write.
+func (c *clientConn) SetWriteDeadline(time.Time) error { return nil }
 
 // serveConn hands an accepted connection to mochi and cleans up after it,
 // whichever way mochi's connection handling ends.
@@ -133,7 +190,7 @@ func (l *tlsListener) Serve(establish listeners.EstablishFn) {
 			continue
 		}
 		tc := tls.Server(c, l.srv.tlsConfig)
-		cc := &clientConn{Conn: tc, raw: c, listener: listenerTLS, transport: transportMQTT, done: make(chan struct{})}
+		cc := &clientConn{Conn: tc, srv: l.srv, raw: c, listener: listenerTLS, transport: transportMQTT, done: make(chan struct{})}
 		if !l.srv.track(cc) {
 			_ = c.Close()
 			continue
@@ -210,15 +267,26 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader has answered
 	}
-	cc := &clientConn{Conn: &wsConn{ws: ws}, raw: ws, listener: listenerWS, transport: transportMQTTWS, done: make(chan struct{})}
+	cc := &clientConn{Conn: &wsConn{ws: ws}, srv: s, raw: transportConn(ws.NetConn()), listener: listenerWS, transport: transportMQTTWS, done: make(chan struct{})}
 	if r.TLS != nil {
 		cc.peerCerts = r.TLS.PeerCertificates
 	}
 	if !s.track(cc) {
-		_ = ws.Close()
+		_ = cc.raw.Close()
 		return
 	}
 	s.serveConn(*fn, cc)
+}
+
+// transportConn returns the connection under a TLS layer, if any. Closing
+// it is immediate, where closing the TLS connection (which gorilla's Close
+// does) first writes a close_notify alert, and waits up to 5 s for a peer
+// that does not read.
+func transportConn(c net.Conn) net.Conn {
+	if tc, ok := c.(*tls.Conn); ok {
+		return tc.NetConn()
+	}
+	return c
 }
 
 // mqttSubprotocol returns the client's offer of the "mqtt" subprotocol as
@@ -238,9 +306,9 @@ type wsConn struct {
 	ws *websocket.Conn
 	r  io.Reader // the current message
 
-	// gorilla's SetWriteDeadline races with a write in progress, while
-	// mochi refreshes deadlines from its read loop: the deadline is kept
-	// here and applied by Write, which mochi serialises per client.
+	// gorilla's SetWriteDeadline races with a write in progress, so a
+	// deadline set from another goroutine than the writer's is kept here
+	// and applied by Write, which mochi serialises per client.
 	writeDeadline atomic.Pointer[time.Time]
 }
 

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 
@@ -44,6 +45,8 @@ type Server struct {
 	ws        *wsListener
 	ctx       context.Context // cancelled by Close: ends handshakes and hub calls
 	cancel    context.CancelFunc
+	// writeTimeout is writeTimeout; tests shorten it before Start.
+	writeTimeout time.Duration
 
 	mu      sync.Mutex // guards tls, started, closed
 	tls     *tlsListener
@@ -79,13 +82,14 @@ func New(opts Options) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		opts:      opts,
-		hub:       opts.Hub,
-		log:       log,
-		tlsConfig: cfg,
-		ctx:       ctx,
-		cancel:    cancel,
-		conns:     map[*clientConn]struct{}{},
+		opts:         opts,
+		hub:          opts.Hub,
+		log:          log,
+		tlsConfig:    cfg,
+		ctx:          ctx,
+		cancel:       cancel,
+		writeTimeout: writeTimeout,
+		conns:        map[*clientConn]struct{}{},
 	}
 	s.ws = &wsListener{srv: s}
 	s.mochi = mqtt.New(&mqtt.Options{

@@ -49,9 +49,9 @@ type session struct {
 
 	// Cloud-to-device delivery (c2d.go).
 	c2dMu      sync.Mutex
-	c2dLocks   map[uint16]string      // packet id -> hub lock token of each unacknowledged C2D PUBLISH
-	c2dPrefix  atomic.Pointer[string] // devices/{id as subscribed}/messages/devicebound/
-	c2dPending atomic.Bool            // subscribed; the hub is told once the CONNACK or SUBACK is out
+	c2dLocks   map[uint16]string        // packet id -> hub lock token of each unacknowledged C2D PUBLISH
+	c2dSub     atomic.Pointer[c2dRoute] // the devicebound filter subscribed and its topic prefix
+	c2dPending atomic.Bool              // subscribed; the hub is told once the CONNACK or SUBACK is out
 }
 
 var (
@@ -136,7 +136,11 @@ func (s *session) applyFilter(filter string, on bool) {
 		return
 	}
 	if !on && s.holds(f.kind) {
-		return // another spelling of the same filter is still subscribed
+		// Another spelling of the same filter is still subscribed.
+		if f.kind == subC2D {
+			s.rerouteC2D()
+		}
+		return
 	}
 	switch f.kind {
 	case subMethods:

@@ -186,18 +186,29 @@ const (
 	subMethods       subKind = iota + 1 // $iothub/methods/POST/#
 	subTwinResponses                    // $iothub/twin/res/#
 	subDesired                          // $iothub/twin/PATCH/properties/desired/#
-	subC2D                              // devices/{id}/messages/devicebound/#
-	subModuleInputs                     // devices/{id}/modules/{mid}/inputs/#
+	subC2D                              // devices/{id}/messages/devicebound/# (or devices/+/...)
+	subModuleInputs                     // devices/{id}/modules/{mid}/inputs/# (or devices/{id}/modules/{mid}/#)
 )
+
+// anyDevice is the device segment azure-sdk-for-c subscribes to C2D with:
+// its AZ_IOT_HUB_CLIENT_C2D_SUBSCRIBE_TOPIC is
+// "devices/+/messages/devicebound/#", used by every device on ESP32,
+// FreeRTOS and Azure RTOS. The hub writes only the connection's own
+// messages to it, so the wildcard can never match another device's.
+const anyDevice = "+"
 
 // subFilter is a parsed subscription filter.
 type subFilter struct {
 	kind           subKind
-	device, module string // C2D and inputs: the identity segments as sent
+	device, module string // C2D and inputs: the identity segments as sent (C2D: anyDevice for '+')
 }
 
-// parseFilter classifies a SUBSCRIBE filter. Only the filters of §3.5 exist;
-// anything else, narrower or wider, is an error wrapping errTopic.
+// parseFilter classifies a SUBSCRIBE filter. Only the filters of §3.5 exist,
+// plus two spellings SDKs use for them: azure-sdk-for-c's C2D filter with
+// '+' for the device, and the C# v1 ModuleClient's module-wide
+// devices/{id}/modules/{mid}/# (its ReceiveEventMessagePatternFilter, which
+// the module doc page lists too), taken as the inputs subscription.
+// Anything else, narrower or wider, is an error wrapping errTopic.
 func parseFilter(f string) (subFilter, error) {
 	switch f {
 	case filterMethods:
@@ -212,18 +223,21 @@ func parseFilter(f string) (subFilter, error) {
 		return subFilter{}, topicErr("filter %q", f)
 	}
 	dev, rest, ok := strings.Cut(rest, "/")
-	if !ok || dev == "" || strings.ContainsAny(dev, "+#") {
+	if !ok || dev == "" {
 		return subFilter{}, topicErr("filter %q", f)
 	}
-	if rest == "messages/devicebound/#" {
+	if rest == "messages/devicebound/#" && (dev == anyDevice || !strings.ContainsAny(dev, "+#")) {
 		return subFilter{kind: subC2D, device: dev}, nil
 	}
-	mod, ok := strings.CutSuffix(rest, "/inputs/#")
+	if strings.ContainsAny(dev, "+#") {
+		return subFilter{}, topicErr("filter %q", f)
+	}
+	rest, ok = strings.CutPrefix(rest, "modules/")
 	if !ok {
 		return subFilter{}, topicErr("filter %q", f)
 	}
-	mod, ok = strings.CutPrefix(mod, "modules/")
-	if !ok || mod == "" || strings.ContainsAny(mod, "/+#") {
+	mod, tail, ok := strings.Cut(rest, "/")
+	if !ok || mod == "" || strings.ContainsAny(mod, "+#") || (tail != "inputs/#" && tail != "#") {
 		return subFilter{}, topicErr("filter %q", f)
 	}
 	return subFilter{kind: subModuleInputs, device: dev, module: mod}, nil
@@ -231,11 +245,12 @@ func parseFilter(f string) (subFilter, error) {
 
 // allowedFor reports whether the identity may hold this subscription: the
 // $iothub filters are shared names and always its own; C2D belongs to a
-// device and inputs to a module, each naming exactly that identity.
+// device and inputs to a module, each naming exactly that identity (or,
+// for C2D, any device: see anyDevice).
 func (f subFilter) allowedFor(id hub.Identity) bool {
 	switch f.kind {
 	case subC2D:
-		return id.ModuleID == "" && segmentIs(f.device, id.DeviceID)
+		return id.ModuleID == "" && (f.device == anyDevice || segmentIs(f.device, id.DeviceID))
 	case subModuleInputs:
 		return id.ModuleID != "" && segmentIs(f.device, id.DeviceID) && segmentIs(f.module, id.ModuleID)
 	}

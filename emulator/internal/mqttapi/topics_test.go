@@ -130,8 +130,13 @@ func TestParseFilter(t *testing.T) {
 		{"c2d", "devices/dev1/messages/devicebound/#", subC2D, true, false},
 		{"c2d python-encoded", "devices/dev%31/messages/devicebound/#", subC2D, true, false},
 		{"c2d of another device", "devices/dev2/messages/devicebound/#", subC2D, false, false},
+		{"c2d any device (azure-sdk-for-c)", "devices/+/messages/devicebound/#", subC2D, true, false},
 		{"module inputs", "devices/dev1/modules/m1/inputs/#", subModuleInputs, false, true},
 		{"inputs of another module", "devices/dev1/modules/m2/inputs/#", subModuleInputs, false, false},
+		{"module-wide (C# ModuleClient)", "devices/dev1/modules/m1/#", subModuleInputs, false, true},
+		{"module-wide python-encoded", "devices/dev%31/modules/m%31/#", subModuleInputs, false, true},
+		{"module-wide of another module", "devices/dev1/modules/m2/#", subModuleInputs, false, false},
+		{"module-wide of another device", "devices/dev2/modules/m1/#", subModuleInputs, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -156,9 +161,14 @@ func TestParseFilterRefuses(t *testing.T) {
 	for _, f := range []string{
 		"#", "+/#", "$iothub/#", "$iothub/methods/#", "$iothub/methods/POST/reboot/#", "$iothub/methods/POST/+",
 		"$iothub/twin/res/200/#", "$iothub/twin/PATCH/properties/desired/?$version=#", "$SYS/#",
-		"devices/+/messages/devicebound/#", "devices/#", "devices/dev1/messages/events/#",
-		"devices/dev1/messages/devicebound/x", "devices/dev1/modules/+/inputs/#", "devices/dev1/modules/m1/#",
+		"devices/#", "devices/dev1/messages/events/#",
+		"devices/dev1/messages/devicebound/x", "devices/dev1/modules/+/inputs/#",
 		"devices//messages/devicebound/#", "devices/dev1/modules//inputs/#",
+		"devices/+/messages/devicebound/+", "devices/+/messages/devicebound/x", "devices/+/messages/#",
+		"devices/+dev/messages/devicebound/#", "devices/#/messages/devicebound/#", "devices/+/modules/m1/#",
+		"devices/+/modules/m1/inputs/#", "devices/dev1/modules/+/#", "devices/dev1/modules/m1/+",
+		"devices/dev1/modules/m1/inputs/+", "devices/dev1/modules/m1/messages/#", "devices/dev1/modules/#",
+		"devices/dev1/modules/m1", "devices/dev1/modules//#",
 	} {
 		t.Run(f, func(t *testing.T) {
 			if got, err := parseFilter(f); !errors.Is(err, errTopic) {
