@@ -19,7 +19,7 @@ type methodSession struct {
 	mu      sync.Mutex
 	conn    *Conn
 	answer  func(c *Conn, rid string) // nil: never answer
-	block   chan struct{}            // non-nil: every write waits on it
+	block   chan struct{}             // non-nil: every write waits on it
 	desired int
 	closed  bool
 }
