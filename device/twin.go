@@ -5,10 +5,10 @@ package device
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/iothubemulator/iothub/internal/uuid"
 )
 
 // Properties is one section of a twin (desired or reported) or a desired
@@ -164,7 +164,7 @@ func (c *Client) twinRequest(ctx context.Context, verb, resource string, body []
 			}
 			continue
 		}
-		rid := newRequestID()
+		rid := uuid.New()
 		ch := c.expectTwin(rid)
 		resp, err := c.exchangeTwin(ctx, s, twinRequestTopic(verb, resource, rid), body, ch)
 		c.forgetTwin(rid)
@@ -225,22 +225,4 @@ func (c *Client) onTwinResponse(in inbound, payload []byte) {
 		return
 	}
 	ch <- twinResponse{status: in.status, version: in.version, hasVersion: in.hasVersion, body: payload}
-}
-
-// newRequestID returns a random UUID (version 4), the form both SDKs use
-// for $rid.
-func newRequestID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	const hex = "0123456789abcdef"
-	out := make([]byte, 0, 36)
-	for i, v := range b {
-		if i == 4 || i == 6 || i == 8 || i == 10 {
-			out = append(out, '-')
-		}
-		out = append(out, hex[v>>4], hex[v&15])
-	}
-	return string(out)
 }

@@ -203,10 +203,3 @@ func TestIfMatch(t *testing.T) {
 		}
 	}
 }
-
-func TestNewUUID(t *testing.T) {
-	a, b := newUUID(), newUUID()
-	if !uuidV4.MatchString(a) || a == b {
-		t.Errorf("got %q and %q, want two distinct version 4 UUIDs", a, b)
-	}
-}

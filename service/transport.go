@@ -5,11 +5,10 @@ package service
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/iothubemulator/iothub/internal/uuid"
 	"io"
 	"net/http"
 	"strings"
@@ -142,7 +141,7 @@ func (c *Client) attempt(ctx context.Context, cl *call, payload []byte, contentT
 	if err != nil {
 		return nil, nil, err
 	}
-	requestID := newUUID()
+	requestID := uuid.New()
 	for k, v := range cl.header {
 		req.Header[k] = v
 	}
@@ -181,16 +180,6 @@ func (c *Client) attempt(ctx context.Context, cl *call, payload []byte, contentT
 		return resp.Header, nil, e
 	}
 	return resp.Header, data, nil
-}
-
-// newUUID returns a random (version 4) UUID, the form of Node's Request-Id.
-func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // never fails since Go 1.24
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
 // escape percent-encodes a path segment exactly as JavaScript's

@@ -4,12 +4,11 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/iothubemulator/iothub/internal/uuid"
 	"slices"
 	"strings"
 	"time"
@@ -190,7 +189,7 @@ func (c *cli) c2dSend() command {
 			// Feedback names the message by its id, so a message always
 			// gets one, as the Azure CLI does.
 			if !messageIDExplicit {
-				m.MessageID = newUUID()
+				m.MessageID = uuid.New()
 			}
 			if len(props) > 0 {
 				m.Properties = props
@@ -220,14 +219,4 @@ func (c *cli) c2dFeedback() command {
 			return c.printJSON(fb)
 		},
 	}
-}
-
-// newUUID returns a random (version 4) UUID.
-func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // never fails since Go 1.24
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }

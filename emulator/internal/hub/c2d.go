@@ -4,10 +4,9 @@ package hub
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
+	"github.com/iothubemulator/iothub/internal/uuid"
 	"strings"
 	"sync"
 	"time"
@@ -128,13 +127,6 @@ func c2dKey(deviceID string, seq uint64) string {
 // c2dPrefix is the store prefix of one device's queue.
 func c2dPrefix(deviceID string) string { return deviceID + "\x00" }
 
-func newLockToken() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	s := hex.EncodeToString(b[:])
-	return s[:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:]
-}
-
 // SendC2D queues a message for a device and, if the device is connected
 // and subscribed over MQTT, delivers it at once. It returns once the
 // message is durable in the queue. Expired messages do not count against
@@ -251,7 +243,7 @@ func (h *Hub) deliverC2D(c *Conn) {
 				continue
 			}
 			m.DeliveryCount++
-			m.LockToken = newLockToken()
+			m.LockToken = uuid.New()
 			m.LockedUntil = time.Time{}
 			if err := putC2D(tx, m); err != nil {
 				return err
@@ -597,7 +589,7 @@ func (h *Hub) ReceiveC2D(ctx context.Context, deviceID string, lock time.Duratio
 			return nil
 		}
 		got.DeliveryCount++
-		got.LockToken = newLockToken()
+		got.LockToken = uuid.New()
 		got.LockedUntil = now.Add(lock)
 		return putC2D(tx, got)
 	})
