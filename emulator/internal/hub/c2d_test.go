@@ -130,6 +130,7 @@ func (e *c2dEnv) send(deviceID, messageID, ack string, ttl time.Duration) *C2DMe
 // pending returns the ids and delivery counts of the device's queue.
 func (e *c2dEnv) pending(deviceID string) map[string]int {
 	e.t.Helper()
+	e.hub.drainAll()
 	ms, err := e.hub.PendingC2D(deviceID)
 	if err != nil {
 		e.t.Fatalf("PendingC2D: %v", err)
@@ -143,6 +144,7 @@ func (e *c2dEnv) pending(deviceID string) map[string]int {
 
 func (e *c2dEnv) feedback() []Feedback {
 	e.t.Helper()
+	e.hub.drainAll()
 	fb, err := e.hub.Feedback()
 	if err != nil {
 		e.t.Fatalf("Feedback: %v", err)
@@ -561,6 +563,7 @@ func TestC2DFailedWriteIsNoDelivery(t *testing.T) {
 	s.setFail(errors.New("connection reset"))
 	e.send("dev1", "a", "", 0)
 	e.send("dev1", "b", "", 0)
+	e.hub.drainAll() // the delivery passes (and their failed writes) have run
 	ms, err := e.hub.PendingC2D("dev1")
 	if err != nil {
 		t.Fatal(err)
