@@ -252,6 +252,22 @@ func (c *Client) ReadTelemetry(ctx context.Context, f TelemetryFilter) ([]*Telem
 	return out, nil
 }
 
+// TelemetryHead returns the sequence number of the newest message the
+// emulator has recorded (GET /emulator/messages/head); ReadTelemetry with
+// Since set to it returns only messages that arrive later. It is
+// emulator-only and fails with ErrEmulatorOnly against a real hub.
+func (c *Client) TelemetryHead(ctx context.Context) (uint64, error) {
+	const op = "TelemetryHead"
+	var out struct {
+		SequenceNumber uint64 `json:"sequenceNumber"`
+	}
+	_, err := c.do(ctx, &call{op: op, method: http.MethodGet, path: "/emulator/messages/head", idempotent: true}, &out)
+	if err != nil {
+		return 0, emulatorOnly(op, c.host, err)
+	}
+	return out.SequenceNumber, nil
+}
+
 // C2DFeedback returns the cloud-to-device feedback recorded so far, oldest
 // first (GET /emulator/feedback). Reading does not consume it. It is
 // emulator-only: a real hub sends feedback over AMQP, and there this call

@@ -32,6 +32,10 @@ var emulatorOps = []struct {
 		_, err := c.C2DFeedback(testContext(t))
 		return err
 	}},
+	{"TelemetryHead", func(c *Client, t *testing.T) error {
+		_, err := c.TelemetryHead(testContext(t))
+		return err
+	}},
 }
 
 // TestEmulatorOnlyOnRealHub stands in for a real hub, which has no

@@ -381,3 +381,21 @@ func (d *deviceHTTP) receiveAndSettle(ctx context.Context, reject bool) {
 		d.t.Fatalf("settle: status %d, want 204", resp.StatusCode)
 	}
 }
+
+func TestEmulatorTelemetryHead(t *testing.T) {
+	srv, c, ctx := newEmulatorClient(t)
+	if head, err := c.TelemetryHead(ctx); err != nil || head != 0 {
+		t.Fatalf("TelemetryHead of an empty log: %d, %v; want 0", head, err)
+	}
+	d := connectDevice(t, ctx, srv, createDevice(t, srv, "dev1"))
+	send(t, ctx, d, &device.Message{MessageID: "old"})
+	head, err := c.TelemetryHead(ctx)
+	if err != nil || head == 0 {
+		t.Fatalf("TelemetryHead: %d, %v", head, err)
+	}
+	send(t, ctx, d, &device.Message{MessageID: "new"})
+	got, err := c.ReadTelemetry(ctx, service.TelemetryFilter{Since: head})
+	if err != nil || len(got) != 1 || got[0].MessageID != "new" {
+		t.Fatalf("reading from the head: %v, %v; want only the new message", got, err)
+	}
+}

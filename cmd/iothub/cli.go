@@ -37,7 +37,7 @@ Commands:
   query [--page-size N] <SQL>
 
 Emulator-only commands (a real hub offers these over AMQP only):
-  monitor-events [--device ID] [--module M] [--since N] [--timeout D]
+  monitor-events [--device ID] [--module M] [--since N | --from-start] [--timeout D]
   c2d send <id> --body TEXT|@FILE|- [--ack none|positive|negative|full] [--ttl 1h]
                [--property k=v ...] [--message-id ID] [--correlation-id ID] [--user-id ID]
                [--content-type T] [--content-encoding E]
@@ -50,8 +50,8 @@ Common flags (accepted anywhere on the line):
 Output is JSON on stdout. "device create" prints the new device and its
 connection string, whose HostName is the hub host without port unless
 --device-host says otherwise (the emulator's MQTT port, for instance).
-"monitor-events" prints the recorded telemetry after sequence number --since
-(default: all retained), then tails it, one JSON object per line (deviceId,
+"monitor-events" prints the telemetry that arrives from now on (after
+sequence number --since, or every retained message with --from-start), one JSON object per line (deviceId,
 moduleId, sequenceNumber, enqueuedTime, properties, systemProperties, body;
 bodyEncoding "base64" when the body is not UTF-8 text), until --timeout or
 Ctrl-C. "c2d send" prints the message id, generated when --message-id is

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"github.com/iothubemulator/iothub/internal/uuid"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -81,14 +82,16 @@ func eventOf(m *service.TelemetryMessage) event {
 func (c *cli) monitorEvents() command {
 	var (
 		deviceID, moduleID string
-		since              uint64
+		since              optionalUint
+		fromStart          bool
 		timeout            time.Duration
 	)
 	return command{
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&deviceID, "device", "", "only this device's messages")
 			fs.StringVar(&moduleID, "module", "", "only this module's messages")
-			fs.Uint64Var(&since, "since", 0, "start after this sequence number (default: every retained message)")
+			fs.Var(&since, "since", "start after this sequence number (default: only messages that arrive from now on)")
+			fs.BoolVar(&fromStart, "from-start", false, "print every retained message first")
 			fs.DurationVar(&timeout, "timeout", 0, "stop after this long (default: run until interrupted)")
 		},
 		run: func(ctx context.Context, sc *service.Client, args []string) error {
@@ -103,11 +106,20 @@ func (c *cli) monitorEvents() command {
 				ctx, cancel = context.WithTimeout(ctx, timeout)
 				defer cancel()
 			}
+			next := since.n
+			if !since.set && !fromStart {
+				// Like az iot hub monitor-events: start from now.
+				head, err := sc.TelemetryHead(ctx)
+				if err != nil {
+					return err
+				}
+				next = head
+			}
 			enc := json.NewEncoder(c.stdout)
 			enc.SetEscapeHTML(false)
 			for {
 				ms, err := sc.ReadTelemetry(ctx, service.TelemetryFilter{
-					DeviceID: deviceID, ModuleID: moduleID, Since: since,
+					DeviceID: deviceID, ModuleID: moduleID, Since: next,
 					Limit: monitorBatch, Wait: service.MaxTelemetryWait,
 				})
 				if err != nil {
@@ -121,7 +133,7 @@ func (c *cli) monitorEvents() command {
 					if err := enc.Encode(eventOf(m)); err != nil {
 						return err
 					}
-					since = m.SequenceNumber
+					next = m.SequenceNumber
 				}
 			}
 		},
@@ -219,4 +231,21 @@ func (c *cli) c2dFeedback() command {
 			return c.printJSON(fb)
 		},
 	}
+}
+
+// optionalUint is a uint64 flag that remembers whether it was given.
+type optionalUint struct {
+	n   uint64
+	set bool
+}
+
+func (o *optionalUint) String() string { return strconv.FormatUint(o.n, 10) }
+
+func (o *optionalUint) Set(s string) error {
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return err
+	}
+	o.n, o.set = n, true
+	return nil
 }

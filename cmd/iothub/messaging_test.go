@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -87,7 +88,7 @@ func TestMonitorEventsAgainstEmulator(t *testing.T) {
 	)
 	sendTelemetry(t, srv, "dev2", &device.Message{Body: []byte("plain")})
 
-	res := runCLI(t, env, "", "monitor-events", "--device", "dev1", "--timeout", "500ms")
+	res := runCLI(t, env, "", "monitor-events", "--from-start", "--device", "dev1", "--timeout", "500ms")
 	if res.code != exitOK {
 		t.Fatalf("exit %d, stderr %q; want 0 at the timeout", res.code, res.stderr)
 	}
@@ -125,8 +126,9 @@ func TestMonitorEventsAgainstEmulator(t *testing.T) {
 	}
 }
 
-// TestMonitorEventsTails checks that monitor-events prints messages sent
-// while it runs and ends cleanly when interrupted.
+// TestMonitorEventsTails checks that monitor-events starts from now (like
+// az iot hub monitor-events), prints messages sent while it runs, and ends
+// cleanly when interrupted.
 func TestMonitorEventsTails(t *testing.T) {
 	srv, env := emulatorEnv(t)
 	sendTelemetry(t, srv, "dev1", &device.Message{MessageID: "before"})
@@ -158,12 +160,30 @@ func TestMonitorEventsTails(t *testing.T) {
 		}
 		return ev.SystemProperties.MessageID
 	}
-	if id := next(); id != "before" {
-		t.Fatalf("first event %q, want the message sent before", id)
-	}
-	sendTelemetry(t, srv, "dev1", &device.Message{MessageID: "during"})
-	if id := next(); id != "during" {
-		t.Fatalf("second event %q, want the message sent while monitoring", id)
+	// The command reads the log's head after it starts, at a moment the
+	// test cannot see: keep sending until a line shows up. Whatever it
+	// prints first, it must not be the message sent before it started.
+	stop := make(chan struct{})
+	var stopOnce sync.Once
+	var senders sync.WaitGroup
+	halt := func() { stopOnce.Do(func() { close(stop) }); senders.Wait() }
+	defer halt()
+	senders.Add(1)
+	go func() {
+		defer senders.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+				sendTelemetry(t, srv, "dev1", &device.Message{MessageID: "during-" + strconv.Itoa(i)})
+			}
+		}
+	}()
+	id := next()
+	halt()
+	if !strings.HasPrefix(id, "during-") {
+		t.Fatalf("first event %q, want one sent while monitoring (monitor-events starts from now)", id)
 	}
 	interrupt() // as Ctrl-C does through main's signal context
 	go io.Copy(io.Discard, pr)

@@ -205,6 +205,18 @@ func (h *Hub) Telemetry(deviceID, moduleID string, since uint64, limit int) ([]*
 	return out, err
 }
 
+// TelemetryHead is the sequence number of the newest recorded message (0
+// when none was ever recorded): reading from it on sees only what arrives
+// later.
+func (h *Hub) TelemetryHead() (uint64, error) {
+	var head uint64
+	err := h.db.View(func(tx *store.Tx) error {
+		head = tx.Sequence(store.Messages)
+		return nil
+	})
+	return head, err
+}
+
 // msgWake wakes telemetry waiters.
 func (h *Hub) msgWake() {
 	h.msgMu.Lock()

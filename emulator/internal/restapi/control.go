@@ -73,6 +73,17 @@ func (s *server) messages(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, ms)
 }
 
+// messagesHead answers {"sequenceNumber": N}, the newest recorded
+// message's sequence number: a reader that starts there sees only new
+// messages, as `az iot hub monitor-events` does.
+func (s *server) messagesHead(w http.ResponseWriter, r *http.Request) error {
+	n, err := s.hub.TelemetryHead()
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]uint64{"sequenceNumber": n})
+}
+
 // sendC2D queues a cloud-to-device message. The body is the payload; the
 // same headers as the device HTTPS API carry its properties (iothub-app-*,
 // iothub-messageid, iothub-correlationid, iothub-userid, iothub-ack,

@@ -87,6 +87,7 @@ func routes() []route {
 		{"GET", "/emulator/ca.pem", 0, (*server).caPEMRoute, publicRoute},
 		{"POST", "/emulator/reset", hub.AllRights, (*server).reset, controlRoute},
 		{"GET", "/emulator/messages", hub.AllRights, (*server).messages, controlRoute},
+		{"GET", "/emulator/messages/head", hub.AllRights, (*server).messagesHead, controlRoute},
 		{"POST", "/emulator/devices/{id}/messages/devicebound", hub.AllRights, (*server).sendC2D, controlRoute},
 		{"GET", "/emulator/devices/{id}/messages/devicebound", hub.AllRights, (*server).pendingC2D, controlRoute},
 		{"GET", "/emulator/feedback", hub.AllRights, (*server).feedback, controlRoute},

@@ -248,6 +248,10 @@ func (t *Tx) NextSequence(b Bucket) (uint64, error) {
 	return t.bucket(b).NextSequence()
 }
 
+// Sequence returns the bucket's current sequence number: the last one
+// NextSequence handed out.
+func (t *Tx) Sequence(b Bucket) uint64 { return t.bucket(b).Sequence() }
+
 // ForEach calls fn for each key with the given prefix, in key order, from
 // the first key >= start (start "" means the prefix itself). The value is
 // only valid during the call. Returning ErrStop ends the walk without error.
