@@ -173,8 +173,14 @@ func TestEmulatorMessages(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("long poll did not return")
 	}
+	// The head is the newest sequence number: reading from it sees nothing old.
+	r := e.do(request{method: "GET", path: "/emulator/messages/head", auth: e.token(hub.OwnerPolicy), noVersion: true})
+	wantStatus(t, "head", r, http.StatusOK)
+	if head := decode[map[string]uint64](t, r)["sequenceNumber"]; head != all[2].Seq+1 {
+		t.Errorf("head: got %d, want %d (the late message)", head, all[2].Seq+1)
+	}
 	// Only the owner policy may read them.
-	r := e.do(request{method: "GET", path: "/emulator/messages", auth: e.token("service"), noVersion: true})
+	r = e.do(request{method: "GET", path: "/emulator/messages", auth: e.token("service"), noVersion: true})
 	checkFormA(t, "service policy", r, http.StatusUnauthorized, "IotHubUnauthorizedAccess")
 	r = e.do(request{method: "GET", path: "/emulator/messages?since=x", auth: e.token(hub.OwnerPolicy), noVersion: true})
 	checkFormA(t, "bad since", r, http.StatusBadRequest, "ArgumentInvalid")
