@@ -17,7 +17,8 @@
 //
 // How it may differ from the real hub: results of queries are strongly
 // consistent (the hub is eventually consistent); nothing is throttled unless
-// a test injects it; connection state and last activity are kept in memory
-// and start as Disconnected after a restart; AMQP is not served. The README's
+// a test injects it; connection state is kept in memory (every device is
+// Disconnected after a restart; last activity is saved when a connection
+// ends); AMQP is not served. The README's
 // support table lists every feature.
 package emulator

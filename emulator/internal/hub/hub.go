@@ -159,3 +159,7 @@ func (h *Hub) Close() {
 		c.session.Close()
 	}
 }
+
+// stamp is the hub's time at the precision it writes timestamps (100 ns),
+// so that a time kept in memory equals the same time read back from disk.
+func (h *Hub) stamp() time.Time { return h.Now().UTC().Truncate(100 * time.Nanosecond) }

@@ -575,23 +575,31 @@ func (h *Hub) ServiceStats() ServiceStatistics {
 
 // decorate fills the runtime fields (connection state and activity) that
 // live in memory rather than in the store.
+// Without runtime state (nothing connected since the start) the identity
+// is Disconnected, with the times saved when its last connection ended.
 func (h *Hub) decorate(id Identity, d *Device, m *Module) {
 	h.mu.Lock()
 	rt := h.runtime[id]
-	var state string
-	var upd, act Time
+	var rtCopy runtimeInfo
 	if rt != nil {
-		state, upd, act = rt.state, Time{rt.stateUpdated}, Time{rt.lastActivity}
+		rtCopy = *rt
 	}
 	h.mu.Unlock()
-	if state == "" {
-		state = Disconnected
+	state := Disconnected
+	if rt != nil && rtCopy.state != "" {
+		state = rtCopy.state
 	}
 	if d != nil {
-		d.ConnectionState, d.ConnectionStateUpdatedTime, d.LastActivityTime = state, upd, act
+		d.ConnectionState = state
+		if rt != nil {
+			d.ConnectionStateUpdatedTime, d.LastActivityTime = Time{rtCopy.stateUpdated}, Time{rtCopy.lastActivity}
+		}
 	}
 	if m != nil {
-		m.ConnectionState, m.ConnectionStateUpdatedTime, m.LastActivityTime = state, upd, act
+		m.ConnectionState = state
+		if rt != nil {
+			m.ConnectionStateUpdatedTime, m.LastActivityTime = Time{rtCopy.stateUpdated}, Time{rtCopy.lastActivity}
+		}
 	}
 }
 

@@ -3,6 +3,7 @@
 package hub
 
 import (
+	"github.com/iothubemulator/iothub/emulator/internal/store"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,7 +91,7 @@ func (c *Conn) Identity() Identity { return c.id }
 func (h *Hub) Connect(id Identity, s Session, info ConnectInfo) *Conn {
 	c := &Conn{hub: h, id: id, session: s, info: info, out: make(chan func(), outboxSize), stop: make(chan struct{})}
 	go c.runOutbox()
-	now := h.Now()
+	now := h.stamp()
 	h.mu.Lock()
 	old := h.conns[id]
 	h.conns[id] = c
@@ -120,22 +121,52 @@ func (c *Conn) Disconnect() {
 	c.stopTimer()
 	c.once.Do(func() { close(c.stop) })
 	h := c.hub
+	var upd, act time.Time
+	current := false
 	h.mu.Lock()
 	if h.conns[c.id] == c {
+		current = true
 		delete(h.conns, c.id)
 		if rt := h.runtime[c.id]; rt != nil {
-			rt.state, rt.stateUpdated = Disconnected, h.Now()
+			rt.state, rt.stateUpdated = Disconnected, h.stamp()
+			upd, act = rt.stateUpdated, rt.lastActivity
 		}
 	}
 	h.mu.Unlock()
 	c.closed.Store(true)
 	h.c2d.forget(c)
+	if current {
+		h.saveConnTimes(c.id, upd, act)
+	}
+}
+
+// saveConnTimes persists when a connection ended and the last activity
+// seen on it, so the registry shows them after a restart. Activity itself
+// is kept in memory: one write per disconnect, not one per packet.
+func (h *Hub) saveConnTimes(id Identity, stateUpdated, lastActivity time.Time) {
+	unlock := h.lockIdentity(id)
+	defer unlock()
+	err := h.db.Update(func(tx *store.Tx) error {
+		r, err := loadRecord(tx, id)
+		if err != nil || r == nil {
+			return err // deleted meanwhile: nothing to record
+		}
+		if r.Device != nil {
+			r.Device.ConnectionStateUpdatedTime, r.Device.LastActivityTime = Time{stateUpdated}, Time{lastActivity}
+		} else {
+			r.Module.ConnectionStateUpdatedTime, r.Module.LastActivityTime = Time{stateUpdated}, Time{lastActivity}
+		}
+		return saveRecord(tx, id, r)
+	})
+	if err != nil {
+		h.log.Warn("could not record connection times", "identity", id.String(), "err", err)
+	}
 }
 
 // Touch records device activity (any packet).
 func (c *Conn) Touch() {
 	h := c.hub
-	now := h.Now()
+	now := h.stamp()
 	h.mu.Lock()
 	if rt := h.runtime[c.id]; rt != nil && h.conns[c.id] == c {
 		rt.lastActivity = now

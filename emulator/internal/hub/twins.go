@@ -77,6 +77,11 @@ func (h *Hub) viewOf(tx *store.Tx, id Identity, r *record, parent *record) ([]by
 	if auth.X509Thumbprint != nil {
 		v.X509Thumbprint = *auth.X509Thumbprint
 	}
+	if r.Device != nil {
+		v.LastActivityTime = r.Device.LastActivityTime
+	} else {
+		v.LastActivityTime = r.Module.LastActivityTime
+	}
 	h.mu.Lock()
 	if rt := h.runtime[id]; rt != nil {
 		v.ConnectionState, v.LastActivityTime = rt.state, Time{rt.lastActivity}

@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: MIT
+
+package emulator_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/iothubemulator/iothub/device"
+	"github.com/iothubemulator/iothub/emulator"
+)
+
+// TestConnectionTimesSurviveRestart: after a device disconnects, the
+// registry keeps its connectionStateUpdatedTime and lastActivityTime, also
+// across a restart (the state itself is Disconnected after a restart).
+func TestConnectionTimesSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	start := func() *emulator.Server {
+		s, err := emulator.New(emulator.Options{DataDir: dir, MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := start()
+	cs, err := s.CreateDevice("d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	dc, err := device.NewFromConnectionString(cs, device.WithRootCAs(s.CAPool()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dc.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := dc.SendMessage(ctx, &device.Message{Body: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := s.Device("d"); d.ConnectionState != "Connected" || d.LastActivityTime.IsZero() {
+		t.Fatalf("while connected: state %s, last activity %v", d.ConnectionState, d.LastActivityTime)
+	}
+	dc.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.IsConnected("d", "") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	before, _ := s.Device("d")
+	if before.ConnectionState != "Disconnected" || before.ConnectionStateUpdatedTime.IsZero() || before.LastActivityTime.IsZero() {
+		t.Fatalf("after disconnect: %+v", before)
+	}
+	s.Close()
+	s = start()
+	defer s.Close()
+	after, err := s.Device("d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.ConnectionState != "Disconnected" || !after.LastActivityTime.Equal(before.LastActivityTime.Time) ||
+		!after.ConnectionStateUpdatedTime.Equal(before.ConnectionStateUpdatedTime.Time) {
+		t.Fatalf("after restart: state %s, updated %v, activity %v; want Disconnected, %v, %v", after.ConnectionState,
+			after.ConnectionStateUpdatedTime, after.LastActivityTime, before.ConnectionStateUpdatedTime, before.LastActivityTime)
+	}
+	tw, _ := s.Twin("d", "")
+	if !containsTime(string(tw), after.LastActivityTime.Time) {
+		t.Fatalf("twin lastActivityTime lost across the restart: %s", tw)
+	}
+}
+
+func containsTime(doc string, t time.Time) bool {
+	return strings.Contains(doc, `"lastActivityTime":"`+t.UTC().Format("2006-01-02T15:04:05.0000000Z")+`"`)
+}
