@@ -196,6 +196,9 @@ func (h *Hub) Reset(ctx context.Context) error {
 	h.rec.mu.Lock()
 	h.rec.methods, h.rec.twins = nil, nil
 	h.rec.mu.Unlock()
+	h.queries.mu.Lock()
+	h.queries.entries = nil
+	h.queries.mu.Unlock()
 	h.msgWake()
 	return err
 }

@@ -49,6 +49,7 @@ type Hub struct {
 	ridSeq   uint64
 	twinLock [64]sync.Mutex // striped per-identity locks: orders writes and their notifications
 	c2d      c2dState
+	queries  queryCache
 	rec      recorder
 
 	reactorMu sync.RWMutex

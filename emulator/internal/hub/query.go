@@ -9,6 +9,8 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/iothubemulator/iothub/emulator/internal/huberr"
 	"github.com/iothubemulator/iothub/emulator/internal/query"
@@ -40,13 +42,13 @@ func (h *Hub) Query(ctx context.Context, text string, pageSize int, continuation
 	if pageSize > MaxPageSize {
 		pageSize = MaxPageSize
 	}
-	offset := 0
+	offset, snap := 0, ""
 	if continuation != "" {
-		n, err := decodeContinuation(continuation, text)
+		n, id, err := decodeContinuation(continuation, text)
 		if err != nil {
 			return nil, err
 		}
-		offset = n
+		offset, snap = n, id
 	}
 	q, err := query.Parse(text)
 	if err != nil {
@@ -56,12 +58,34 @@ func (h *Hub) Query(ctx context.Context, text string, pageSize int, continuation
 		}
 		return nil, huberr.ArgumentInvalid("%s", err.Error())
 	}
+	items, cached := h.queries.get(snap)
+	if !cached {
+		if items, err = h.runQuery(ctx, q); err != nil {
+			return nil, err
+		}
+	}
+	page := &QueryPage{ItemType: q.ItemType(), Items: []json.RawMessage{}}
+	if offset < len(items) {
+		end := min(offset+pageSize, len(items))
+		page.Items = items[offset:end]
+		if end < len(items) {
+			if !cached {
+				snap = h.queries.put(items)
+			}
+			page.Continuation = encodeContinuation(end, text, snap)
+		}
+	}
+	return page, nil
+}
+
+// runQuery evaluates q over every twin of its collection.
+func (h *Hub) runQuery(ctx context.Context, q *query.Query) ([]json.RawMessage, error) {
 	var items []json.RawMessage
 	if q.Collection() == query.CollectionJobs {
 		// Jobs are not implemented, so there are no device jobs to list.
-		return &QueryPage{ItemType: q.ItemType(), Items: []json.RawMessage{}}, nil
+		return []json.RawMessage{}, nil
 	}
-	err = h.db.View(func(tx *store.Tx) error {
+	err := h.db.View(func(tx *store.Tx) error {
 		var walkErr error
 		docs := func(yield func([]byte) bool) {
 			bucket := store.Devices
@@ -110,38 +134,90 @@ func (h *Hub) Query(ctx context.Context, text string, pageSize int, continuation
 		}
 		return nil, err
 	}
-	page := &QueryPage{ItemType: q.ItemType(), Items: []json.RawMessage{}}
-	if offset < len(items) {
-		end := min(offset+pageSize, len(items))
-		page.Items = items[offset:end]
-		if end < len(items) {
-			page.Continuation = encodeContinuation(end, text)
-		}
-	}
-	return page, nil
+	return items, nil
 }
 
-// The continuation token binds the offset to the query text, so a token
-// from another query is refused rather than silently misapplied.
-func encodeContinuation(offset int, text string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.Itoa(offset) + ":" + strconv.FormatUint(fnv64(text), 36)))
+// The continuation token carries the offset of the next page, a hash of
+// the query text (a token from another query is refused rather than
+// misapplied) and the id of the cached result it pages through.
+func encodeContinuation(offset int, text, snap string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.Itoa(offset) + ":" + strconv.FormatUint(fnv64(text), 36) + ":" + snap))
 }
 
-func decodeContinuation(tok, text string) (int, error) {
+func decodeContinuation(tok, text string) (offset int, snap string, err error) {
 	bad := huberr.ArgumentInvalid("The continuation token is not valid for this query.")
 	b, err := base64.RawURLEncoding.DecodeString(tok)
 	if err != nil {
-		return 0, bad
+		return 0, "", bad
 	}
-	off, sum, ok := strings.Cut(string(b), ":")
-	if !ok || sum != strconv.FormatUint(fnv64(text), 36) {
-		return 0, bad
+	parts := strings.SplitN(string(b), ":", 3)
+	if len(parts) != 3 || parts[1] != strconv.FormatUint(fnv64(text), 36) {
+		return 0, "", bad
 	}
-	n, err := strconv.Atoi(off)
+	n, err := strconv.Atoi(parts[0])
 	if err != nil || n < 0 {
-		return 0, bad
+		return 0, "", bad
 	}
-	return n, nil
+	return n, parts[2], nil
+}
+
+// Paged results are kept for a while so that each next page is a slice of
+// the first page's result, not a new run over every twin. A token whose
+// result has gone (expired, evicted, restart) re-runs the query and slices
+// at its offset, which pages correctly while the data is unchanged.
+const (
+	maxCachedQueries = 32
+	queryCacheTTL    = 10 * time.Minute
+)
+
+type queryCache struct {
+	mu      sync.Mutex
+	seq     uint64
+	entries map[string]*cachedResult
+}
+
+type cachedResult struct {
+	items   []json.RawMessage
+	created time.Time
+}
+
+func (c *queryCache) get(id string) ([]json.RawMessage, bool) {
+	if id == "" {
+		return nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.entries[id]
+	if e == nil || time.Since(e.created) > queryCacheTTL {
+		return nil, false
+	}
+	return e.items, true
+}
+
+func (c *queryCache) put(items []json.RawMessage) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil {
+		c.entries = map[string]*cachedResult{}
+	}
+	for id, e := range c.entries {
+		if time.Since(e.created) > queryCacheTTL {
+			delete(c.entries, id)
+		}
+	}
+	for len(c.entries) >= maxCachedQueries {
+		oldest := ""
+		for id, e := range c.entries {
+			if oldest == "" || e.created.Before(c.entries[oldest].created) {
+				oldest = id
+			}
+		}
+		delete(c.entries, oldest)
+	}
+	c.seq++
+	id := strconv.FormatUint(c.seq, 36)
+	c.entries[id] = &cachedResult{items: items, created: time.Now()}
+	return id
 }
 
 func fnv64(s string) uint64 {

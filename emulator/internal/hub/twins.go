@@ -39,18 +39,26 @@ type twinView struct {
 // viewOf renders a record as the service sees its twin. The parent device
 // record supplies status for a module twin.
 func (h *Hub) viewOf(tx *store.Tx, id Identity, r *record, parent *record) ([]byte, error) {
-	d, err := r.doc()
-	if err != nil {
-		return nil, err
+	var tv twin.View
+	if r.twinDoc != nil {
+		d := r.twinDoc
+		tv = twin.View{Version: d.Version(), ETag: d.ETag(), Tags: d.Tags(), Properties: d.Properties()}
+	} else {
+		// Unchanged since it was read: take the stored sections as they are
+		// (queries render every twin; this keeps that cheap).
+		var err error
+		if tv, err = twin.ReadView(r.Twin); err != nil {
+			return nil, err
+		}
 	}
 	v := twinView{
 		DeviceID:   id.DeviceID,
 		ModuleID:   id.ModuleID,
-		ETag:       d.ETag(),
+		ETag:       tv.ETag,
 		ModelID:    r.ModelID,
-		Version:    d.Version(),
-		Tags:       d.Tags(),
-		Properties: d.Properties(),
+		Version:    tv.Version,
+		Tags:       tv.Tags,
+		Properties: tv.Properties,
 	}
 	var auth Authentication
 	if r.Device != nil {

@@ -3,6 +3,7 @@
 package twin
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -140,4 +141,42 @@ func intMember(n *node, k string) (int64, error) {
 		return 0, fmt.Errorf("%w: %s: %v", errCorrupt, k, err)
 	}
 	return i, nil
+}
+
+// View is the service-side view of a stored twin, read without building a
+// Doc: what a query or a GET needs.
+type View struct {
+	Version    int64
+	ETag       string
+	Tags       []byte // JSON object
+	Properties []byte // {"desired":{...},"reported":{...}} with $metadata and $version
+}
+
+// ReadView reads the service view straight from Marshal's output. The
+// stored sections already have the service shape, so they are passed
+// through as they are: much cheaper than Unmarshal, which a read that
+// changes nothing does not need.
+func ReadView(b []byte) (View, error) {
+	var s struct {
+		Format   int             `json:"format"`
+		Version  int64           `json:"version"`
+		ETag     int64           `json:"etag"`
+		Tags     json.RawMessage `json:"tags"`
+		Desired  json.RawMessage `json:"desired"`
+		Reported json.RawMessage `json:"reported"`
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		return View{}, fmt.Errorf("%w: %v", errCorrupt, err)
+	}
+	if s.Format != storageFormat || len(s.Tags) == 0 || len(s.Desired) == 0 || len(s.Reported) == 0 {
+		return View{}, fmt.Errorf("%w: not a stored twin", errCorrupt)
+	}
+	props := make([]byte, 0, len(s.Desired)+len(s.Reported)+26)
+	props = append(props, `{"desired":`...)
+	props = append(props, s.Desired...)
+	props = append(props, `,"reported":`...)
+	props = append(props, s.Reported...)
+	props = append(props, '}')
+	d := Doc{etag: s.ETag}
+	return View{Version: s.Version, ETag: d.ETag(), Tags: s.Tags, Properties: props}, nil
 }

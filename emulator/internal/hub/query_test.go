@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: MIT
+
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+)
+
+func walk(t *testing.T, h *Hub, q string, size int, between func()) []string {
+	t.Helper()
+	var ids []string
+	tok := ""
+	for pages := 0; ; pages++ {
+		if pages > 100 {
+			t.Fatal("paging does not end")
+		}
+		p, err := h.Query(context.Background(), q, size, tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, it := range p.Items {
+			var v struct {
+				DeviceID string `json:"deviceId"`
+			}
+			json.Unmarshal(it, &v)
+			ids = append(ids, v.DeviceID)
+		}
+		if p.Continuation == "" {
+			return ids
+		}
+		tok = p.Continuation
+		if between != nil {
+			between()
+		}
+	}
+}
+
+func TestQueryPagingWalksEveryMatchOnce(t *testing.T) {
+	h := newRegHub(t)
+	for i := range 23 {
+		regDevice(t, h, Device{DeviceID: fmt.Sprintf("d%02d", i)})
+	}
+	want := fmt.Sprint(walk(t, h, "SELECT * FROM devices", 1000, nil))
+	if got := fmt.Sprint(walk(t, h, "SELECT * FROM devices", 5, nil)); got != want {
+		t.Fatalf("pages of 5: got %s, want %s", got, want)
+	}
+	// A token whose cached result is gone re-runs the query and still pages
+	// correctly while the data is unchanged.
+	evict := func() {
+		h.queries.mu.Lock()
+		h.queries.entries = nil
+		h.queries.mu.Unlock()
+	}
+	if got := fmt.Sprint(walk(t, h, "SELECT * FROM devices", 5, evict)); got != want {
+		t.Fatalf("pages of 5 with the cache emptied between pages: got %s, want %s", got, want)
+	}
+	// Later pages come from the first page's snapshot: a device created
+	// meanwhile does not shift them.
+	n := 0
+	got := walk(t, h, "SELECT * FROM devices", 5, func() {
+		n++
+		regDevice(t, h, Device{DeviceID: fmt.Sprintf("a%02d", n)})
+	})
+	if fmt.Sprint(got) != want {
+		t.Fatalf("pages while devices are created: got %v, want the snapshot %s", got, want)
+	}
+}
+
+func TestQueryContinuationFromAnotherQueryIsRefused(t *testing.T) {
+	h := newRegHub(t)
+	for i := range 3 {
+		regDevice(t, h, Device{DeviceID: fmt.Sprintf("d%d", i)})
+	}
+	p, err := h.Query(context.Background(), "SELECT * FROM devices", 1, "")
+	if err != nil || p.Continuation == "" {
+		t.Fatalf("first page: %v, %+v", err, p)
+	}
+	if _, err := h.Query(context.Background(), "SELECT deviceId FROM devices", 1, p.Continuation); err == nil {
+		t.Fatal("a token from another query was accepted")
+	}
+	if _, err := h.Query(context.Background(), "SELECT * FROM devices", 1, "!!"); err == nil {
+		t.Fatal("a garbage token was accepted")
+	}
+}
