@@ -82,28 +82,59 @@ func (h *Hub) InvokeMethod(ctx context.Context, id Identity, r MethodRequest) (r
 	if err := h.react(ctx, OpInvokeMethod, id); err != nil {
 		return MethodResult{}, err
 	}
+	payload := r.Payload
+	if bytes.Equal(bytes.TrimSpace(payload), []byte("null")) {
+		payload = nil // a null payload reaches the device as an empty body (§3.9)
+	}
 	connectDeadline := time.NewTimer(r.ConnectTimeout)
 	defer connectDeadline.Stop()
-	var c *Conn
+	var failed *Conn // a connection the request could not be written to
+	for {
+		c, err := h.awaitMethodConn(ctx, id, r.ConnectTimeout, connectDeadline.C, failed)
+		if err != nil {
+			return MethodResult{}, err
+		}
+		res, err := h.callOn(ctx, c, r, payload)
+		if !errors.Is(err, errNotWritten) {
+			return res, err
+		}
+		// The connection went away under us (a takeover, a drop): as
+		// within connectTimeout, wait for the device's next connection.
+		failed = c
+	}
+}
+
+// errNotWritten says a method request never reached the device.
+var errNotWritten = errors.New("method request not written")
+
+// awaitMethodConn returns the identity's live connection subscribed to
+// methods (other than skip), waiting for one until deadline fires. With no
+// connect timeout, the device must be ready now.
+func (h *Hub) awaitMethodConn(ctx context.Context, id Identity, connectTimeout time.Duration, deadline <-chan time.Time, skip *Conn) (*Conn, error) {
 	for {
 		h.mu.Lock()
-		c = h.conns[id]
+		c := h.conns[id]
 		wake := h.subWake
 		h.mu.Unlock()
-		if c != nil && c.methods.Load() {
-			break
+		if c != nil && c != skip && c.methods.Load() && !c.closed.Load() {
+			return c, nil
 		}
-		if r.ConnectTimeout == 0 {
-			return MethodResult{}, huberr.DeviceNotOnline(r.ConnectTimeout)
+		if connectTimeout == 0 {
+			return nil, huberr.DeviceNotOnline(connectTimeout)
 		}
 		select {
 		case <-wake:
-		case <-connectDeadline.C:
-			return MethodResult{}, huberr.DeviceNotOnline(r.ConnectTimeout)
+		case <-time.After(50 * time.Millisecond): // a skipped connection may be replaced without a new subscription signal
+		case <-deadline:
+			return nil, huberr.DeviceNotOnline(connectTimeout)
 		case <-ctx.Done():
-			return MethodResult{}, ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
+}
+
+// callOn sends one request on c and waits for its answer.
+func (h *Hub) callOn(ctx context.Context, c *Conn, r MethodRequest, payload []byte) (MethodResult, error) {
 	h.mu.Lock()
 	h.ridSeq++
 	rid := strconv.FormatUint(h.ridSeq, 10)
@@ -115,10 +146,6 @@ func (h *Hub) InvokeMethod(ctx context.Context, id Identity, r MethodRequest) (r
 		delete(h.pending, rid)
 		h.mu.Unlock()
 	}()
-	payload := r.Payload
-	if bytes.Equal(bytes.TrimSpace(payload), []byte("null")) {
-		payload = nil // a null payload reaches the device as an empty body (§3.9)
-	}
 	// The response timeout runs from the moment the request is queued:
 	// a device slow to take it uses up its own time.
 	timer := time.NewTimer(r.ResponseTimeout)
@@ -129,13 +156,13 @@ func (h *Hub) InvokeMethod(ctx context.Context, id Identity, r MethodRequest) (r
 		}
 	})
 	if !sent {
-		return MethodResult{}, huberr.DeviceNotOnline(r.ConnectTimeout)
+		return MethodResult{}, errNotWritten
 	}
 	select {
 	case res := <-p.done:
 		return res, nil
 	case <-p.failed:
-		return MethodResult{}, huberr.DeviceNotOnline(r.ConnectTimeout)
+		return MethodResult{}, errNotWritten
 	case <-timer.C:
 		return MethodResult{}, huberr.GatewayTimeout(r.ResponseTimeout)
 	case <-ctx.Done():

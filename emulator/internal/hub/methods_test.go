@@ -160,3 +160,35 @@ func stripe(id string) uint32 {
 	f.Write([]byte(id))
 	return f.Sum32() % 64
 }
+
+// failingSession is a connection that is already gone: writes fail.
+type failingSession struct{ methodSession }
+
+func (s *failingSession) SendMethod(string, string, []byte) error { return errors.New("closed") }
+
+// TestInvokeMethodWaitsPastAFailedSend: a request that cannot be written
+// (the connection went away under it) waits, within connectTimeout, for
+// the device's next connection instead of failing at once.
+func TestInvokeMethodWaitsPastAFailedSend(t *testing.T) {
+	h := newRegHub(t)
+	id := Identity{DeviceID: "flaky"}
+	regDevice(t, h, Device{DeviceID: "flaky"})
+	dead := &failingSession{}
+	c := h.Connect(id, dead, ConnectInfo{AuthMethod: "sas"})
+	c.SubscribeMethods()
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		connectMethods(t, h, id, &methodSession{answer: func(c *Conn, rid string) { c.ResolveMethod(rid, 200, []byte(`"new"`)) }})
+	}()
+	res, err := h.InvokeMethod(context.Background(), id, MethodRequest{Name: "m", ResponseTimeout: MinResponseTimeout, ConnectTimeout: 5 * time.Second})
+	if err != nil || string(res.Payload) != `"new"` {
+		t.Fatalf("got %s, %v; want the new connection's answer", res.Payload, err)
+	}
+	// Without a connect timeout the device must be ready now: 404103 at once.
+	c2 := h.Connect(id, dead, ConnectInfo{AuthMethod: "sas"})
+	c2.SubscribeMethods()
+	defer c2.Disconnect()
+	if _, err := h.InvokeMethod(context.Background(), id, MethodRequest{Name: "m", ResponseTimeout: MinResponseTimeout}); !errors.Is(err, huberr.DeviceNotOnline(0)) {
+		t.Fatalf("got %v, want 404103", err)
+	}
+}
