@@ -38,6 +38,7 @@ type Server struct {
 	hl    net.Listener
 
 	ready     atomic.Bool
+	active    atomic.Int64 // HTTPS requests in flight (MQTT over WebSockets excluded)
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -147,7 +148,7 @@ func (s *Server) Start() error {
 		CAPEM:     s.tls.CAPEM,
 	})
 	s.https = &http.Server{
-		Handler:           handler,
+		Handler:           s.track(handler),
 		TLSConfig:         s.serverTLS(),
 		ReadHeaderTimeout: 30 * time.Second,
 		// TLS handshake failures (clients that do not trust the CA) are
@@ -161,6 +162,19 @@ func (s *Server) Start() error {
 	}()
 	s.ready.Store(true)
 	return nil
+}
+
+// track counts requests in flight so that Close can let them finish. A
+// WebSocket upgrade is not counted: it becomes an MQTT connection, which
+// the MQTT server closes.
+func (s *Server) track(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/$iothub/websocket" {
+			s.active.Add(1)
+			defer s.active.Add(-1)
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func listenError(what, addr, flag string, err error) error {
@@ -180,8 +194,18 @@ func (s *Server) Close() error {
 		s.ready.Store(false)
 		var errs []error
 		if s.https != nil {
+			// Stop accepting, let requests in flight finish (up to five
+			// seconds), then close every connection. Shutdown alone would
+			// also wait out HTTP/2's one-second GOAWAY grace on idle
+			// connections, which makes every test's cleanup slow.
+			done := make(chan error, 1)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if err := s.https.Shutdown(ctx); err != nil {
+			go func() { done <- s.https.Shutdown(ctx) }()
+			for s.active.Load() > 0 && ctx.Err() == nil {
+				time.Sleep(5 * time.Millisecond)
+			}
+			s.https.Close()
+			if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errs = append(errs, err)
 			}
 			cancel()
