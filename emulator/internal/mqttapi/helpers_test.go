@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -136,6 +137,10 @@ func username(clientID string) string {
 	return hostName + "/" + clientID + "/?api-version=2021-04-12&DeviceClientType=mqttapi-test"
 }
 
+// errConnectTimeout is dial's error when no CONNACK came within the wait
+// time and the connection did not close either.
+var errConnectTimeout = errors.New("CONNECT timed out")
+
 // dialer describes a device connection.
 type dialer struct {
 	clientID  string
@@ -161,6 +166,20 @@ type device struct {
 // refused connection is returned as the code with a nil device.
 func (e *env) connect(tb testing.TB, d dialer) (*device, byte) {
 	tb.Helper()
+	dev, code, err := e.dial(d)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if dev != nil {
+		tb.Cleanup(func() { dev.Disconnect(0) })
+	}
+	return dev, code
+}
+
+// dial is connect for any goroutine: it reports a CONNECT that timed out
+// or failed without a CONNACK as an error instead of failing the test, and
+// leaves disconnecting the device to the caller.
+func (e *env) dial(d dialer) (*device, byte, error) {
 	dev := &device{lost: make(chan error, 1), messages: make(chan paho.Message, 64)}
 	o := paho.NewClientOptions()
 	if d.ws {
@@ -216,17 +235,17 @@ func (e *env) connect(tb testing.TB, d dialer) (*device, byte) {
 	dev.Client = paho.NewClient(o)
 	tok := dev.Connect()
 	if !tok.WaitTimeout(waitTime) {
-		tb.Fatalf("%s: CONNECT timed out", d.clientID)
+		dev.Disconnect(0)
+		return nil, 0, fmt.Errorf("%s: %w", d.clientID, errConnectTimeout)
 	}
 	code := tok.(*paho.ConnectToken).ReturnCode()
 	if tok.Error() != nil {
 		if code == 0 {
-			tb.Fatalf("%s: connect failed without a CONNACK: %v", d.clientID, tok.Error())
+			return nil, 0, fmt.Errorf("%s: connect failed without a CONNACK: %w", d.clientID, tok.Error())
 		}
-		return nil, code
+		return nil, code, nil
 	}
-	tb.Cleanup(func() { dev.Disconnect(0) })
-	return dev, code
+	return dev, code, nil
 }
 
 // mustConnect connects with CONNACK 0 or fails the test.

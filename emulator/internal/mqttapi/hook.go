@@ -3,6 +3,7 @@
 package mqttapi
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -24,6 +25,10 @@ const (
 	// takeoverWait bounds how long a new connection waits for the one it
 	// replaces to finish.
 	takeoverWait = 5 * time.Second
+	// setupWait bounds how long a CONNECT waits while other connections of
+	// its client id are set up; each of those takes at most takeoverWait
+	// and a CONNACK write. Past it, the CONNECT is answered with CONNACK 3.
+	setupWait = 30 * time.Second
 )
 
 // hook is the one mochi hook of the adapter. mochi accepts a connection or
@@ -61,6 +66,15 @@ func sessionOf(cl *mqtt.Client) *session {
 // mochi answers CONNACK 5: its "bad username or password" maps to 3.1.1
 // code 5. Anything else that goes wrong is answered here with CONNACK 3
 // (server unavailable), as the protocol gateway does (§3.3).
+//
+// An authenticated connection keeps its client id's setup lock until its
+// CONNACK is out (OnSessionEstablished) or it ends (serveConn). Both the
+// hub and mochi let the newest connection of an identity win, but each
+// decides in its own step: hub.Connect in OnSessionEstablish, mochi's
+// takeover after it. Two CONNECTs set up side by side could each be the
+// other's older connection, the hub keeping one and mochi the other: the
+// hub would then call a connection that mochi has closed. One at a time,
+// each takes over the last, which is gone from both before it registers.
 func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	cc, ok := cl.Net.Conn.(*clientConn)
 	if !ok {
@@ -74,9 +88,21 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	if cl.State.Keepalive == 0 || cl.State.Keepalive > maxKeepAlive {
 		cl.State.Keepalive = maxKeepAlive
 	}
+	ctx, cancel := context.WithTimeout(h.srv.ctx, setupWait)
+	unlock, err := h.srv.setup.lock(ctx, cl.ID)
+	cancel()
+	if err != nil {
+		h.srv.log.Warn("mqtt connect failed: other connections of the client id are still being set up", "clientId", cl.ID, "err", err)
+		_ = h.srv.mochi.SendConnack(cl, packets.ErrServerUnavailable, false, nil)
+		return err
+	}
 	sess, err := h.srv.authenticate(cl, cc, pk)
+	if err != nil {
+		unlock()
+	}
 	switch {
 	case err == nil:
+		cc.unlockSetup = unlock
 		cc.sess.Store(sess)
 	case errors.Is(err, errCredentials), errors.Is(err, hub.ErrAuth):
 		h.srv.log.Info("mqtt connection refused", "clientId", string(pk.Connect.ClientIdentifier), "transport", cc.transport, "reason", err)
@@ -123,9 +149,10 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
 }
 
 // OnSessionEstablish runs before mochi takes over any stored session and
-// sends CONNACK. One connection per identity (§3.3): an older connection is
-// dropped here, and waited for, so that mochi does not send it a
-// DISCONNECT and its teardown cannot race the new session. Then the
+// sends CONNACK, under the client id's setup lock (see OnConnect). One
+// connection per identity (§3.3): an older connection is dropped here, and
+// waited for, so that mochi does not send it a DISCONNECT and its teardown,
+// which unregisters it from the hub, cannot race the new session. Then the
 // connection is registered with the hub, with the subscriptions mochi is
 // about to carry over from a CleanSession=0 session (§3.3), so a device
 // that has its CONNACK can be called at once. Hub deliveries wait for the
@@ -166,11 +193,13 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	}
 }
 
-// OnSessionEstablished runs once CONNACK is written: hub deliveries may
-// go, starting with the C2D messages queued for a carried-over
-// devicebound subscription (§3.3).
+// OnSessionEstablished runs once CONNACK is written, and mochi holds the
+// client as the client id's: the next connection of the identity may be
+// set up. Hub deliveries may go, starting with the C2D messages queued for
+// a carried-over devicebound subscription (§3.3).
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	if sess := sessionOf(cl); sess != nil {
+		sess.cc.releaseSetup()
 		sess.markReady()
 		sess.releaseC2D()
 	}

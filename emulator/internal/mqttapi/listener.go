@@ -57,6 +57,18 @@ type clientConn struct {
 	peerCerts []*x509.Certificate // client certificates from the TLS handshake (X.509 devices)
 	sess      atomic.Pointer[session]
 	done      chan struct{} // closed once mochi is finished with the connection and the hub knows
+	// unlockSetup lets go of the client id's setup lock (see
+	// hook.OnConnect); nil when not held. Only the connection's own
+	// goroutine, which runs mochi's handling of it, uses it.
+	unlockSetup func()
+}
+
+// releaseSetup lets the next connection of the client id be set up.
+func (c *clientConn) releaseSetup() {
+	if c.unlockSetup != nil {
+		c.unlockSetup()
+		c.unlockSetup = nil
+	}
 }
 
 // Close closes the connection without a goodbye: MQTT 3.1.1 has no server
@@ -116,6 +128,9 @@ func (s *Server) serveConn(establish listeners.EstablishFn, cc *clientConn) {
 		if sess := cc.sess.Load(); sess != nil {
 			sess.end()
 		}
+		// After end: the next connection of the identity must not
+		// register with the hub before this one is unregistered.
+		cc.releaseSetup()
 		_ = cc.raw.Close()
 		close(cc.done)
 		s.untrack(cc)

@@ -58,6 +58,8 @@ type Server struct {
 	closing bool
 	wg      sync.WaitGroup // connection goroutines
 
+	setup setupLocks // one connection of a client id is set up at a time
+
 	closeOnce sync.Once
 }
 
