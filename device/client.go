@@ -32,7 +32,7 @@ type Client struct {
 	renew chan struct{} // asks the supervisor to reconnect with fresh credentials
 
 	// mu guards the fields below. Lock order: mu before any serial queue's
-	// mutex; nothing else is held with mu.
+	// or inbox's mutex; nothing else is held with mu.
 	mu         sync.Mutex
 	state      ConnectionState
 	sess       *session      // live connection, nil when none
@@ -44,6 +44,7 @@ type Client struct {
 	filters    map[string]byte // subscriptions the application's features need
 
 	onState        func(ConnectionState, error)
+	onNewToken     func()
 	messageHandler MessageHandler
 	desiredHandler DesiredHandler
 	methodHandlers map[string]MethodHandler
@@ -206,9 +207,35 @@ func (c *Client) OnConnectionStateChange(fn func(state ConnectionState, err erro
 	c.onState = fn
 }
 
+// OnNewSASTokenRequired registers fn to be called when the token of a
+// client built with NewFromSASToken is about to expire (Python's
+// on_new_sastoken_required): the renew margin (WithTokenRenewMargin) before
+// its se, at once if less is left, and once per token. fn should obtain a
+// new token and pass it to UpdateSASToken; otherwise the hub refuses the
+// client once the token has expired, and it stops with ErrUnauthorized. fn
+// runs on the goroutine that delivers connection-state notifications. Other
+// clients renew their credentials themselves and never call fn. nil
+// removes it.
+func (c *Client) OnNewSASTokenRequired(fn func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.onNewToken = fn
+}
+
+// askForToken queues the OnNewSASTokenRequired notification.
+func (c *Client) askForToken() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if fn := c.onNewToken; fn != nil && !c.closed {
+		c.log.Info("asking the application for a new SAS token")
+		c.stateQ.push(c, fn)
+	}
+}
+
 // UpdateSASToken replaces the token of a client built with NewFromSASToken
 // and, when connected, reconnects with it (MQTT cannot refresh credentials
-// on a live connection).
+// on a live connection). A client that is not connected, for example one
+// that stopped with ErrUnauthorized, uses it on the next Connect.
 func (c *Client) UpdateSASToken(token string) error {
 	if c.cred.renewable() || c.set.cert != nil {
 		return errors.New("device: UpdateSASToken needs a client built from a SAS token")

@@ -32,7 +32,8 @@ type session struct {
 	lost   chan struct{} // closed when the connection ends, for any reason
 	once   sync.Once
 	err    error     // why it ended; written before lost is closed
-	expiry time.Time // password expiry; zero when there is none to renew
+	expiry time.Time // password expiry; zero for X.509 or a token without se
+	asked  bool      // the application was asked for a new token; supervisor only
 
 	mu         sync.Mutex
 	subscribed map[string]bool
@@ -151,9 +152,7 @@ func (c *Client) dial(ctx context.Context) (*session, error) {
 		return nil, fmt.Errorf("device: token: %w", err)
 	}
 	s := newSession()
-	if c.cred.renewable() {
-		s.expiry = expiry
-	}
+	s.expiry = expiry
 
 	// The caller's context may end during the handshake; closing the
 	// connection then makes paho give up at once. Once connected, the
@@ -264,7 +263,8 @@ func (c *Client) openConn(ctx context.Context, addr, serverName string) (net.Con
 
 // supervise owns the connection after Connect: it resubscribes when the
 // application needs new topics, renews generated tokens before they expire
-// and reconnects after a drop, until Close or the retry policy gives up.
+// (or asks the application for one it gave), and reconnects after a drop,
+// until Close or the retry policy gives up.
 func (c *Client) supervise(s *session) {
 	for s != nil {
 		s = c.superviseOnce(s)
@@ -275,7 +275,7 @@ func (c *Client) supervise(s *session) {
 // watch next: s itself, its replacement, or nil when the supervisor stops.
 func (c *Client) superviseOnce(s *session) *session {
 	var renewC <-chan time.Time
-	if !s.expiry.IsZero() {
+	if !s.expiry.IsZero() && !s.asked {
 		t := time.NewTimer(time.Until(s.expiry.Add(-c.set.renewMargin())))
 		defer t.Stop()
 		renewC = t.C
@@ -297,6 +297,16 @@ func (c *Client) superviseOnce(s *session) *session {
 		}
 		return s
 	case <-renewC:
+		if !c.cred.renewable() {
+			// A token the application gave: only it can make the next one
+			// (Python's on_new_sastoken_required). Ask once per token, not
+			// again after a reconnect with the same one.
+			s.asked = true
+			if c.cred.firstAsk() {
+				c.askForToken()
+			}
+			return s
+		}
 		c.log.Debug("renewing SAS token")
 		s.hangUp(errRenewing)
 		return c.reconnect(nil)
@@ -334,6 +344,10 @@ func (c *Client) reconnect(cause error) *session {
 	c.mu.Unlock()
 
 	for failures := 0; ; {
+		select {
+		case <-c.renew: // this dial reads the latest token anyway
+		default:
+		}
 		s, err := c.dial(c.ctx)
 		if err == nil {
 			c.mu.Lock()
@@ -354,11 +368,14 @@ func (c *Client) reconnect(cause error) *session {
 		}
 		failures++
 		delay, ok := c.set.retry.Delay(failures, err)
-		c.log.Info("reconnect failed", "error", err, "failures", failures, "retry", ok, "delay", delay)
 		if !ok {
+			// Reported through StateDisconnected, and carried by the
+			// errors of later operations (see current).
+			c.log.Warn("reconnect failed; giving up", "error", err, "failures", failures)
 			c.stopRunning(err)
 			return nil
 		}
+		c.log.Info("reconnect failed", "error", err, "failures", failures, "delay", delay)
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:

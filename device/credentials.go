@@ -119,6 +119,19 @@ type credentials struct {
 
 	mu    sync.Mutex
 	token string // a caller-supplied SAS token, replaceable by UpdateSASToken
+	asked string // the token the application was last asked to replace
+}
+
+// firstAsk records that the application is being asked to replace the
+// current token, and reports whether it had not been asked for it yet.
+func (cr *credentials) firstAsk() bool {
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	if cr.asked == cr.token {
+		return false
+	}
+	cr.asked = cr.token
+	return true
 }
 
 // password returns the password for a new connection and its expiry (zero

@@ -19,6 +19,12 @@
 //
 // Behaviour worth knowing:
 //   - Connect makes one attempt; later drops are retried per RetryPolicy.
+//     A reconnect refused for credentials (ErrUnauthorized: device deleted
+//     or disabled, key changed, given SAS token expired) ends the retries
+//     with the default policy: the client reports StateDisconnected with
+//     that error, and operations fail with ErrNotConnected wrapping it.
+//     A client built from a SAS token learns of its coming expiry through
+//     OnNewSASTokenRequired.
 //   - Telemetry is at-least-once: a message whose PUBACK is lost to a drop
 //     is sent again after the reconnect. Twin requests are re-sent the same
 //     way; method responses are not (the hub has already failed the call).
@@ -28,6 +34,11 @@
 //     offline; after a reconnect read the twin with GetTwin.
 //   - Handlers run on client goroutines, one at a time per feature, except
 //     method handlers, which run concurrently.
+//   - What arrives while no handler is set waits for a Receive call (the
+//     hub keeps subscriptions between connections, so messages can arrive
+//     right after Connect). A handler set later is handed what is still
+//     waiting, oldest first; while set, it takes everything of its kind and
+//     Receive calls for that kind wait.
 //
 // Quick start:
 //

@@ -54,8 +54,8 @@ func TestEmulatorTokenRenewal(t *testing.T) {
 
 // TestEmulatorExpiredTokenDropped moves the emulator's clock past the
 // client's token expiry plus the five minutes of skew. The emulator closes
-// the connection; the client reconnects with a freshly signed token and
-// serves methods again.
+// the connection; the client reconnects at once with a freshly signed token
+// and serves methods again.
 func TestEmulatorExpiredTokenDropped(t *testing.T) {
 	t.Parallel()
 	forEachEmuTransport(t, func(t *testing.T, tr emuTransport) {
@@ -74,10 +74,12 @@ func TestEmulatorExpiredTokenDropped(t *testing.T) {
 
 		// The token's se is whole seconds, rounded up: it expires at the
 		// latest at lastExpiry. Freezing the clock just past that plus the
-		// skew expires it, while a token signed a second or so later is
-		// still good. Until then the client's reconnects are refused and
-		// retried.
+		// skew expires it, while a token signed once the wall clock is past
+		// lastExpiry minus the lifetime has a later se and is still good.
+		// Wait for that moment first (under a second): a reconnect refused
+		// as unauthorized would end the client's retries.
 		lastExpiry := connected.Add(device.DefaultTokenLifetime).Truncate(time.Second).Add(time.Second)
+		time.Sleep(time.Until(lastExpiry.Add(-device.DefaultTokenLifetime)))
 		srv.SetTime(lastExpiry.Add(hubClockSkew + 500*time.Millisecond))
 
 		i := states.waitFor(t, mark, "dropped", dropped)

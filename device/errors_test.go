@@ -102,3 +102,26 @@ func TestExponentialBackoff(t *testing.T) {
 		t.Error("NoRetry.Delay ok = true, want false")
 	}
 }
+
+// TestExponentialBackoffStopsOnUnauthorized checks that the default policy
+// gives up on a refused CONNECT for credentials (Node's DefaultErrorFilter
+// has UnauthorizedError false) and goes on after other failures.
+func TestExponentialBackoffStopsOnUnauthorized(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		ok   bool
+	}{
+		{name: "connack 5", err: connackError(5, errors.New("not authorized")), ok: false},
+		{name: "connack 4 wrapped", err: fmt.Errorf("device: connect: %w", connackError(4, errors.New("bad password"))), ok: false},
+		{name: "connack 3", err: connackError(3, errors.New("unavailable")), ok: true},
+		{name: "network", err: errors.New("connection reset"), ok: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, ok := (ExponentialBackoff{}).Delay(1, tt.err); ok != tt.ok {
+				t.Errorf("Delay(1, %v) ok = %v, want %v", tt.err, ok, tt.ok)
+			}
+		})
+	}
+}

@@ -40,7 +40,11 @@ type MethodHandler func(ctx context.Context, req *MethodRequest) (status int, pa
 
 // HandleMethod registers h for the method called name and subscribes to
 // $iothub/methods/POST/# (QoS 0) if needed. Each invocation runs on its own
-// goroutine and its result is sent as the response. nil removes the
+// goroutine and its result is sent as the response. h takes every request
+// for name, including those that arrived before it was registered and that
+// no ReceiveMethodRequest call took (the hub keeps subscriptions between
+// connections, so a request can arrive right after Connect); while it is
+// registered, ReceiveMethodRequest calls for name wait. nil removes the
 // handler.
 func (c *Client) HandleMethod(name string, h MethodHandler) {
 	c.mu.Lock()
@@ -48,6 +52,15 @@ func (c *Client) HandleMethod(name string, h MethodHandler) {
 		delete(c.methodHandlers, name)
 	} else {
 		c.methodHandlers[name] = h
+		if !c.closed && name != "" {
+			queued := c.methodInboxes[""].remove(func(r *MethodRequest) bool { return r.Name == name })
+			if b, ok := c.methodInboxes[name]; ok {
+				queued = append(queued, b.remove(all)...)
+			}
+			for _, req := range queued {
+				c.goLocked(func() { c.runMethod(h, req) })
+			}
+		}
 	}
 	c.mu.Unlock()
 	c.require(filterMethods, qosMethods)
@@ -55,10 +68,18 @@ func (c *Client) HandleMethod(name string, h MethodHandler) {
 
 // SetDefaultMethodHandler registers h for methods that have no handler of
 // their own and no ReceiveMethodRequest waiting by name (Python's
-// on_method_request_received). nil removes it.
+// on_method_request_received). h first gets the requests of that kind that
+// arrived while no default handler was set and that no
+// ReceiveMethodRequest(ctx, "") call took; while it is set, those calls
+// wait. nil removes it.
 func (c *Client) SetDefaultMethodHandler(h MethodHandler) {
 	c.mu.Lock()
 	c.defaultMethod = h
+	if h != nil && !c.closed {
+		for _, req := range c.methodInboxes[""].remove(all) {
+			c.goLocked(func() { c.runMethod(h, req) })
+		}
+	}
 	c.mu.Unlock()
 	c.require(filterMethods, qosMethods)
 }
@@ -66,13 +87,20 @@ func (c *Client) SetDefaultMethodHandler(h MethodHandler) {
 // ReceiveMethodRequest returns the next request for the method called name,
 // or for any method no handler took when name is "" (Python's
 // receive_method_request). Answer it with SendMethodResponse. Once called
-// with a name, requests for that name queue for it even between calls.
+// with a name, requests for that name queue for it even between calls; the
+// first call also takes over requests for name that arrived earlier and
+// are still unclaimed. A handler for the method (HandleMethod) takes
+// precedence: while one is registered, the call waits.
 func (c *Client) ReceiveMethodRequest(ctx context.Context, name string) (*MethodRequest, error) {
 	c.mu.Lock()
 	b, ok := c.methodInboxes[name]
 	if !ok {
 		b = newInbox[*MethodRequest]()
 		c.methodInboxes[name] = b
+		// Requests for name that came before this inbox existed.
+		for _, req := range c.methodInboxes[""].remove(func(r *MethodRequest) bool { return r.Name == name }) {
+			b.put(req)
+		}
 	}
 	c.mu.Unlock()
 	c.require(filterMethods, qosMethods)

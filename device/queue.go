@@ -69,6 +69,29 @@ func (b *inbox[T]) notify() {
 	}
 }
 
+// remove takes out the items that match, oldest first, and leaves the
+// others queued in their order. It hands queued items to a handler that was
+// registered after they arrived.
+func (b *inbox[T]) remove(match func(T) bool) []T {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []T
+	kept := b.items[:0]
+	for _, v := range b.items {
+		if match(v) {
+			out = append(out, v)
+		} else {
+			kept = append(kept, v)
+		}
+	}
+	clear(b.items[len(kept):]) // drop references to the items taken
+	b.items = kept
+	return out
+}
+
+// all matches every item, for remove.
+func all[T any](T) bool { return true }
+
 // take removes the oldest item, waiting until one arrives, ctx ends
 // (context.Cause) or closed is closed (ErrClosed).
 func (b *inbox[T]) take(ctx context.Context, closed <-chan struct{}) (T, error) {

@@ -5,6 +5,8 @@ package device_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -79,14 +81,15 @@ func TestReconnectGivesUp(t *testing.T) {
 			disconnected <- err
 		}
 	})
-	h.SetAuth(func(fakehub.Connect) bool { return false })
+	h.SetServerUnavailable(true)
 	if err := h.Drop("dev1"); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case err := <-disconnected:
-		if !errors.Is(err, device.ErrUnauthorized) {
-			t.Errorf("disconnect reason = %v, want ErrUnauthorized", err)
+		var he *device.Error
+		if !errors.As(err, &he) || he.Status != http.StatusServiceUnavailable {
+			t.Errorf("disconnect reason = %v, want a *device.Error with status 503 (CONNACK 3)", err)
 		}
 	case <-time.After(fakehub.WaitTimeout):
 		t.Fatal("client did not give up")
@@ -97,12 +100,117 @@ func TestReconnectGivesUp(t *testing.T) {
 	if _, err := c.GetTwin(testContext(t)); !errors.Is(err, device.ErrNotConnected) {
 		t.Errorf("GetTwin after giving up = %v, want ErrNotConnected", err)
 	}
-	h.SetAuth(nil)
+	h.SetServerUnavailable(false)
 	if err := c.Connect(testContext(t)); err != nil {
 		t.Fatalf("Connect after giving up: %v", err)
 	}
 	if _, err := c.GetTwin(testContext(t)); err != nil {
 		t.Errorf("GetTwin after reconnecting: %v", err)
+	}
+}
+
+// TestReconnectStopsWhenUnauthorized checks that a refused reconnect
+// (CONNACK 4: the device was disabled or deleted, or its token expired)
+// ends the retries at once even with a policy that retries forever, as the
+// Node SDK's error filter does: the client reports StateDisconnected with
+// the refusal, and both the operation that was waiting for the reconnect
+// and later ones fail with it.
+func TestReconnectStopsWhenUnauthorized(t *testing.T) {
+	h := fakehub.Start(t)
+	forever := device.ExponentialBackoff{Initial: 10 * time.Millisecond, Max: 20 * time.Millisecond}
+	c := connected(t, h, device.WithRetryPolicy(forever), device.WithOperationTimeout(fakehub.WaitTimeout))
+	disconnected := make(chan error, 1)
+	c.OnConnectionStateChange(func(s device.ConnectionState, err error) {
+		if s == device.StateDisconnected {
+			disconnected <- err
+		}
+	})
+	h.SetAuth(func(fakehub.Connect) bool { return false })
+	// The hub drops the connection instead of acknowledging: the send is
+	// pending across the refused reconnect.
+	h.DropOnPublish("devices/dev1/messages/events/")
+	err := c.SendMessage(testContext(t), &device.Message{Body: []byte("x")})
+	if !errors.Is(err, device.ErrNotConnected) || !errors.Is(err, device.ErrUnauthorized) {
+		t.Errorf("pending SendMessage = %v, want ErrNotConnected wrapping ErrUnauthorized", err)
+	}
+	select {
+	case err := <-disconnected:
+		if !errors.Is(err, device.ErrUnauthorized) {
+			t.Errorf("disconnect reason = %v, want ErrUnauthorized", err)
+		}
+	case <-time.After(fakehub.WaitTimeout):
+		t.Fatal("client did not report StateDisconnected")
+	}
+	if n := len(h.Connects()); n != 2 {
+		t.Errorf("CONNECT attempts = %d, want 2 (first, then 1 refused reconnect)", n)
+	}
+	if got := c.State(); got != device.StateDisconnected {
+		t.Errorf("State() = %v, want %v", got, device.StateDisconnected)
+	}
+	if _, err := c.GetTwin(testContext(t)); !errors.Is(err, device.ErrUnauthorized) {
+		t.Errorf("GetTwin afterwards = %v, want ErrUnauthorized", err)
+	}
+}
+
+// TestNewSASTokenRequired checks that a client given a SAS token asks the
+// application for a new one the renew margin before it expires, once per
+// token (not again after a reconnect with the same token), and reconnects
+// with the token it is then given.
+func TestNewSASTokenRequired(t *testing.T) {
+	h := fakehub.Start(t)
+	tok := func(d time.Duration) string {
+		s, err := sas.NewToken(sas.ResourceURI(testHost, "dev1", ""), "", testKey, time.Now().Add(d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	const margin = 2 * time.Second
+	first, second := tok(4*time.Second), tok(time.Hour)
+	c, err := device.NewFromSASToken(h.TLSAddr, "dev1", "", first, device.WithRootCAs(h.CA.Pool),
+		device.WithRetryPolicy(fastRetry), device.WithTokenRenewMargin(margin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var asked atomic.Int32
+	askedAt := make(chan time.Time, 1)
+	c.OnNewSASTokenRequired(func() {
+		if asked.Add(1) == 1 {
+			askedAt <- time.Now()
+		}
+	})
+	if err := c.Connect(testContext(t)); err != nil {
+		t.Fatal(err)
+	}
+	expiry := mustToken(t, first).Expiry
+	select {
+	case at := <-askedAt:
+		if at.Before(expiry.Add(-margin)) || !at.Before(expiry) {
+			t.Errorf("asked at %v, want within the margin %v before expiry %v", at, margin, expiry)
+		}
+	case <-time.After(fakehub.WaitTimeout):
+		t.Fatal("the client did not ask for a new token")
+	}
+
+	// A drop before the application answers: the client reconnects with
+	// the same token and does not ask again.
+	if err := h.Drop("dev1"); err != nil {
+		t.Fatal(err)
+	}
+	h.WaitConnects(t, 2)
+	if _, err := c.GetTwin(testContext(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.UpdateSASToken(second); err != nil {
+		t.Fatal(err)
+	}
+	got := h.WaitConnects(t, 3)
+	if got[1].Password != first || got[2].Password != second {
+		t.Errorf("passwords after the first = %q, %q, want the same token then the new one", got[1].Password, got[2].Password)
+	}
+	if n := asked.Load(); n != 1 {
+		t.Errorf("asked for a new token %d times, want 1", n)
 	}
 }
 

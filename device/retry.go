@@ -3,6 +3,7 @@
 package device
 
 import (
+	"errors"
 	"math/rand/v2"
 	"time"
 )
@@ -10,17 +11,27 @@ import (
 // RetryPolicy decides how the client reconnects after the connection drops.
 // The first reconnection attempt is immediate (as in the Node SDK); Delay is
 // consulted after each failed attempt.
+//
+// A refused CONNECT for bad credentials (CONNACK 4 or 5) yields an error
+// matching ErrUnauthorized: the device was deleted or disabled, its key
+// changed, or a SAS token given to the client expired. Repeating the
+// attempt cannot help, so ExponentialBackoff stops on it, as the Node SDK's
+// default error filter does; a policy of its own may go on (for example
+// while the application fetches a token for UpdateSASToken).
 type RetryPolicy interface {
 	// Delay returns the wait before the next attempt, given the number of
-	// failed attempts so far (1 after the first failure) and the last error.
-	// ok false stops reconnecting; the client then reports
-	// StateDisconnected and operations fail with ErrNotConnected.
+	// failed attempts so far (1 after the first failure) and the error of
+	// the last one. ok false stops reconnecting; the client then reports
+	// StateDisconnected with err, and operations fail with ErrNotConnected
+	// wrapping err.
 	Delay(failures int, err error) (d time.Duration, ok bool)
 }
 
 // ExponentialBackoff doubles the delay after each failure, up to Max, and
 // randomises it by ±Jitter so that many devices dropped together do not
-// reconnect in lockstep. Zero fields take the defaults noted below.
+// reconnect in lockstep. It never retries an error matching
+// ErrUnauthorized (see RetryPolicy). Zero fields take the defaults noted
+// below.
 type ExponentialBackoff struct {
 	Initial     time.Duration // delay after the first failure; default 1s
 	Max         time.Duration // upper bound on the delay; default 60s
@@ -29,8 +40,8 @@ type ExponentialBackoff struct {
 }
 
 // Delay implements RetryPolicy.
-func (b ExponentialBackoff) Delay(failures int, _ error) (time.Duration, bool) {
-	if b.MaxFailures > 0 && failures >= b.MaxFailures {
+func (b ExponentialBackoff) Delay(failures int, err error) (time.Duration, bool) {
+	if errors.Is(err, ErrUnauthorized) || (b.MaxFailures > 0 && failures >= b.MaxFailures) {
 		return 0, false
 	}
 	initial, maxDelay, jitter := b.Initial, b.Max, b.Jitter

@@ -128,12 +128,29 @@ func classify(topic, deviceID string) inbound {
 	// devices/{id}/messages/devicebound/{bag}; the bag may be absent. Only
 	// the segment right after devicebound is the bag (Node topicParts[4],
 	// Python parts[4]).
-	prefix := "devices/" + deviceID + "/messages/devicebound"
-	if rest, ok := strings.CutPrefix(topic, prefix); ok && (rest == "" || rest[0] == '/') {
+	if rest, ok := cutC2DPrefix(topic, deviceID); ok && (rest == "" || rest[0] == '/') {
 		bag, _, _ := strings.Cut(strings.TrimPrefix(rest, "/"), "/")
 		return inbound{kind: inboundC2D, bag: bag}
 	}
 	return inbound{}
+}
+
+// cutC2DPrefix removes devices/{id}/messages/devicebound from topic, where
+// {id} names deviceID either as is (Node, and this client, subscribe with
+// the raw id) or percent-encoded (Python quotes it in its topics, so the
+// hub may echo that spelling). Ids cannot contain '/', so the id is one
+// segment.
+func cutC2DPrefix(topic, deviceID string) (rest string, ok bool) {
+	after, ok := strings.CutPrefix(topic, "devices/")
+	if !ok {
+		return "", false
+	}
+	id, rest, ok := strings.Cut(after, "/")
+	if !ok || (id != deviceID && unescape(id) != deviceID) {
+		return "", false
+	}
+	rest, ok = strings.CutPrefix("/"+rest, "/messages/devicebound")
+	return rest, ok
 }
 
 // parseQuery splits name=value pairs joined by '&' and decodes both sides.

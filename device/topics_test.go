@@ -4,6 +4,7 @@ package device
 
 import (
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -74,6 +75,57 @@ func TestClassify(t *testing.T) {
 	}
 }
 
+// TestClassifyC2DDeviceID checks that a cloud-to-device topic is recognised
+// whether the device id in it is raw (as Node and this client subscribe)
+// or percent-encoded (Python's mqtt_topic_iothub.py quotes it with
+// safe="", encodeURIComponent leaves !*'() alone, and hex digits may be in
+// either case).
+func TestClassifyC2DDeviceID(t *testing.T) {
+	tests := []struct {
+		name     string
+		deviceID string
+		topic    string
+		want     bool
+	}{
+		{name: "raw", deviceID: "dev:1(a)", topic: "devices/dev:1(a)/messages/devicebound/p=v", want: true},
+		{name: "python quote", deviceID: "dev:1(a)", topic: "devices/dev%3A1%28a%29/messages/devicebound/p=v", want: true},
+		{name: "encodeURIComponent", deviceID: "dev:1(a)", topic: "devices/dev%3A1(a)/messages/devicebound/p=v", want: true},
+		{name: "lower-case hex", deviceID: "dev:1(a)", topic: "devices/dev%3a1%28a%29/messages/devicebound", want: true},
+		{name: "encoded other device", deviceID: "dev:1(a)", topic: "devices/dev%3A2%28a%29/messages/devicebound/p=v"},
+		{name: "percent in id, raw", deviceID: "a%41", topic: "devices/a%41/messages/devicebound/", want: true},
+		{name: "percent in id, encoded", deviceID: "a%41", topic: "devices/a%2541/messages/devicebound/", want: true},
+		{name: "percent in id, decoded spelling", deviceID: "a%41", topic: "devices/aA/messages/devicebound/"},
+		{name: "encoded slash is not a segment", deviceID: "dev1", topic: "devices/dev1%2Fmessages%2Fdevicebound/p=v"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := classify(tt.topic, tt.deviceID).kind == inboundC2D
+			if got != tt.want {
+				t.Errorf("classify(%q, %q) is C2D = %v, want %v", tt.topic, tt.deviceID, got, tt.want)
+			}
+		})
+	}
+}
+
+// FuzzClassifyC2DDeviceID checks that any device id the hub may use is
+// recognised both raw and escaped, with the bag intact.
+func FuzzClassifyC2DDeviceID(f *testing.F) {
+	for _, id := range []string{"dev1", "dev:1(a)", "a%41", "ü @$", "%"} {
+		f.Add(id)
+	}
+	f.Fuzz(func(t *testing.T, id string) {
+		if id == "" || strings.ContainsAny(id, "/+#") {
+			return // not a device id the hub accepts
+		}
+		for _, spelled := range []string{id, escape(id)} {
+			topic := "devices/" + spelled + "/messages/devicebound/p=v"
+			if got := classify(topic, id); got.kind != inboundC2D || got.bag != "p=v" {
+				t.Errorf("classify(%q, %q) = %+v, want C2D with bag p=v", topic, id, got)
+			}
+		}
+	})
+}
+
 // FuzzClassify checks that no topic from the broker makes the classifier
 // panic and that what it extracts is consistent.
 func FuzzClassify(f *testing.F) {
@@ -81,6 +133,7 @@ func FuzzClassify(f *testing.F) {
 		"$iothub/twin/res/200/?$rid=1&$version=2", "$iothub/twin/res/", "$iothub/twin/res/?",
 		"$iothub/methods/POST/m/?$rid=1", "$iothub/methods/POST/", "$iothub/twin/PATCH/properties/desired/?$version=x",
 		"devices/dev1/messages/devicebound/%24.mid=1", "devices/dev1/messages/devicebound", "",
+		"devices/dev%31/messages/devicebound/p=v", "devices/%/messages/devicebound",
 	} {
 		f.Add(s)
 	}

@@ -96,7 +96,11 @@ func (c *Client) UpdateReportedProperties(ctx context.Context, patch any) (int64
 
 // OnDesiredPropertiesUpdate registers h for desired-property patches and
 // subscribes to $iothub/twin/PATCH/properties/desired/# (QoS 0). Patches are
-// handed over one at a time, in arrival order. The hub does not queue
+// handed over one at a time, in arrival order, starting with those that
+// arrived while no handler was set and that no ReceiveDesiredPatch call
+// took (the hub keeps subscriptions between connections, so a patch can
+// arrive before the handler is set). While a handler is set it gets every
+// patch and ReceiveDesiredPatch calls wait. The hub does not queue
 // patches for a disconnected device: after a reconnect, call GetTwin and
 // ignore patches whose version is not above the twin's desired $version.
 // nil removes the handler; later patches then queue for
@@ -104,13 +108,19 @@ func (c *Client) UpdateReportedProperties(ctx context.Context, patch any) (int64
 func (c *Client) OnDesiredPropertiesUpdate(h DesiredHandler) {
 	c.mu.Lock()
 	c.desiredHandler = h
+	if h != nil && !c.closed {
+		// Under c.mu, so these go before any patch dispatched later.
+		for _, p := range c.desiredInbox.remove(all) {
+			c.desiredQ.push(c, func() { h(p, p.Version()) })
+		}
+	}
 	c.mu.Unlock()
 	c.require(filterDesired, qosTwin)
 }
 
 // ReceiveDesiredPatch returns the next desired-property patch that no
 // handler took (Python's receive_twin_desired_properties_patch),
-// subscribing on first use.
+// subscribing on first use; while a handler is set it waits.
 func (c *Client) ReceiveDesiredPatch(ctx context.Context) (Properties, error) {
 	c.require(filterDesired, qosTwin)
 	p, err := c.desiredInbox.take(ctx, c.ctx.Done())

@@ -52,7 +52,7 @@ func TestCancelInFlight(t *testing.T) {
 			return err
 		}},
 		{"Query", func(ctx context.Context, c *Client) error {
-			_, err := c.Query(ctx, "SELECT * FROM devices", 0).NextPage()
+			_, err := c.Query("SELECT * FROM devices", 0).NextPage(ctx)
 			return err
 		}},
 	}

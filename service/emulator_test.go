@@ -224,10 +224,10 @@ func TestEmulatorQueryPaging(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	q := c.Query(ctx, "SELECT * FROM devices", 2)
+	q := c.Query("SELECT * FROM devices", 2)
 	var pages, items int
 	for q.HasMore() {
-		page, err := q.NextPage()
+		page, err := q.NextPage(ctx)
 		if err != nil {
 			t.Fatalf("NextPage: %v", err)
 		}
@@ -242,7 +242,7 @@ func TestEmulatorQueryPaging(t *testing.T) {
 	}
 
 	var ids []string
-	for tw, err := range c.Query(ctx, "SELECT * FROM devices WHERE deviceId = 'd3'", 0).Twins() {
+	for tw, err := range c.Query("SELECT * FROM devices WHERE deviceId = 'd3'", 0).Twins(ctx) {
 		if err != nil {
 			t.Fatal(err)
 		}

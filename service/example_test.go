@@ -151,7 +151,7 @@ func ExampleClient_Query() {
 		}
 	}
 
-	for twin, err := range c.Query(ctx, "SELECT * FROM devices", 100).Twins() {
+	for twin, err := range c.Query("SELECT * FROM devices", 100).Twins(ctx) {
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -175,9 +175,9 @@ func ExampleQuery_NextPage() {
 		log.Fatal(err)
 	}
 
-	q := c.Query(ctx, "SELECT * FROM devices", 100)
+	q := c.Query("SELECT * FROM devices", 100)
 	for q.HasMore() {
-		page, err := q.NextPage()
+		page, err := q.NextPage(ctx)
 		if err != nil {
 			log.Fatal(err)
 		}

@@ -25,11 +25,12 @@ const (
 var ErrNoMorePages = errors.New("service: query has no more pages")
 
 // Query is a running IoT Hub query (POST /devices/query), read a page at a
-// time with NextPage or item by item with All. Its methods may be called
-// from several goroutines; pages are then fetched one at a time.
+// time with NextPage or item by item with All. It holds only the query and
+// its position; each page request takes the context of the call that reads
+// it. Its methods may be called from several goroutines; pages are then
+// fetched one at a time.
 type Query struct {
 	c        *Client
-	ctx      context.Context
 	text     string
 	pageSize int
 
@@ -39,13 +40,13 @@ type Query struct {
 	itemType     string
 }
 
-// Query starts the query text, for example
+// Query prepares the query text, for example
 // "SELECT * FROM devices WHERE tags.site = 'B7'". pageSize sets
 // x-ms-max-item-count (0 leaves the page size to the hub, which may also
-// use a smaller one). No request is made until the first page is read;
-// ctx bounds every page request.
-func (c *Client) Query(ctx context.Context, text string, pageSize int) *Query {
-	return &Query{c: c, ctx: ctx, text: text, pageSize: pageSize}
+// use a smaller one). No request is made until a page is read with
+// NextPage, All or Twins, whose context bounds it.
+func (c *Client) Query(text string, pageSize int) *Query {
+	return &Query{c: c, text: text, pageSize: pageSize}
 }
 
 // HasMore reports whether NextPage may return more items: true before the
@@ -72,10 +73,10 @@ func (q *Query) ContinuationToken() string {
 	return q.continuation
 }
 
-// NextPage fetches the next page of results. After the last page it returns
-// ErrNoMorePages. The request is retried as a read (a query changes
-// nothing). A failed page can be requested again.
-func (q *Query) NextPage() ([]json.RawMessage, error) {
+// NextPage fetches the next page of results within ctx. After the last page
+// it returns ErrNoMorePages. The request is retried as a read (a query
+// changes nothing). A failed or cancelled page can be requested again.
+func (q *Query) NextPage(ctx context.Context) ([]json.RawMessage, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.started && q.continuation == "" {
@@ -94,7 +95,7 @@ func (q *Query) NextPage() ([]json.RawMessage, error) {
 		h.Set("x-ms-max-item-count", strconv.Itoa(q.pageSize))
 	}
 	var raw json.RawMessage
-	header, err := q.c.do(q.ctx, &call{
+	header, err := q.c.do(ctx, &call{
 		op: "Query", method: http.MethodPost, path: "/devices/query", header: h,
 		body: map[string]string{"query": q.text}, idempotent: true,
 	}, &raw)
@@ -133,12 +134,13 @@ func decodePage(raw json.RawMessage) ([]json.RawMessage, error) {
 	return items, err
 }
 
-// All returns an iterator over every remaining item, fetching pages as
-// needed. On an error it yields (nil, err) once and stops.
-func (q *Query) All() iter.Seq2[json.RawMessage, error] {
+// All returns an iterator over every remaining item, fetching pages within
+// ctx as needed. On an error, including ctx ending, it yields (nil, err)
+// once and stops.
+func (q *Query) All(ctx context.Context) iter.Seq2[json.RawMessage, error] {
 	return func(yield func(json.RawMessage, error) bool) {
 		for q.HasMore() {
-			page, err := q.NextPage()
+			page, err := q.NextPage(ctx)
 			if err != nil {
 				yield(nil, err)
 				return
@@ -153,10 +155,11 @@ func (q *Query) All() iter.Seq2[json.RawMessage, error] {
 }
 
 // Twins returns an iterator over every remaining item decoded as a twin, for
-// SELECT * queries on devices or devices.modules.
-func (q *Query) Twins() iter.Seq2[*Twin, error] {
+// SELECT * queries on devices or devices.modules, fetching pages within ctx
+// as All does.
+func (q *Query) Twins(ctx context.Context) iter.Seq2[*Twin, error] {
 	return func(yield func(*Twin, error) bool) {
-		for item, err := range q.All() {
+		for item, err := range q.All(ctx) {
 			if err != nil {
 				yield(nil, err)
 				return

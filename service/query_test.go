@@ -3,10 +3,12 @@
 package service
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -46,13 +48,14 @@ func pagedHub(t *testing.T) *fakeHub {
 func TestQueryNextPageAcrossThreePages(t *testing.T) {
 	hub := pagedHub(t)
 	c, _ := hub.client(t)
-	q := c.Query(testContext(t), "SELECT * FROM devices", 2)
+	ctx := testContext(t)
+	q := c.Query("SELECT * FROM devices", 2)
 	if !q.HasMore() {
 		t.Fatal("HasMore before the first page = false, want true")
 	}
 	var got [][]string
 	for q.HasMore() {
-		page, err := q.NextPage()
+		page, err := q.NextPage(ctx)
 		if err != nil {
 			t.Fatalf("NextPage: %v", err)
 		}
@@ -72,7 +75,7 @@ func TestQueryNextPageAcrossThreePages(t *testing.T) {
 	if diff := cmp.Diff([][]string{{"d1", "d2"}, {"d3", "d4"}, {"d5"}}, got); diff != "" {
 		t.Errorf("pages mismatch (-want +got):\n%s", diff)
 	}
-	if _, err := q.NextPage(); !errors.Is(err, ErrNoMorePages) {
+	if _, err := q.NextPage(ctx); !errors.Is(err, ErrNoMorePages) {
 		t.Errorf("NextPage after the last page: got %v, want ErrNoMorePages", err)
 	}
 
@@ -102,7 +105,7 @@ func TestQueryAllAndTwins(t *testing.T) {
 	ctx := testContext(t)
 
 	var ids []string
-	for item, err := range c.Query(ctx, "SELECT * FROM devices", 2).All() {
+	for item, err := range c.Query("SELECT * FROM devices", 2).All(ctx) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -117,7 +120,7 @@ func TestQueryAllAndTwins(t *testing.T) {
 	}
 
 	var tags []string
-	for tw, err := range c.Query(ctx, "SELECT * FROM devices", 2).Twins() {
+	for tw, err := range c.Query("SELECT * FROM devices", 2).Twins(ctx) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -137,8 +140,8 @@ func TestQueryAllAndTwins(t *testing.T) {
 func TestQueryAllStopsEarly(t *testing.T) {
 	hub := pagedHub(t)
 	c, _ := hub.client(t)
-	q := c.Query(testContext(t), "SELECT * FROM devices", 2)
-	for _, err := range q.All() {
+	q := c.Query("SELECT * FROM devices", 2)
+	for _, err := range q.All(testContext(t)) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -158,7 +161,7 @@ func TestQueryErrorIsYieldedOnce(t *testing.T) {
 	})
 	c, _ := hub.client(t)
 	var errs []error
-	for item, err := range c.Query(testContext(t), "SELECT * FORM devices", 0).All() {
+	for item, err := range c.Query("SELECT * FORM devices", 0).All(testContext(t)) {
 		if item != nil {
 			t.Errorf("got item %s with the error, want nil", item)
 		}
@@ -186,8 +189,8 @@ func TestQueryProjectionAndWrapper(t *testing.T) {
 				reply(w, 200, tt.body)
 			})
 			c, _ := hub.client(t)
-			q := c.Query(testContext(t), "SELECT COUNT() AS n FROM devices", 0)
-			page, err := q.NextPage()
+			q := c.Query("SELECT COUNT() AS n FROM devices", 0)
+			page, err := q.NextPage(testContext(t))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -195,5 +198,48 @@ func TestQueryProjectionAndWrapper(t *testing.T) {
 				t.Errorf("got %s type %q more %v, want [{\"n\":5}] Raw false", page, q.ItemType(), q.HasMore())
 			}
 		})
+	}
+}
+
+// TestQueryContextPerCall checks that each page request runs under the
+// context of the call that reads it: a cancelled call fails without
+// moving the query on, the next call with a live context carries on, and
+// All stops at the first page it cannot fetch.
+func TestQueryContextPerCall(t *testing.T) {
+	hub := pagedHub(t)
+	c, _ := hub.client(t)
+	q := c.Query("SELECT * FROM devices", 2)
+	if _, err := q.NextPage(testContext(t)); err != nil {
+		t.Fatal(err)
+	}
+	cancelled, cancel := context.WithCancel(testContext(t))
+	cancel()
+	if _, err := q.NextPage(cancelled); !errors.Is(err, context.Canceled) {
+		t.Fatalf("NextPage with a cancelled context: got %v, want context.Canceled", err)
+	}
+	page, err := q.NextPage(testContext(t))
+	if err != nil {
+		t.Fatalf("NextPage after the cancelled one: %v", err)
+	}
+	if len(page) != 2 || !strings.Contains(string(page[0]), `"d3"`) {
+		t.Errorf("got page %s, want the second page (d3, d4)", page)
+	}
+
+	ctx, stop := context.WithCancel(testContext(t))
+	defer stop()
+	var items, errs int
+	for _, err := range c.Query("SELECT * FROM devices", 2).All(ctx) {
+		if err != nil {
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("All: got %v, want context.Canceled", err)
+			}
+			errs++
+			continue
+		}
+		items++
+		stop() // the rest of this page is already here; the next is not
+	}
+	if items != 2 || errs != 1 {
+		t.Errorf("All yielded %d items and %d errors, want the first page's 2 and 1 error", items, errs)
 	}
 }

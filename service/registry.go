@@ -43,6 +43,8 @@ func (c *Client) CreateDevice(ctx context.Context, d *Device) (*Device, error) {
 // IsPreconditionFailed); with an empty ETag it is unconditional (If-Match
 // "*", as Node's Registry.update sends). Send a device obtained from
 // GetDevice, changed, to keep its keys: the hub replaces the whole identity.
+// With an etag, the call is retried only after 429 and 503 (see
+// RetryPolicy): a retry after the update took effect would fail with 412.
 func (c *Client) UpdateDevice(ctx context.Context, d *Device) (*Device, error) {
 	if d == nil || d.DeviceID == "" {
 		return nil, errorf("UpdateDevice", "device id is required")
@@ -73,15 +75,19 @@ func (c *Client) GetDevice(ctx context.Context, id string) (*Device, error) {
 }
 
 // DeleteDevice deletes device id with its twin and modules. With a non-empty
-// etag the delete only happens if the identity still has that etag; an
-// empty etag deletes unconditionally (If-Match "*").
+// etag the delete only happens if the identity still has that etag, and the
+// call is retried only after 429 and 503 (see RetryPolicy). An empty etag
+// deletes unconditionally (If-Match "*"); when such a delete is retried
+// after an attempt whose outcome is unknown (a network error, 500, 502 or
+// 504), a DeviceNotFound answer means that attempt deleted the device, and
+// DeleteDevice returns nil.
 func (c *Client) DeleteDevice(ctx context.Context, id, etag string) error {
 	if id == "" {
 		return errorf("DeleteDevice", "device id is required")
 	}
 	_, err := c.do(ctx, &call{
 		op: "DeleteDevice", method: http.MethodDelete, path: devicePath(id),
-		header: ifMatch(etag), idempotent: true,
+		header: ifMatch(etag), idempotent: true, goneCode: CodeDeviceNotFound,
 	}, nil)
 	return err
 }
@@ -118,7 +124,7 @@ func (c *Client) CreateModule(ctx context.Context, m *Module) (*Module, error) {
 }
 
 // UpdateModule replaces a module identity with m, conditionally on m.ETag
-// when it is set (see UpdateDevice).
+// when it is set, and retried as UpdateDevice is.
 func (c *Client) UpdateModule(ctx context.Context, m *Module) (*Module, error) {
 	if m == nil || m.DeviceID == "" || m.ModuleID == "" {
 		return nil, errorf("UpdateModule", "device id and module id are required")
@@ -150,14 +156,15 @@ func (c *Client) GetModule(ctx context.Context, deviceID, moduleID string) (*Mod
 }
 
 // DeleteModule deletes a module identity, conditionally on etag when it is
-// not empty.
+// not empty. It is retried as DeleteDevice is, with ModuleNotFound on a
+// retried unconditional delete meaning success.
 func (c *Client) DeleteModule(ctx context.Context, deviceID, moduleID, etag string) error {
 	if deviceID == "" || moduleID == "" {
 		return errorf("DeleteModule", "device id and module id are required")
 	}
 	_, err := c.do(ctx, &call{
 		op: "DeleteModule", method: http.MethodDelete, path: modulePath(deviceID, moduleID),
-		header: ifMatch(etag), idempotent: true,
+		header: ifMatch(etag), idempotent: true, goneCode: CodeModuleNotFound,
 	}, nil)
 	return err
 }

@@ -19,6 +19,15 @@ import (
 // failures are 429, 500, 502, 503 and 504 (but never 504101, a device that
 // did not answer a method) and network errors. The caller's context bounds
 // the whole sequence.
+//
+// Writes conditional on a specific etag (UpdateDevice, UpdateModule,
+// ReplaceTwin, ReplaceModuleTwin, DeleteDevice and DeleteModule given an
+// etag) are retried only after 429 and 503, which the hub answers before
+// doing anything: after a network error, 500, 502 or 504 the write may
+// have happened, changing the etag, and a repeat would report 412 (or 404)
+// for a write that succeeded. An unconditional delete retried after such a
+// failure treats DeviceNotFound (ModuleNotFound for DeleteModule) as the
+// earlier attempt's success.
 type RetryPolicy struct {
 	MaxAttempts int           // total attempts including the first; 1 or less disables retries
 	BaseDelay   time.Duration // backoff before the first retry; doubled for each further retry

@@ -159,7 +159,7 @@ func TestRetryOnlySafeCalls(t *testing.T) {
 			return c.DeleteModule(ctx, "d", "m", "")
 		}, 2},
 		{"Query 429", 429, func(ctx context.Context, c *Client) error {
-			_, err := c.Query(ctx, "SELECT * FROM devices", 0).NextPage()
+			_, err := c.Query("SELECT * FROM devices", 0).NextPage(ctx)
 			return err
 		}, 2},
 	}
@@ -293,6 +293,142 @@ func TestRetryNetworkErrors(t *testing.T) {
 			}
 			if w := rec.get(); len(w) != tt.wantTries-1 {
 				t.Errorf("got waits %v, want %d", w, tt.wantTries-1)
+			}
+		})
+	}
+}
+
+// dropConnection closes the connection of the request being served without
+// an answer, as a network failure after the hub acted would look.
+func dropConnection(w http.ResponseWriter) {
+	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+		conn.Close()
+	}
+}
+
+// TestRetryConditionalWrites checks that a write carrying a specific etag
+// is not repeated after a failure that may have followed the write (the
+// repeat would fail with 412 although the write succeeded), but is after
+// 429 and 503, which the hub answers before doing anything; and that the
+// same writes with If-Match "*" are repeated after a network error.
+func TestRetryConditionalWrites(t *testing.T) {
+	writes := []struct {
+		name string
+		call func(ctx context.Context, c *Client, etag string) error
+	}{
+		{"UpdateDevice", func(ctx context.Context, c *Client, etag string) error {
+			_, err := c.UpdateDevice(ctx, &Device{DeviceID: "d", ETag: etag})
+			return err
+		}},
+		{"UpdateModule", func(ctx context.Context, c *Client, etag string) error {
+			_, err := c.UpdateModule(ctx, &Module{DeviceID: "d", ModuleID: "m", ETag: etag})
+			return err
+		}},
+		{"ReplaceTwin", func(ctx context.Context, c *Client, etag string) error {
+			_, err := c.ReplaceTwin(ctx, "d", &Twin{}, etag)
+			return err
+		}},
+		{"ReplaceModuleTwin", func(ctx context.Context, c *Client, etag string) error {
+			_, err := c.ReplaceModuleTwin(ctx, "d", "m", &Twin{}, etag)
+			return err
+		}},
+		{"DeleteDevice", func(ctx context.Context, c *Client, etag string) error {
+			return c.DeleteDevice(ctx, "d", etag)
+		}},
+		{"DeleteModule", func(ctx context.Context, c *Client, etag string) error {
+			return c.DeleteModule(ctx, "d", "m", etag)
+		}},
+	}
+	failures := []struct {
+		name      string
+		etag      string
+		fail      func(w http.ResponseWriter)
+		acted     bool // the first attempt took effect before failing
+		wantTries int
+	}{
+		{"etag, network error", "MQ==", dropConnection, true, 1},
+		{"etag, 500", "MQ==", func(w http.ResponseWriter) { replyFormA(w, 500, "ServerError", "broken") }, true, 1},
+		{"etag, 504", "MQ==", func(w http.ResponseWriter) { reply(w, 504, "upstream timed out") }, true, 1},
+		{"etag, 503", "MQ==", func(w http.ResponseWriter) { replyFormA(w, 503, "ServiceUnavailable", "busy") }, false, 2},
+		{"etag, 429", "MQ==", func(w http.ResponseWriter) { replyFormA(w, 429, "ThrottlingException", "slow down") }, false, 2},
+		{"no etag, network error", "", dropConnection, true, 2},
+		{"star, network error", "*", dropConnection, true, 2},
+	}
+	for _, wr := range writes {
+		for _, f := range failures {
+			t.Run(wr.name+"/"+f.name, func(t *testing.T) {
+				// A retry after a first attempt that took effect meets a
+				// changed etag: a conditional one gets 412.
+				hub := newFakeHub(t, func(w http.ResponseWriter, r *http.Request, n int) {
+					switch {
+					case n == 0:
+						f.fail(w)
+					case f.acted && r.Header.Get("If-Match") != `"*"`:
+						replyFormA(w, 412, "PreconditionFailed", "etag mismatch")
+					case r.Method == http.MethodDelete:
+						reply(w, 204, "")
+					default:
+						reply(w, 200, `{}`)
+					}
+				})
+				c, _ := hub.client(t, WithRetryPolicy(RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond}))
+				err := wr.call(testContext(t), c, f.etag)
+				if IsPreconditionFailed(err) || (f.wantTries > 1) != (err == nil) {
+					t.Errorf("got %v, want success after a retry: %v", err, f.wantTries > 1)
+				}
+				if n := len(hub.requests()); n != f.wantTries {
+					t.Errorf("got %d attempts, want %d", n, f.wantTries)
+				}
+			})
+		}
+	}
+}
+
+// TestRetriedDeleteAlreadyGone checks that an unconditional delete whose
+// first attempt may have succeeded reports success when the retry finds
+// the target gone, and that a 404 still fails the call when no earlier
+// attempt can have deleted it.
+func TestRetriedDeleteAlreadyGone(t *testing.T) {
+	gone := func(w http.ResponseWriter, name string) { replyFormA(w, 404, name, "not registered") }
+	tests := []struct {
+		name     string
+		first    func(w http.ResponseWriter) // the first attempt; later ones get 404
+		delete   func(ctx context.Context, c *Client) error
+		notFound string // the 404's code name
+		wantErr  bool
+	}{
+		{"device after network error", dropConnection, func(ctx context.Context, c *Client) error {
+			return c.DeleteDevice(ctx, "d", "")
+		}, "DeviceNotFound", false},
+		{"device after 502", func(w http.ResponseWriter) { reply(w, 502, "bad gateway") }, func(ctx context.Context, c *Client) error {
+			return c.DeleteDevice(ctx, "d", "")
+		}, "DeviceNotFound", false},
+		{"module after network error", dropConnection, func(ctx context.Context, c *Client) error {
+			return c.DeleteModule(ctx, "d", "m", "*")
+		}, "ModuleNotFound", false},
+		{"module whose device is gone", dropConnection, func(ctx context.Context, c *Client) error {
+			return c.DeleteModule(ctx, "d", "m", "")
+		}, "DeviceNotFound", true},
+		{"device after 429", func(w http.ResponseWriter) { replyFormA(w, 429, "ThrottlingException", "slow down") }, func(ctx context.Context, c *Client) error {
+			return c.DeleteDevice(ctx, "d", "")
+		}, "DeviceNotFound", true},
+		{"device on the first attempt", func(w http.ResponseWriter) { gone(w, "DeviceNotFound") }, func(ctx context.Context, c *Client) error {
+			return c.DeleteDevice(ctx, "d", "")
+		}, "DeviceNotFound", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hub := newFakeHub(t, func(w http.ResponseWriter, r *http.Request, n int) {
+				if n == 0 {
+					tt.first(w)
+					return
+				}
+				gone(w, tt.notFound)
+			})
+			c, _ := hub.client(t, WithRetryPolicy(RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond}))
+			err := tt.delete(testContext(t), c)
+			if tt.wantErr != IsNotFound(err) || (!tt.wantErr && err != nil) {
+				t.Errorf("got %v, want not-found error %v", err, tt.wantErr)
 			}
 		})
 	}

@@ -25,6 +25,17 @@ type call struct {
 	body       any           // encoded as JSON when non-nil, unless it is a rawBody
 	idempotent bool          // safe to send again after a failure (see RetryPolicy)
 	timeout    time.Duration // limit for each attempt; 0 leaves it to ctx
+	// goneCode, for a delete, is the 404 code saying the target does not
+	// exist: after an attempt that may have deleted it, that is success.
+	goneCode int
+}
+
+// conditional reports whether cl carries an If-Match with a specific etag.
+// Once such a write has taken effect the etag has changed, so a repeat
+// fails with 412 (or 404 for a delete) and would hide the success.
+func (cl *call) conditional() bool {
+	v := cl.header.Get("If-Match")
+	return v != "" && v != `"*"`
 }
 
 // rawBody is a call body sent as is rather than encoded as JSON, such as
@@ -67,6 +78,7 @@ func (c *Client) do(ctx context.Context, cl *call, out any) (http.Header, error)
 	if cl.idempotent && c.retry.MaxAttempts > 1 {
 		maxAttempts = c.retry.MaxAttempts
 	}
+	var mayHaveApplied bool // an earlier attempt may have taken effect
 	for attempt := 1; ; attempt++ {
 		header, body, err := c.attempt(ctx, cl, payload, contentType, attempt)
 		if err == nil {
@@ -77,10 +89,17 @@ func (c *Client) do(ctx context.Context, cl *call, out any) (http.Header, error)
 			}
 			return header, nil
 		}
+		if e := asError(err); mayHaveApplied && cl.goneCode != 0 && e != nil &&
+			e.StatusCode == http.StatusNotFound && e.Code == cl.goneCode {
+			// The earlier attempt deleted it and its answer was lost.
+			c.log.InfoContext(ctx, "iothub: already deleted by an earlier attempt", "op", cl.op, "attempt", attempt)
+			return nil, nil
+		}
+		mayHaveApplied = mayHaveApplied || outcomeUnknown(err)
 		if ctx.Err() != nil || attempt >= maxAttempts {
 			return nil, err
 		}
-		wait, ok := c.retryWait(err, header, attempt)
+		wait, ok := c.retryWait(cl, err, header, attempt)
 		if !ok {
 			return nil, err
 		}
@@ -96,9 +115,13 @@ func (c *Client) do(ctx context.Context, cl *call, out any) (http.Header, error)
 	}
 }
 
-// retryWait decides whether a failed attempt is worth repeating and how long
-// to wait first.
-func (c *Client) retryWait(err error, header http.Header, attempt int) (time.Duration, bool) {
+// retryWait decides whether a failed attempt of cl is worth repeating and
+// how long to wait first.
+func (c *Client) retryWait(cl *call, err error, header http.Header, attempt int) (time.Duration, bool) {
+	if cl.conditional() && outcomeUnknown(err) {
+		// The write may have happened; a repeat would report 412 for it.
+		return 0, false
+	}
 	wait := c.retry.backoff(attempt)
 	if e := asError(err); e != nil {
 		if !retryableStatus(e) {
@@ -112,6 +135,22 @@ func (c *Client) retryWait(err error, header http.Header, attempt int) (time.Dur
 	// A network error: the request may or may not have reached the hub,
 	// which is fine because only idempotent calls get here.
 	return wait, !errors.Is(err, errAttemptTimeout)
+}
+
+// outcomeUnknown reports whether a failed attempt may nevertheless have
+// taken effect: its answer was lost on the way (a network error), or a
+// server or gateway error (500, 502, 504) left it open. The hub answers 429
+// and 503 before doing anything, and other statuses are refusals.
+func outcomeUnknown(err error) bool {
+	e := asError(err)
+	if e == nil {
+		return true
+	}
+	switch e.StatusCode {
+	case http.StatusInternalServerError, http.StatusBadGateway, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
 }
 
 // errAttemptTimeout marks a call's own per-attempt timeout expiring.

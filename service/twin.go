@@ -170,7 +170,8 @@ func (c *Client) UpdateModuleTwin(ctx context.Context, deviceID, moduleID string
 
 // ReplaceTwin replaces the tags and desired properties of a device twin
 // with those of twin (PUT /twins/{id}), conditionally on etag when it is
-// not empty. It returns the updated twin.
+// not empty. It returns the updated twin. With an etag it is retried only
+// after 429 and 503 (see RetryPolicy).
 func (c *Client) ReplaceTwin(ctx context.Context, deviceID string, twin *Twin, etag string) (*Twin, error) {
 	if deviceID == "" || twin == nil {
 		return nil, errorf("ReplaceTwin", "device id and twin are required")

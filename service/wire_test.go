@@ -338,7 +338,7 @@ func TestRequestsMatchSDKs(t *testing.T) {
 			// when a page size is set, no continuation on the first page.
 			name: "Query first page",
 			call: func(ctx context.Context, c *Client) error {
-				_, err := c.Query(ctx, "SELECT * FROM devices", 50).NextPage()
+				_, err := c.Query("SELECT * FROM devices", 50).NextPage(ctx)
 				return err
 			},
 			method: "POST", uri: "/devices/query" + av,
@@ -447,7 +447,7 @@ func TestClientSideValidation(t *testing.T) {
 			_, err := c.BulkRegistryOperation(ctx, []ExportImportDevice{{ID: "a"}})
 			return err
 		}},
-		{"Query no text", func() error { _, err := c.Query(ctx, "", 0).NextPage(); return err }},
+		{"Query no text", func() error { _, err := c.Query("", 0).NextPage(ctx); return err }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -270,7 +270,7 @@ func (c *cli) query() command {
 				return usagef("query takes one argument, the query text (quote it)")
 			}
 			items := []json.RawMessage{}
-			for item, err := range sc.Query(ctx, args[0], pageSize).All() {
+			for item, err := range sc.Query(args[0], pageSize).All(ctx) {
 				if err != nil {
 					return err
 				}

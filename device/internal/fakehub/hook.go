@@ -140,13 +140,45 @@ func (k *hook) ID() string { return "fakehub" }
 
 func (k *hook) Provides(b byte) bool {
 	return bytes.IndexByte([]byte{
-		mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish,
-		mqtt.OnSubscribed, mqtt.OnDisconnect,
+		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish,
+		mqtt.OnSubscribed, mqtt.OnPacketRead, mqtt.OnDisconnect,
 	}, b) >= 0
+}
+
+// OnConnect answers CONNACK 3 while the hub is set unavailable. mochi
+// sends no CONNACK for an error from this hook, so the hook sends it.
+func (k *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	h := k.hub
+	h.mu.Lock()
+	unavailable := h.unavailable
+	h.mu.Unlock()
+	if !unavailable {
+		return nil
+	}
+	c := recordConnect(cl, pk)
+	h.record(func() { h.connects = append(h.connects, c) })
+	_ = h.srv.SendConnack(cl, packets.ErrServerUnavailable, false, nil)
+	return packets.ErrServerUnavailable
 }
 
 func (k *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	h := k.hub
+	c := recordConnect(cl, pk)
+	h.mu.Lock()
+	auth := h.auth
+	h.mu.Unlock()
+	c.Accepted = auth == nil || auth(c)
+	h.record(func() {
+		h.connects = append(h.connects, c)
+		if c.Accepted {
+			h.lastConn[c.ClientID] = len(h.connects) - 1
+		}
+	})
+	return c.Accepted
+}
+
+// recordConnect describes a CONNECT packet, not yet accepted.
+func recordConnect(cl *mqtt.Client, pk packets.Packet) Connect {
 	c := Connect{
 		ClientID:        pk.Connect.ClientIdentifier,
 		Username:        string(pk.Connect.Username),
@@ -164,17 +196,7 @@ func (k *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 			c.PeerCommonName = certs[0].Subject.CommonName
 		}
 	}
-	h.mu.Lock()
-	auth := h.auth
-	h.mu.Unlock()
-	c.Accepted = auth == nil || auth(c)
-	h.record(func() {
-		h.connects = append(h.connects, c)
-		if c.Accepted {
-			h.lastConn[c.ClientID] = len(h.connects) - 1
-		}
-	})
-	return c.Accepted
+	return c
 }
 
 func (k *hook) OnACLCheck(*mqtt.Client, string, bool) bool { return true }
@@ -194,6 +216,15 @@ func (k *hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
 			h.subs = append(h.subs, Subscription{ClientID: cl.ID, Conn: conn, Filter: f.Filter, QoS: f.Qos})
 		}
 	})
+}
+
+// OnPacketRead counts the device's PUBACKs (OnQosComplete would also see
+// the hub's own PUBACKs for telemetry).
+func (k *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type == packets.Puback {
+		k.hub.record(func() { k.hub.acks[cl.ID]++ })
+	}
+	return pk, nil
 }
 
 func (k *hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {

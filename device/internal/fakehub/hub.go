@@ -4,7 +4,7 @@
 // for testing the device client over real sockets without the emulator.
 // It embeds a mochi-mqtt broker with a TLS listener and a WSS listener on
 // /$iothub/websocket, both on 127.0.0.1, records every CONNECT, SUBSCRIBE
-// and PUBLISH, and plays the hub's side with an inline client: it answers
+// and PUBLISH (and counts PUBACKs), and plays the hub's side with an inline client: it answers
 // twin GET and reported PATCH requests, invokes methods, sends desired
 // patches and cloud-to-device messages, and can drop connections.
 //
@@ -107,6 +107,8 @@ type Hub struct {
 	disconnects    int
 	wsHandshakes   []WSHandshake
 	auth           func(Connect) bool
+	unavailable    bool
+	acks           map[string]int // client id -> QoS 1 deliveries it acknowledged
 	twinHook       func(TwinRequest) (TwinReply, bool)
 	dropOnPublish  []string
 	methodWait     map[string]chan MethodResult
@@ -154,6 +156,7 @@ func New() (*Hub, error) {
 		CA:             ca,
 		changed:        make(chan struct{}),
 		lastConn:       map[string]int{},
+		acks:           map[string]int{},
 		methodWait:     map[string]chan MethodResult{},
 		desired:        map[string]any{},
 		reported:       map[string]any{},
@@ -226,6 +229,23 @@ func (h *Hub) SetAuth(f func(Connect) bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.auth = f
+}
+
+// SetServerUnavailable makes the hub answer every CONNECT with CONNACK 3
+// (server unavailable), as the hub does when it is throttling or down,
+// until called with false. Unlike a refusal by SetAuth, a client retries
+// this one.
+func (h *Hub) SetServerUnavailable(on bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.unavailable = on
+}
+
+// WaitAcks waits until clientID has acknowledged at least n QoS 1 messages
+// from the hub (cloud-to-device messages) over all its connections.
+func (h *Hub) WaitAcks(t testing.TB, clientID string, n int) {
+	t.Helper()
+	h.waitFor(t, fmt.Sprintf("%d acknowledgements from %s", n, clientID), func() bool { return h.acks[clientID] >= n })
 }
 
 // SetTwinHook lets f answer twin requests; when it returns false the hub's
