@@ -174,11 +174,13 @@ func (h *Hub) Reset(ctx context.Context) error {
 	for _, c := range h.conns {
 		cs = append(cs, c)
 	}
-	h.runtime = map[Identity]*runtimeInfo{}
 	h.mu.Unlock()
 	for _, c := range cs {
-		c.session.Close()
+		c.kick()
 	}
+	h.mu.Lock()
+	h.runtime = map[Identity]*runtimeInfo{}
+	h.mu.Unlock()
 	err := h.db.Update(func(tx *store.Tx) error {
 		for _, b := range []store.Bucket{store.Devices, store.Modules, store.Messages, store.C2D, store.Feedback} {
 			var keys []string

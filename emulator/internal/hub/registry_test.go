@@ -320,3 +320,29 @@ func make64hex() []byte {
 	}
 	return b
 }
+
+// TestDisablingUnregistersAtOnce: when the hub ends a connection itself,
+// the registry stops showing it connected before the transport has
+// finished closing (the session's Close here never reports back).
+func TestDisablingUnregistersAtOnce(t *testing.T) {
+	h := newRegHub(t)
+	d := regDevice(t, h, Device{DeviceID: "off"})
+	s := &methodSession{}
+	h.Connect(Identity{DeviceID: "off"}, s, ConnectInfo{AuthMethod: "sas"})
+	d.Status = StatusDisabled
+	if _, err := h.PutDevice(context.Background(), d, "*"); err != nil {
+		t.Fatal(err)
+	}
+	if h.IsConnected(Identity{DeviceID: "off"}) {
+		t.Fatal("a disabled device still shows connected")
+	}
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if !closed {
+		t.Fatal("the disabled device's session was not closed")
+	}
+	if got, _ := h.GetDevice(context.Background(), "off"); got.ConnectionState != Disconnected || got.ConnectionStateUpdatedTime.IsZero() {
+		t.Fatalf("registry after disabling: %s at %v", got.ConnectionState, got.ConnectionStateUpdatedTime)
+	}
+}

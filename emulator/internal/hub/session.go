@@ -143,9 +143,11 @@ func (c *Conn) Disconnect() {
 // saveConnTimes persists when a connection ended and the last activity
 // seen on it, so the registry shows them after a restart. Activity itself
 // is kept in memory: one write per disconnect, not one per packet.
+//
+// It takes no identity lock: the hub may end a connection while holding
+// one (disabling or deleting a device), and the update re-reads the record
+// inside its transaction, so it cannot lose a concurrent write.
 func (h *Hub) saveConnTimes(id Identity, stateUpdated, lastActivity time.Time) {
-	unlock := h.lockIdentity(id)
-	defer unlock()
 	err := h.db.Update(func(tx *store.Tx) error {
 		r, err := loadRecord(tx, id)
 		if err != nil || r == nil {
@@ -204,10 +206,19 @@ func (h *Hub) conn(id Identity) *Conn {
 // IsConnected reports whether id has a live connection.
 func (h *Hub) IsConnected(id Identity) bool { return h.conn(id) != nil }
 
+// kick ends a connection the hub itself refuses to keep (token expired,
+// device disabled or deleted): it is unregistered at once, so nothing is
+// sent to it and the registry stops showing it connected before the
+// transport has finished closing, and then closed.
+func (c *Conn) kick() {
+	c.Disconnect()
+	c.session.Close()
+}
+
 // dropIdentity closes id's connection, if any.
 func (h *Hub) dropIdentity(id Identity) {
 	if c := h.conn(id); c != nil {
-		c.session.Close()
+		c.kick()
 	}
 }
 
@@ -222,7 +233,7 @@ func (h *Hub) dropDevice(deviceID string) {
 	}
 	h.mu.Unlock()
 	for _, c := range cs {
-		c.session.Close()
+		c.kick()
 	}
 }
 
@@ -239,14 +250,14 @@ func (c *Conn) armExpiry() {
 		c.timer.Stop()
 	}
 	if d <= 0 {
-		go c.session.Close()
+		go c.kick()
 		return
 	}
 	c.timer = time.AfterFunc(d, func() {
 		// The hub's clock may have been set back meanwhile: re-check.
 		if c.hub.Now().After(c.info.TokenExpiry.Add(ClockSkew)) {
 			c.hub.log.Info("token expired; closing connection", "identity", c.id.String())
-			c.session.Close()
+			c.kick()
 		} else {
 			c.armExpiry()
 		}
