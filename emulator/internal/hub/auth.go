@@ -61,6 +61,41 @@ func resourceHost(sr string) string {
 // route that needs the given rights. Failures are 401 with the hub's body
 // and say no more than the hub does.
 func (h *Hub) AuthorizeService(header string, need Rights) (ServiceCaller, error) {
+	c, err := h.authenticateService(header)
+	if err != nil {
+		return c, err
+	}
+	if c.Rights&need != need {
+		return ServiceCaller{}, lacks(c.Policy, need&^c.Rights)
+	}
+	return c, nil
+}
+
+// AuthorizeServiceAny is AuthorizeService for a route that any one of the
+// rights in anyOf opens.
+func (h *Hub) AuthorizeServiceAny(header string, anyOf Rights) (ServiceCaller, error) {
+	c, err := h.authenticateService(header)
+	if err != nil {
+		return c, err
+	}
+	if c.Rights&anyOf == 0 {
+		// Name the first right the route accepts, as the hub names one.
+		for _, n := range rightNames {
+			if anyOf&n.r != 0 {
+				return ServiceCaller{}, lacks(c.Policy, n.r)
+			}
+		}
+	}
+	return c, nil
+}
+
+func lacks(policy string, missing Rights) error {
+	return errors.Join(ErrAuth, huberr.UnauthorizedAccess("Unauthorized: the policy %s lacks %s.", policy, missing.String()))
+}
+
+// authenticateService checks a service token: policy, signature, expiry and
+// host. The token is parsed and verified once, whatever rights are asked.
+func (h *Hub) authenticateService(header string) (ServiceCaller, error) {
 	if header == "" {
 		return ServiceCaller{}, errors.Join(ErrAuth, huberr.UnauthorizedAccess("Unauthorized"))
 	}
@@ -84,9 +119,6 @@ func (h *Hub) AuthorizeService(header string, need Rights) (ServiceCaller, error
 	host := resourceHost(tok.Resource)
 	if !h.hostAccepted(host) || !tok.Covers(host) {
 		return ServiceCaller{}, errors.Join(ErrAuth, huberr.UnauthorizedAccess("Unauthorized"))
-	}
-	if p.Rights&need != need {
-		return ServiceCaller{}, errors.Join(ErrAuth, huberr.UnauthorizedAccess("Unauthorized: the policy %s lacks %s.", p.Name, (need&^p.Rights).String()))
 	}
 	return ServiceCaller{Policy: p.Name, Rights: p.Rights}, nil
 }

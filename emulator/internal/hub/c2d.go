@@ -217,13 +217,13 @@ func (c *Conn) UnsubscribeC2D() { c.c2d.Store(false) }
 // first. A message in flight on a live connection is not sent twice; one
 // sent on a connection that has gone is sent again (redelivery after
 // reconnect). Expired and dead-lettered messages are dropped with feedback.
+// It runs only on c's send goroutine (Conn.post), so passes on one
+// connection never overlap and keep queue order.
 func (h *Hub) deliverC2D(c *Conn) {
 	cs, ok := c.session.(C2DSession)
 	if !ok || c.id.ModuleID != "" {
 		return
 	}
-	c.c2dMu.Lock() // one delivery pass per connection at a time keeps order
-	defer c.c2dMu.Unlock()
 	if c.closed.Load() || !c.c2d.Load() {
 		return
 	}

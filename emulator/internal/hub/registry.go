@@ -5,7 +5,6 @@ package hub
 import (
 	"context"
 	"encoding/json"
-	"sort"
 	"strings"
 
 	"github.com/iothubemulator/iothub/emulator/internal/huberr"
@@ -578,37 +577,27 @@ func (h *Hub) ServiceStats() ServiceStatistics {
 // Without runtime state (nothing connected since the start) the identity
 // is Disconnected, with the times saved when its last connection ended.
 func (h *Hub) decorate(id Identity, d *Device, m *Module) {
-	h.mu.Lock()
-	rt := h.runtime[id]
-	var rtCopy runtimeInfo
-	if rt != nil {
-		rtCopy = *rt
-	}
-	h.mu.Unlock()
-	state := Disconnected
-	if rt != nil && rtCopy.state != "" {
-		state = rtCopy.state
-	}
 	if d != nil {
-		d.ConnectionState = state
-		if rt != nil {
-			d.ConnectionStateUpdatedTime, d.LastActivityTime = Time{rtCopy.stateUpdated}, Time{rtCopy.lastActivity}
-		}
+		d.ConnectionState, d.ConnectionStateUpdatedTime, d.LastActivityTime = h.connState(id, d.ConnectionStateUpdatedTime, d.LastActivityTime)
 	}
 	if m != nil {
-		m.ConnectionState = state
-		if rt != nil {
-			m.ConnectionStateUpdatedTime, m.LastActivityTime = Time{rtCopy.stateUpdated}, Time{rtCopy.lastActivity}
-		}
+		m.ConnectionState, m.ConnectionStateUpdatedTime, m.LastActivityTime = h.connState(id, m.ConnectionStateUpdatedTime, m.LastActivityTime)
 	}
 }
 
-// sortedKeys is a small helper for deterministic iteration in tests and lists.
-func sortedKeys[M ~map[string]V, V any](m M) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+// connState is an identity's connection state and times: the live ones
+// when it has connected since the start, else Disconnected with the stored
+// times of its last connection.
+func (h *Hub) connState(id Identity, storedUpdated, storedActivity Time) (state string, updated, activity Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	rt := h.runtime[id]
+	if rt == nil {
+		return Disconnected, storedUpdated, storedActivity
 	}
-	sort.Strings(keys)
-	return keys
+	state = rt.state
+	if state == "" {
+		state = Disconnected
+	}
+	return state, Time{rt.stateUpdated}, Time{rt.lastActivity}
 }

@@ -41,7 +41,6 @@ type Conn struct {
 	methods atomic.Bool // subscribed to $iothub/methods/POST/#
 	desired atomic.Bool // subscribed to desired-property notifications
 	c2d     atomic.Bool // subscribed to devices/{id}/messages/devicebound/#
-	c2dMu   sync.Mutex  // serialises delivery passes on this connection
 	closed  atomic.Bool
 
 	timerMu sync.Mutex

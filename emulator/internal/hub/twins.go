@@ -86,17 +86,9 @@ func (h *Hub) viewOf(tx *store.Tx, id Identity, r *record, parent *record) ([]by
 		v.X509Thumbprint = *auth.X509Thumbprint
 	}
 	if r.Device != nil {
-		v.LastActivityTime = r.Device.LastActivityTime
+		v.ConnectionState, _, v.LastActivityTime = h.connState(id, r.Device.ConnectionStateUpdatedTime, r.Device.LastActivityTime)
 	} else {
-		v.LastActivityTime = r.Module.LastActivityTime
-	}
-	h.mu.Lock()
-	if rt := h.runtime[id]; rt != nil {
-		v.ConnectionState, v.LastActivityTime = rt.state, Time{rt.lastActivity}
-	}
-	h.mu.Unlock()
-	if v.ConnectionState == "" {
-		v.ConnectionState = Disconnected
+		v.ConnectionState, _, v.LastActivityTime = h.connState(id, r.Module.ConnectionStateUpdatedTime, r.Module.LastActivityTime)
 	}
 	return json.Marshal(v)
 }

@@ -175,25 +175,27 @@ func (s *server) deviceReceive(w http.ResponseWriter, r *http.Request) error {
 	return err
 }
 
-func lockToken(r *http.Request) (string, error) {
+// lockedMessage reads the device and lock token of a settle route; the
+// token arrives as the ETag it was handed out as, possibly quoted.
+func lockedMessage(r *http.Request) (deviceID, token string, err error) {
+	id, err := identityOf(r)
+	if err != nil {
+		return "", "", err
+	}
 	v, err := pathVar(r, "lock")
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	return strings.Trim(v, `"`), nil
+	return id.DeviceID, strings.Trim(v, `"`), nil
 }
 
 func (s *server) deviceComplete(w http.ResponseWriter, r *http.Request) error {
-	id, err := identityOf(r)
-	if err != nil {
-		return err
-	}
-	tok, err := lockToken(r)
+	dev, tok, err := lockedMessage(r)
 	if err != nil {
 		return err
 	}
 	_, reject := r.URL.Query()["reject"]
-	if err := s.hub.CompleteC2DLock(r.Context(), id.DeviceID, tok, reject); err != nil {
+	if err := s.hub.CompleteC2DLock(r.Context(), dev, tok, reject); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -201,15 +203,11 @@ func (s *server) deviceComplete(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *server) deviceAbandon(w http.ResponseWriter, r *http.Request) error {
-	id, err := identityOf(r)
+	dev, tok, err := lockedMessage(r)
 	if err != nil {
 		return err
 	}
-	tok, err := lockToken(r)
-	if err != nil {
-		return err
-	}
-	if err := s.hub.AbandonC2DLock(r.Context(), id.DeviceID, tok); err != nil {
+	if err := s.hub.AbandonC2DLock(r.Context(), dev, tok); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

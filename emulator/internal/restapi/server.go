@@ -57,7 +57,7 @@ func (s *server) pipeline(rt route) http.Handler {
 		var err error
 		switch rt.kind {
 		case serviceRoute:
-			_, err = s.authorize(r.Header.Get("Authorization"), rt.rights)
+			_, err = s.hub.AuthorizeServiceAny(r.Header.Get("Authorization"), rt.rights)
 		case controlRoute:
 			// The control surface needs every right, i.e. the owner policy.
 			_, err = s.hub.AuthorizeService(r.Header.Get("Authorization"), rt.rights)
@@ -77,24 +77,6 @@ func (s *server) pipeline(rt route) http.Handler {
 			fail(err)
 		}
 	})
-}
-
-// authorize accepts a caller whose policy has any one of the rights.
-func (s *server) authorize(header string, any hub.Rights) (hub.ServiceCaller, error) {
-	var firstErr error
-	for _, r := range []hub.Rights{hub.RegistryRead, hub.RegistryWrite, hub.ServiceConnect, hub.DeviceConnect} {
-		if any&r == 0 {
-			continue
-		}
-		c, err := s.hub.AuthorizeService(header, r)
-		if err == nil {
-			return c, nil
-		}
-		if firstErr == nil {
-			firstErr = err
-		}
-	}
-	return hub.ServiceCaller{}, firstErr
 }
 
 func newTrackingID() string {
