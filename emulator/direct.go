@@ -96,9 +96,27 @@ func (s *Server) Messages(deviceID string) ([]*Message, error) {
 	return s.hub.Telemetry(deviceID, "", 0, 0)
 }
 
-// SetClock sets the emulator's clock (SAS expiry, timestamps); nil restores
-// the real clock.
-func (s *Server) SetClock(f func() time.Time) { s.hub.SetClock(f) }
+// The emulator has one clock. Timestamps, SAS expiry, method and connect
+// timeouts, long-polls, injected fault delays, C2D time-to-live and locks
+// and cache lifetimes all follow it, so moving it moves every deadline:
+// after SetTime, nothing moves until FastForward or another SetTime, and a
+// method call waiting 30 s for its device times out as soon as the clock is
+// fast-forwarded 30 s.
 
-// SetTime freezes the emulator's clock at t.
-func (s *Server) SetTime(t time.Time) { s.hub.SetClock(func() time.Time { return t }) }
+// Now is the emulator's current time.
+func (s *Server) Now() time.Time { return s.hub.Now() }
+
+// SetClock makes f the emulator's time (nil: wall time). Deadlines are
+// checked against f at every clock change and at least once per remaining
+// wall-clock duration; prefer SetTime and FastForward, which fire them
+// exactly.
+func (s *Server) SetClock(f func() time.Time) { s.hub.Clock().SetFunc(f) }
+
+// SetTime freezes the emulator's clock at t: it stays there until the next
+// SetTime, FastForward or SetClock. Deadlines t reaches fire.
+func (s *Server) SetTime(t time.Time) { s.hub.Clock().Set(t) }
+
+// FastForward moves the emulator's clock d forward and fires every deadline
+// it reaches (a token expiry closes its connection, a pending method call
+// times out, a C2D message expires).
+func (s *Server) FastForward(d time.Duration) { s.hub.Clock().FastForward(d) }

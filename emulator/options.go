@@ -27,7 +27,7 @@ type Options struct {
 	OwnerKey    string           `json:"ownerKey"`    // iothubowner primary key (base64); default WellKnownOwnerKey
 	Config      *Config          `json:"-"`           // policies and devices applied at start
 	Logger      *slog.Logger     `json:"-"`           // default: discard
-	Clock       func() time.Time `json:"-"`           // default: time.Now
+	Clock       func() time.Time `json:"-"`           // the clock's base; default wall time (see Server.SetClock)
 	LockTimeout time.Duration    `json:"-"`           // how long to wait for a database another process holds; default 1s
 
 	TelemetryMaxMessages int           `json:"telemetryMaxMessages"` // recorded telemetry kept; default 100,000
@@ -52,9 +52,6 @@ func (o *Options) setDefaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.Clock == nil {
-		o.Clock = time.Now
 	}
 	if o.LockTimeout == 0 {
 		o.LockTimeout = time.Second

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/iothubemulator/iothub/emulator/internal/certs"
+	"github.com/iothubemulator/iothub/emulator/internal/clock"
 	"github.com/iothubemulator/iothub/emulator/internal/hub"
 	"github.com/iothubemulator/iothub/emulator/internal/mqttapi"
 	"github.com/iothubemulator/iothub/emulator/internal/restapi"
@@ -80,7 +81,7 @@ func New(opts Options) (*Server, error) {
 		Policies:   policies,
 		DeviceCAs:  cas,
 		Logger:     opts.Logger,
-		Clock:      opts.Clock,
+		Clock:      clock.FromFunc(opts.Clock),
 		Retention:  hub.RetentionConfig{MaxMessages: opts.TelemetryMaxMessages, MaxAge: opts.TelemetryMaxAge},
 	})
 	if err != nil {

@@ -128,11 +128,11 @@ func TestAuthenticateDeviceClock(t *testing.T) {
 	if _, err := h.AuthenticateDevice(Identity{DeviceID: "d1"}, tok, nil); err != nil {
 		t.Fatalf("at expiry: %v", err)
 	}
-	h.SetClock(func() time.Time { return regNow.Add(ClockSkew) })
+	h.Clock().SetFunc(func() time.Time { return regNow.Add(ClockSkew) })
 	if _, err := h.AuthenticateDevice(Identity{DeviceID: "d1"}, tok, nil); err != nil {
 		t.Fatalf("at expiry + skew: %v", err)
 	}
-	h.SetClock(func() time.Time { return regNow.Add(ClockSkew + time.Second) })
+	h.Clock().SetFunc(func() time.Time { return regNow.Add(ClockSkew + time.Second) })
 	_, err := h.AuthenticateDevice(Identity{DeviceID: "d1"}, tok, nil)
 	wantAuthErr(t, err, 401003)
 }
@@ -257,8 +257,8 @@ func TestAuthenticateDeviceX509(t *testing.T) {
 		})
 	}
 	t.Run("expired certificate", func(t *testing.T) {
-		h.SetClock(func() time.Time { return regNow.Add(2 * time.Hour) })
-		defer h.SetClock(func() time.Time { return regNow })
+		h.Clock().SetFunc(func() time.Time { return regNow.Add(2 * time.Hour) })
+		defer h.Clock().SetFunc(func() time.Time { return regNow })
 		_, err := h.AuthenticateDevice(Identity{DeviceID: "selfdev"}, "", []*x509.Certificate{selfCert})
 		wantAuthErr(t, err, 401003)
 	})

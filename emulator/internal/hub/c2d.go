@@ -185,6 +185,15 @@ func (h *Hub) SendC2D(ctx context.Context, deviceID string, m *C2DMessage, ttl t
 	return &out, nil
 }
 
+// lockQueue takes the lock of a device's C2D queue (striped, as identity
+// locks are). It orders delivery passes against HTTPS receives; see
+// deliverC2D.
+func (h *Hub) lockQueue(deviceID string) func() {
+	m := &h.queueLock[fnv32(deviceID)%uint32(len(h.queueLock))]
+	m.Lock()
+	return m.Unlock
+}
+
 // deliverIfSubscribed runs a delivery pass on the device's connection if
 // it is subscribed to cloud-to-device messages.
 func (h *Hub) deliverIfSubscribed(deviceID string) {
@@ -229,11 +238,13 @@ func (h *Hub) deliverC2D(c *Conn) {
 	}
 	var send []*C2DMessage
 	now := h.Now()
+	// The queue lock keeps an HTTPS receive of this device out from the
+	// commit below until the new lock tokens are tracked: before that, the
+	// receive would take a message in flight here for one stranded on a
+	// gone connection, and deliver it twice.
+	unlock := h.lockQueue(c.id.DeviceID)
 	err := h.db.Update(func(tx *store.Tx) error {
-		// The store may run this function again when another update of its
-		// commit group fails: forget what an earlier run tracked.
-		h.c2d.untrackAll(send)
-		send = nil
+		send = nil // the store may run this function again
 		queued, err := h.sweepC2D(tx, c2dPrefix(c.id.DeviceID), now)
 		if err != nil {
 			return err
@@ -248,16 +259,17 @@ func (h *Hub) deliverC2D(c *Conn) {
 			if err := putC2D(tx, m); err != nil {
 				return err
 			}
-			// Tracked before the commit: once the new lock token is
-			// durable, a concurrent HTTPS receive must see the message as
-			// in flight.
-			h.c2d.track(m.LockToken, c)
 			send = append(send, m)
 		}
 		return nil
 	})
+	if err == nil {
+		for _, m := range send {
+			h.c2d.track(m.LockToken, c)
+		}
+	}
+	unlock()
 	if err != nil {
-		h.c2d.untrackAll(send)
 		h.log.Error("cloud-to-device delivery failed", "device", c.id.DeviceID, "err", err)
 		return
 	}
@@ -573,6 +585,8 @@ func (h *Hub) ReceiveC2D(ctx context.Context, deviceID string, lock time.Duratio
 	}
 	now := h.Now()
 	var got *C2DMessage
+	unlock := h.lockQueue(deviceID)
+	defer unlock()
 	err := h.db.Update(func(tx *store.Tx) error {
 		got = nil
 		queued, err := h.sweepC2D(tx, c2dPrefix(deviceID), now)
@@ -593,6 +607,11 @@ func (h *Hub) ReceiveC2D(ctx context.Context, deviceID string, lock time.Duratio
 		got.LockedUntil = now.Add(lock)
 		return putC2D(tx, got)
 	})
+	if err == nil && got != nil {
+		// A lock that runs out makes the message deliverable again: a
+		// device subscribed over MQTT gets it then, not at the next send.
+		h.clk.AfterFunc(lock, func() { h.deliverIfSubscribed(deviceID) })
+	}
 	return got, err
 }
 

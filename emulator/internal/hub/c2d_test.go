@@ -70,38 +70,17 @@ func (s *c2dSession) take() []C2DMessage {
 	return out
 }
 
-// c2dClock is a settable hub clock.
-type c2dClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *c2dClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *c2dClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-// c2dEnv is a hub with a settable clock and a device.
+// c2dEnv is a hub whose clock stands still until advance, and a device.
 type c2dEnv struct {
-	t     *testing.T
-	hub   *Hub
-	clock *c2dClock
-	dev   *Device
+	t   *testing.T
+	hub *Hub
+	dev *Device
 }
 
 func newC2DEnv(t *testing.T) *c2dEnv {
 	t.Helper()
 	h := newRegHub(t)
-	clk := &c2dClock{now: regNow}
-	h.SetClock(clk.Now)
-	return &c2dEnv{t: t, hub: h, clock: clk, dev: regDevice(t, h, Device{DeviceID: "dev1"})}
+	return &c2dEnv{t: t, hub: h, dev: regDevice(t, h, Device{DeviceID: "dev1"})}
 }
 
 // connect registers a live session for the device; subscribe also
@@ -247,7 +226,7 @@ func TestC2DFeedbackPerAck(t *testing.T) {
 			}
 		}},
 		{FeedbackExpired, func(e *c2dEnv) {
-			e.clock.advance(DefaultC2DTTL + time.Second)
+			e.hub.Clock().FastForward(DefaultC2DTTL + time.Second)
 		}},
 		{FeedbackDeliveryCountExceeded, func(e *c2dEnv) {
 			for range MaxDeliveryCount {
@@ -282,7 +261,7 @@ func TestC2DFeedbackPerAck(t *testing.T) {
 				var want []Feedback
 				if wanted {
 					want = []Feedback{{OriginalMessageID: "m1", DeviceGenerationID: e.dev.GenerationID, DeviceID: "dev1",
-						EnqueuedTimeUTC: e.clock.Now(), StatusCode: o.status, Description: feedbackDescription[o.status]}}
+						EnqueuedTimeUTC: e.hub.Now(), StatusCode: o.status, Description: feedbackDescription[o.status]}}
 				}
 				if diff := cmp.Diff(want, e.feedback()); diff != "" {
 					t.Errorf("feedback (-want +got):\n%s", diff)
@@ -351,7 +330,7 @@ func TestC2DQueueLimit(t *testing.T) {
 	wantCode(t, "51st message", err, 403004)
 
 	// An expired message no longer counts: the queue has room again.
-	e.clock.advance(2 * time.Minute)
+	e.hub.Clock().FastForward(2 * time.Minute)
 	e.send("dev1", "fits", "", 0)
 	if got := len(e.pending("dev1")); got != MaxC2DQueue {
 		t.Errorf("queue length: got %d, want %d", got, MaxC2DQueue)
@@ -373,11 +352,11 @@ func TestC2DExpiry(t *testing.T) {
 	}
 
 	// At the expiry instant the message is still deliverable.
-	e.clock.advance(30 * time.Second)
+	e.hub.Clock().FastForward(30 * time.Second)
 	if got := e.pending("dev1"); len(got) != 2 {
 		t.Fatalf("at the expiry time: got queue %v, want both", got)
 	}
-	e.clock.advance(time.Millisecond)
+	e.hub.Clock().FastForward(time.Millisecond)
 	_, s := e.connect("dev1", true)
 	if got := ids(s.take()); !cmp.Equal(got, []string{"long"}) {
 		t.Fatalf("delivered after expiry: got %v, want [long]", got)
@@ -498,7 +477,7 @@ func TestC2DHTTPSLocks(t *testing.T) {
 		e := newC2DEnv(t)
 		e.send("dev1", "m", "", 0)
 		m := e.receive(10 * time.Second)
-		e.clock.advance(10 * time.Second)
+		e.hub.Clock().FastForward(10 * time.Second)
 		wantCode(t, "complete at lock expiry", e.hub.CompleteC2DLock(ctx, "dev1", m.LockToken, false), 412002)
 		wantCode(t, "abandon at lock expiry", e.hub.AbandonC2DLock(ctx, "dev1", m.LockToken), 412002)
 		wantCode(t, "reject at lock expiry", e.hub.CompleteC2DLock(ctx, "dev1", m.LockToken, true), 412002)
@@ -537,6 +516,25 @@ func TestC2DHTTPSLocks(t *testing.T) {
 			t.Fatalf("got %v, %v; want nothing", m, err)
 		}
 		wantCode(t, "complete with an unknown token", e.hub.CompleteC2DLock(ctx, "dev1", "nope", false), 412002)
+	})
+	t.Run("lock expiry reaches an MQTT subscriber", func(t *testing.T) {
+		e := newC2DEnv(t)
+		e.send("dev1", "m", "", 0)
+		e.receive(30 * time.Second)
+		_, s := e.connect("dev1", true)
+		if got := s.take(); len(got) != 0 {
+			t.Fatalf("locked message sent over MQTT: %v", ids(got))
+		}
+		e.hub.Clock().FastForward(30 * time.Second)
+		// The redelivery runs on a timer goroutine, then on the
+		// connection's send goroutine: wait for it to be posted.
+		var got []C2DMessage
+		for deadline := time.Now().Add(10 * time.Second); len(got) == 0 && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			got = s.take()
+		}
+		if len(got) != 1 || got[0].DeliveryCount != 2 {
+			t.Fatalf("after the lock ran out: got %+v, want the message with delivery count 2", got)
+		}
 	})
 	t.Run("abandon reaches an MQTT subscriber", func(t *testing.T) {
 		e := newC2DEnv(t)

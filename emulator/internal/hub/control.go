@@ -155,7 +155,7 @@ func (h *Hub) react(ctx context.Context, op string, id Identity) error {
 		return nil
 	}
 	if f.Delay > 0 {
-		t := time.NewTimer(f.Delay)
+		t := h.clk.NewTimer(f.Delay)
 		select {
 		case <-t.C:
 		case <-ctx.Done():

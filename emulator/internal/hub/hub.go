@@ -15,21 +15,21 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/iothubemulator/iothub/emulator/internal/clock"
 	"github.com/iothubemulator/iothub/emulator/internal/store"
 )
 
 // Config configures a Hub.
 type Config struct {
-	HostName   string           // the hub host name used in SAS resource URIs
-	ExtraHosts []string         // other names clients may use in SAS resource URIs (TLS SANs)
-	Policies   []Policy         // shared access policies; DefaultPolicies if empty
-	DeviceCAs  *x509.CertPool   // CAs that sign certificateAuthority devices' certificates
-	Logger     *slog.Logger     // nil: discard
-	Clock      func() time.Time // nil: time.Now
-	Retention  RetentionConfig  // bounds of the recorded telemetry log
+	HostName   string          // the hub host name used in SAS resource URIs
+	ExtraHosts []string        // other names clients may use in SAS resource URIs (TLS SANs)
+	Policies   []Policy        // shared access policies; DefaultPolicies if empty
+	DeviceCAs  *x509.CertPool  // CAs that sign certificateAuthority devices' certificates
+	Logger     *slog.Logger    // nil: discard
+	Clock      *clock.Clock    // nil: a clock of its own on wall time
+	Retention  RetentionConfig // bounds of the recorded telemetry log
 }
 
 // Hub is the IoT Hub core.
@@ -38,19 +38,20 @@ type Hub struct {
 	db       *store.DB
 	log      *slog.Logger
 	hosts    []string
-	clock    atomic.Pointer[func() time.Time]
+	clk      *clock.Clock
 	policies map[string]Policy
 
-	mu       sync.Mutex
-	conns    map[Identity]*Conn        // live connections, one per identity
-	runtime  map[Identity]*runtimeInfo // connection state, kept across connections
-	subWake  chan struct{}             // closed and replaced when a method subscription appears
-	pending  map[string]*pendingMethod
-	ridSeq   uint64
-	twinLock [64]sync.Mutex // striped per-identity locks: orders writes and their notifications
-	c2d      c2dState
-	queries  queryCache
-	rec      recorder
+	mu        sync.Mutex
+	conns     map[Identity]*Conn        // live connections, one per identity
+	runtime   map[Identity]*runtimeInfo // connection state, kept across connections
+	subWake   chan struct{}             // closed and replaced when a method subscription appears
+	pending   map[string]*pendingMethod
+	ridSeq    uint64
+	twinLock  [64]sync.Mutex // striped per-identity locks: orders writes and their notifications
+	queueLock [64]sync.Mutex // striped per-device C2D queue locks: see deliverC2D
+	c2d       c2dState
+	queries   queryCache
+	rec       recorder
 
 	reactorMu sync.RWMutex
 	reactor   Reactor
@@ -85,11 +86,10 @@ func New(db *store.DB, cfg Config) (*Hub, error) {
 		pending:   map[string]*pendingMethod{},
 		msgNotify: make(chan struct{}),
 	}
-	clock := cfg.Clock
-	if clock == nil {
-		clock = time.Now
+	h.clk = cfg.Clock
+	if h.clk == nil {
+		h.clk = clock.New()
 	}
-	h.clock.Store(&clock)
 	h.hosts = append(h.hosts, strings.ToLower(cfg.HostName))
 	for _, x := range cfg.ExtraHosts {
 		if x != "" {
@@ -115,17 +115,12 @@ func New(db *store.DB, cfg Config) (*Hub, error) {
 }
 
 // Now returns the hub's current time.
-func (h *Hub) Now() time.Time { return (*h.clock.Load())() }
+func (h *Hub) Now() time.Time { return h.clk.Now() }
 
-// SetClock replaces the hub's clock (nil restores time.Now). Connections
-// whose tokens expire under the new clock are closed at once.
-func (h *Hub) SetClock(f func() time.Time) {
-	if f == nil {
-		f = time.Now
-	}
-	h.clock.Store(&f)
-	h.expireTokens()
-}
+// Clock is the hub's clock. Moving it moves every deadline of the hub:
+// tokens that expire under the new time close their connections, method
+// timeouts and long-polls end, C2D messages expire.
+func (h *Hub) Clock() *clock.Clock { return h.clk }
 
 // HostName is the hub's host name.
 func (h *Hub) HostName() string { return h.cfg.HostName }
@@ -140,11 +135,15 @@ func (h *Hub) Policy(name string) (Policy, bool) {
 func (h *Hub) Logger() *slog.Logger { return h.log }
 
 func (h *Hub) lockIdentity(id Identity) func() {
-	f := fnv.New32a()
-	f.Write([]byte(id.DeviceID))
-	m := &h.twinLock[f.Sum32()%uint32(len(h.twinLock))]
+	m := &h.twinLock[fnv32(id.DeviceID)%uint32(len(h.twinLock))]
 	m.Lock()
 	return m.Unlock
+}
+
+func fnv32(s string) uint32 {
+	f := fnv.New32a()
+	f.Write([]byte(s))
+	return f.Sum32()
 }
 
 // Close disconnects every session and stops background work. The store is

@@ -86,7 +86,7 @@ func (h *Hub) InvokeMethod(ctx context.Context, id Identity, r MethodRequest) (r
 	if bytes.Equal(bytes.TrimSpace(payload), []byte("null")) {
 		payload = nil // a null payload reaches the device as an empty body (§3.9)
 	}
-	connectDeadline := time.NewTimer(r.ConnectTimeout)
+	connectDeadline := h.clk.NewTimer(r.ConnectTimeout)
 	defer connectDeadline.Stop()
 	var failed *Conn // a connection the request could not be written to
 	for {
@@ -148,7 +148,7 @@ func (h *Hub) callOn(ctx context.Context, c *Conn, r MethodRequest, payload []by
 	}()
 	// The response timeout runs from the moment the request is queued:
 	// a device slow to take it uses up its own time.
-	timer := time.NewTimer(r.ResponseTimeout)
+	timer := h.clk.NewTimer(r.ResponseTimeout)
 	defer timer.Stop()
 	sent := c.post(func() {
 		if err := c.session.SendMethod(rid, r.Name, payload); err != nil {

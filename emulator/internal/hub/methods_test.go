@@ -92,24 +92,48 @@ func TestInvokeMethodPayloads(t *testing.T) {
 	}
 }
 
-// TestInvokeMethodTimesOut waits the hub's minimum response timeout (5 s)
-// for a subscribed device that never answers.
+// TestInvokeMethodTimesOut: a subscribed device that never answers gets
+// 504101 when the hub's clock passes the response timeout, and not before.
 func TestInvokeMethodTimesOut(t *testing.T) {
 	t.Parallel()
 	h := newRegHub(t)
 	regDevice(t, h, Device{DeviceID: "mute"})
 	connectMethods(t, h, Identity{DeviceID: "mute"}, &methodSession{})
-	start := time.Now()
-	_, err := h.InvokeMethod(context.Background(), Identity{DeviceID: "mute"}, MethodRequest{Name: "m", ResponseTimeout: MinResponseTimeout})
-	if !errors.Is(err, huberr.GatewayTimeout(0)) {
-		t.Fatalf("got %v, want 504101 GatewayTimeout", err)
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.InvokeMethod(context.Background(), Identity{DeviceID: "mute"}, MethodRequest{Name: "m", ResponseTimeout: MinResponseTimeout})
+		done <- err
+	}()
+	waitTimers(t, h, 1)
+	h.Clock().FastForward(MinResponseTimeout - time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("the call ended before its response timeout: %v", err)
+	case <-time.After(20 * time.Millisecond):
 	}
-	if d := time.Since(start); d < MinResponseTimeout {
-		t.Fatalf("timed out after %v, before the response timeout", d)
+	h.Clock().FastForward(time.Millisecond)
+	select {
+	case err := <-done:
+		if !errors.Is(err, huberr.GatewayTimeout(0)) {
+			t.Fatalf("got %v, want 504101 GatewayTimeout", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the call did not time out when the clock passed its response timeout")
 	}
 	calls := h.MethodCalls("mute")
-	if len(calls) != 1 || calls[0].ErrorCode != 504101 {
+	if len(calls) != 1 || calls[0].ErrorCode != 504101 || calls[0].DurationMs != MinResponseTimeout.Milliseconds() {
 		t.Fatalf("recorded calls: %+v", calls)
+	}
+}
+
+// waitTimers waits until the hub's clock has at least n deadlines armed,
+// so that a test moves the clock only once the code under test waits.
+func waitTimers(t *testing.T, h *Hub, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); h.Clock().Pending() < n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d clock timers armed after 10 s; want %d", h.Clock().Pending(), n)
+		}
 	}
 }
 

@@ -58,7 +58,7 @@ func (h *Hub) Query(ctx context.Context, text string, pageSize int, continuation
 		}
 		return nil, huberr.ArgumentInvalid("%s", err.Error())
 	}
-	items, cached := h.queries.get(snap)
+	items, cached := h.queries.get(snap, h.Now())
 	if !cached {
 		if items, err = h.runQuery(ctx, q); err != nil {
 			return nil, err
@@ -70,7 +70,7 @@ func (h *Hub) Query(ctx context.Context, text string, pageSize int, continuation
 		page.Items = items[offset:end]
 		if end < len(items) {
 			if !cached {
-				snap = h.queries.put(items)
+				snap = h.queries.put(items, h.Now())
 			}
 			page.Continuation = encodeContinuation(end, text, snap)
 		}
@@ -181,27 +181,27 @@ type cachedResult struct {
 	created time.Time
 }
 
-func (c *queryCache) get(id string) ([]json.RawMessage, bool) {
+func (c *queryCache) get(id string, now time.Time) ([]json.RawMessage, bool) {
 	if id == "" {
 		return nil, false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.entries[id]
-	if e == nil || time.Since(e.created) > queryCacheTTL {
+	if e == nil || now.Sub(e.created) > queryCacheTTL {
 		return nil, false
 	}
 	return e.items, true
 }
 
-func (c *queryCache) put(items []json.RawMessage) string {
+func (c *queryCache) put(items []json.RawMessage, now time.Time) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.entries == nil {
 		c.entries = map[string]*cachedResult{}
 	}
 	for id, e := range c.entries {
-		if time.Since(e.created) > queryCacheTTL {
+		if now.Sub(e.created) > queryCacheTTL {
 			delete(c.entries, id)
 		}
 	}
@@ -216,7 +216,7 @@ func (c *queryCache) put(items []json.RawMessage) string {
 	}
 	c.seq++
 	id := strconv.FormatUint(c.seq, 36)
-	c.entries[id] = &cachedResult{items: items, created: time.Now()}
+	c.entries[id] = &cachedResult{items: items, created: now}
 	return id
 }
 

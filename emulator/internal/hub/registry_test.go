@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/iothubemulator/iothub/emulator/internal/clock"
 	"github.com/iothubemulator/iothub/emulator/internal/huberr"
 	"github.com/iothubemulator/iothub/emulator/internal/store"
 )
@@ -31,7 +32,7 @@ func newRegHub(t *testing.T) *Hub {
 		t.Fatalf("open store: %v", err)
 	}
 	h, err := New(db, Config{HostName: "myhub.example", Policies: DefaultPolicies(regOwnerKey),
-		Clock: func() time.Time { return regNow }})
+		Clock: clock.At(regNow)})
 	if err != nil {
 		db.Close()
 		t.Fatalf("new hub: %v", err)

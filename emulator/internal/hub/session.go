@@ -3,10 +3,12 @@
 package hub
 
 import (
-	"github.com/iothubemulator/iothub/emulator/internal/store"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/iothubemulator/iothub/emulator/internal/clock"
+	"github.com/iothubemulator/iothub/emulator/internal/store"
 )
 
 // Session is a device's live connection as a transport sees it. The hub
@@ -44,7 +46,7 @@ type Conn struct {
 	closed  atomic.Bool
 
 	timerMu sync.Mutex
-	timer   *time.Timer
+	timer   *clock.Timer
 
 	out  chan func()   // hub-initiated sends, run in order by runOutbox
 	stop chan struct{} // closed by Disconnect
@@ -252,7 +254,7 @@ func (c *Conn) armExpiry() {
 		go c.kick()
 		return
 	}
-	c.timer = time.AfterFunc(d, func() {
+	c.timer = c.hub.clk.AfterFunc(d, func() {
 		// The hub's clock may have been set back meanwhile: re-check.
 		if c.hub.Now().After(c.info.TokenExpiry.Add(ClockSkew)) {
 			c.hub.log.Info("token expired; closing connection", "identity", c.id.String())
@@ -269,17 +271,4 @@ func (c *Conn) stopTimer() {
 		c.timer.Stop()
 	}
 	c.timerMu.Unlock()
-}
-
-// expireTokens re-evaluates every connection's token against the clock.
-func (h *Hub) expireTokens() {
-	h.mu.Lock()
-	cs := make([]*Conn, 0, len(h.conns))
-	for _, c := range h.conns {
-		cs = append(cs, c)
-	}
-	h.mu.Unlock()
-	for _, c := range cs {
-		c.armExpiry()
-	}
 }

@@ -228,7 +228,7 @@ func (h *Hub) msgWake() {
 // WaitTelemetry returns messages as Telemetry does, waiting up to wait for
 // at least one to arrive when none is there yet (long poll).
 func (h *Hub) WaitTelemetry(ctx context.Context, deviceID, moduleID string, since uint64, limit int, wait time.Duration) ([]*Message, error) {
-	deadline := time.NewTimer(wait)
+	deadline := h.clk.NewTimer(wait)
 	defer deadline.Stop()
 	for {
 		h.msgMu.Lock()

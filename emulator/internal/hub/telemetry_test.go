@@ -4,19 +4,21 @@ package hub
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/iothubemulator/iothub/emulator/internal/clock"
 	"github.com/iothubemulator/iothub/emulator/internal/store"
 )
 
-func newRetentionHub(t *testing.T, r RetentionConfig, clock func() time.Time) *Hub {
+func newRetentionHub(t *testing.T, r RetentionConfig, now func() time.Time) *Hub {
 	t.Helper()
 	db, err := store.OpenTemp()
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := New(db, Config{HostName: "myhub.example", Policies: DefaultPolicies(regOwnerKey), Retention: r, Clock: clock})
+	h, err := New(db, Config{HostName: "myhub.example", Policies: DefaultPolicies(regOwnerKey), Retention: r, Clock: clock.FromFunc(now)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +124,7 @@ func TestWaitTelemetryWakesOnNewMessage(t *testing.T) {
 		ms, _ := h.WaitTelemetry(context.Background(), "d", "", 0, 0, 10*time.Second)
 		got <- len(ms)
 	}()
-	time.Sleep(50 * time.Millisecond)
+	waitTimers(t, h, 1) // the long poll is waiting
 	recordMsg(t, h, "x")
 	select {
 	case n := <-got:
@@ -131,5 +133,29 @@ func TestWaitTelemetryWakesOnNewMessage(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("WaitTelemetry did not wake on a new message")
+	}
+}
+
+// TestWaitTelemetryEndsWithTheClock: a long poll with nothing to return
+// ends when the hub's clock passes its wait, not when wall time does.
+func TestWaitTelemetryEndsWithTheClock(t *testing.T) {
+	h := newRegHub(t)
+	got := make(chan error, 1)
+	go func() {
+		ms, err := h.WaitTelemetry(context.Background(), "d", "", 0, 0, time.Minute)
+		if err == nil && len(ms) != 0 {
+			err = fmt.Errorf("got %d messages, want none", len(ms))
+		}
+		got <- err
+	}()
+	waitTimers(t, h, 1)
+	h.Clock().FastForward(time.Minute)
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the long poll outlived its wait on the hub's clock")
 	}
 }

@@ -187,8 +187,8 @@ func TestTokenExpiryClosesConnection(t *testing.T) {
 	e := newEnv(t)
 	key := e.addDevice(t, "dev1")
 	c := e.mustConnect(t, dialer{clientID: "dev1", password: token(t, hub.Identity{DeviceID: "dev1"}, "", key, time.Now().Add(time.Hour))})
-	t.Cleanup(func() { e.hub.SetClock(nil) })
-	e.hub.SetClock(func() time.Time { return time.Now().Add(time.Hour + hub.ClockSkew + time.Minute) })
+	t.Cleanup(func() { e.hub.Clock().SetFunc(nil) })
+	e.hub.Clock().SetFunc(func() time.Time { return time.Now().Add(time.Hour + hub.ClockSkew + time.Minute) })
 	c.waitLost(t)
 	eventually(t, "hub sees the device disconnected", func() bool { return !e.hub.IsConnected(hub.Identity{DeviceID: "dev1"}) })
 }

@@ -199,8 +199,8 @@ func TestC2DLockExpiry(t *testing.T) {
 	}
 	lock := etag(t, r)
 
-	e.hub.SetClock(func() time.Time { return testNow.Add(10 * time.Second) })
-	t.Cleanup(func() { e.hub.SetClock(func() time.Time { return testNow }) })
+	e.hub.Clock().SetFunc(func() time.Time { return testNow.Add(10 * time.Second) })
+	t.Cleanup(func() { e.hub.Clock().SetFunc(func() time.Time { return testNow }) })
 	checkFormA(t, "complete after lock expiry", e.do(request{method: "DELETE", path: c2dPath + "/" + lock, auth: tok}), 412, "DeviceMessageLockLost")
 	checkFormA(t, "abandon after lock expiry", e.do(request{method: "POST", path: c2dPath + "/" + lock + "/abandon", auth: tok}), 412, "DeviceMessageLockLost")
 	r = e.receive(tok, nil)

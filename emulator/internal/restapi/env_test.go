@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iothubemulator/iothub/emulator/internal/clock"
 	"github.com/iothubemulator/iothub/emulator/internal/hub"
 	"github.com/iothubemulator/iothub/emulator/internal/store"
 	"github.com/iothubemulator/iothub/internal/sas"
@@ -50,7 +51,7 @@ func newEnv(t *testing.T) *env {
 	h, err := hub.New(db, hub.Config{
 		HostName: testHost,
 		Policies: hub.DefaultPolicies(ownerKey),
-		Clock:    func() time.Time { return testNow },
+		Clock:    clock.FromFunc(func() time.Time { return testNow }),
 	})
 	if err != nil {
 		db.Close()

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iothubemulator/iothub/emulator/internal/clock"
 	"github.com/iothubemulator/iothub/emulator/internal/hub"
 	"github.com/iothubemulator/iothub/emulator/internal/store"
 	"github.com/iothubemulator/iothub/internal/sas"
@@ -47,7 +48,7 @@ func FuzzRequests(f *testing.F) {
 	}
 	now := time.Date(2024, 5, 2, 0, 0, 0, 0, time.UTC)
 	h, err := hub.New(db, hub.Config{HostName: testHost, Policies: hub.DefaultPolicies(ownerKey),
-		Clock: func() time.Time { return now }})
+		Clock: clock.FromFunc(func() time.Time { return now })})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -50,7 +51,17 @@ type DB struct {
 	remove bool // delete the file on Close (in-memory mode)
 	ops    chan *op
 	done   chan struct{}
+
+	// closeMu orders Update's send on ops before Close closes it: senders
+	// hold it shared, Close exclusively. A sender blocked on a full queue
+	// holds it until the committer takes its op, which the committer does
+	// until ops is closed, so Close never waits forever.
+	closeMu sync.RWMutex
+	closed  bool
 }
+
+// ErrClosed is returned by Update after Close.
+var ErrClosed = errors.New("store is closed")
 
 type op struct {
 	fn  func(*Tx) error
@@ -126,9 +137,17 @@ func OpenTemp() (*DB, error) {
 // Path is the database file's path.
 func (db *DB) Path() string { return db.path }
 
-// Close waits for queued updates and closes the file.
+// Close waits for queued updates and closes the file. Later updates fail
+// with ErrClosed; a second Close does nothing.
 func (db *DB) Close() error {
+	db.closeMu.Lock()
+	if db.closed {
+		db.closeMu.Unlock()
+		return nil
+	}
+	db.closed = true
 	close(db.ops)
+	db.closeMu.Unlock()
 	<-db.done
 	err := db.bolt.Close()
 	if db.remove {
@@ -146,14 +165,15 @@ func (db *DB) View(fn func(*Tx) error) error {
 // transaction is durable. fn may be run more than once (when another update
 // in the same group fails) and must not have effects outside the
 // transaction other than setting its own results.
-func (db *DB) Update(fn func(*Tx) error) (err error) {
+func (db *DB) Update(fn func(*Tx) error) error {
 	o := &op{fn: fn, err: make(chan error, 1)}
-	defer func() {
-		if recover() != nil { // ops closed: the store is shutting down
-			err = errors.New("store is closed")
-		}
-	}()
+	db.closeMu.RLock()
+	if db.closed {
+		db.closeMu.RUnlock()
+		return ErrClosed
+	}
 	db.ops <- o
+	db.closeMu.RUnlock()
 	return <-o.err
 }
 

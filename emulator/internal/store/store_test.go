@@ -266,3 +266,53 @@ func BenchmarkUpdate(b *testing.B) {
 		}
 	})
 }
+
+// TestUpdateRacingClose: updates that race with Close either commit or
+// fail with ErrClosed; none panics or hangs, and every one that reported
+// success is in the file afterwards.
+func TestUpdateRacingClose(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hub.db")
+	db, err := Open(path, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	var wg sync.WaitGroup
+	results := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = db.Update(func(tx *Tx) error { return tx.Put(Devices, fmt.Sprint(i), []byte("x")) })
+		}()
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if err := db.Update(func(*Tx) error { return nil }); !errors.Is(err, ErrClosed) {
+		t.Errorf("update after Close: got %v, want ErrClosed", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	db, err = Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.View(func(tx *Tx) error {
+		for i, r := range results {
+			switch {
+			case r == nil && tx.Get(Devices, fmt.Sprint(i)) == nil:
+				t.Errorf("update %d reported success but is not in the file", i)
+			case r != nil && !errors.Is(r, ErrClosed):
+				t.Errorf("update %d racing Close: got %v, want nil or ErrClosed", i, r)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
