@@ -25,21 +25,23 @@ import (
 type Config struct {
 	HostName   string          // the hub host name used in SAS resource URIs
 	ExtraHosts []string        // other names clients may use in SAS resource URIs (TLS SANs)
-	Policies   []Policy        // shared access policies; DefaultPolicies if empty
+	Policies   []Policy        // shared access policies; at least one
 	DeviceCAs  *x509.CertPool  // CAs that sign certificateAuthority devices' certificates
 	Logger     *slog.Logger    // nil: discard
 	Clock      *clock.Clock    // nil: a clock of its own on wall time
 	Retention  RetentionConfig // bounds of the recorded telemetry log
+	Partitions int             // partitions of the Event Hub-compatible endpoint; DefaultPartitions if 0
 }
 
 // Hub is the IoT Hub core.
 type Hub struct {
-	cfg      Config
-	db       *store.DB
-	log      *slog.Logger
-	hosts    []string
-	clk      *clock.Clock
-	policies map[string]Policy
+	cfg        Config
+	db         *store.DB
+	log        *slog.Logger
+	hosts      []string
+	clk        *clock.Clock
+	policies   map[string]Policy
+	partitions int
 
 	mu        sync.Mutex
 	conns     map[Identity]*Conn        // live connections, one per identity
@@ -96,6 +98,13 @@ func New(db *store.DB, cfg Config) (*Hub, error) {
 			h.hosts = append(h.hosts, strings.ToLower(x))
 		}
 	}
+	h.partitions = cfg.Partitions
+	if h.partitions == 0 {
+		h.partitions = DefaultPartitions
+	}
+	if h.partitions < 1 || h.partitions > MaxPartitions {
+		return nil, fmt.Errorf("hub: %d partitions; want 1 to %d", cfg.Partitions, MaxPartitions)
+	}
 	pols := cfg.Policies
 	if len(pols) == 0 {
 		return nil, errors.New("hub: at least one shared access policy is required")
@@ -110,6 +119,9 @@ func New(db *store.DB, cfg Config) (*Hub, error) {
 			}
 		}
 		h.policies[p.Name] = p
+	}
+	if err := h.ensurePartitionIndex(); err != nil {
+		return nil, fmt.Errorf("hub: index telemetry partitions: %w", err)
 	}
 	return h, nil
 }

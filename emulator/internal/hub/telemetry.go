@@ -19,26 +19,28 @@ const MaxD2CSize = 256 * 1024
 
 // Message is a device-to-cloud message as the hub records it.
 type Message struct {
-	SequenceNumber  uint64            `json:"sequenceNumber"`
-	EnqueuedTime    time.Time         `json:"enqueuedTime"`
-	DeviceID        string            `json:"deviceId"`
-	ModuleID        string            `json:"moduleId,omitempty"`
-	AuthMethod      string            `json:"connectionAuthMethod,omitempty"`
-	Transport       string            `json:"transport,omitempty"` // mqtt, mqtt-ws, https
-	MessageID       string            `json:"messageId,omitempty"`
-	CorrelationID   string            `json:"correlationId,omitempty"`
-	UserID          string            `json:"userId,omitempty"`
-	To              string            `json:"to,omitempty"`
-	ContentType     string            `json:"contentType,omitempty"`
-	ContentEncoding string            `json:"contentEncoding,omitempty"`
-	CreationTime    string            `json:"creationTimeUtc,omitempty"`
-	ExpiryTime      string            `json:"expiryTimeUtc,omitempty"`
-	OutputName      string            `json:"outputName,omitempty"`
-	MessageSchema   string            `json:"messageSchema,omitempty"`
-	ComponentName   string            `json:"componentName,omitempty"`
-	InterfaceID     string            `json:"interfaceId,omitempty"`
-	Properties      map[string]string `json:"properties"`
-	Body            []byte            `json:"body"`
+	SequenceNumber          uint64            `json:"sequenceNumber"`
+	EnqueuedTime            time.Time         `json:"enqueuedTime"`
+	DeviceID                string            `json:"deviceId"`
+	ModuleID                string            `json:"moduleId,omitempty"`
+	AuthMethod              string            `json:"connectionAuthMethod,omitempty"`
+	Transport               string            `json:"transport,omitempty"` // mqtt, mqtt-ws, https
+	MessageID               string            `json:"messageId,omitempty"`
+	CorrelationID           string            `json:"correlationId,omitempty"`
+	UserID                  string            `json:"userId,omitempty"`
+	To                      string            `json:"to,omitempty"`
+	ContentType             string            `json:"contentType,omitempty"`
+	ContentEncoding         string            `json:"contentEncoding,omitempty"`
+	CreationTime            string            `json:"creationTimeUtc,omitempty"`
+	ExpiryTime              string            `json:"expiryTimeUtc,omitempty"`
+	OutputName              string            `json:"outputName,omitempty"`
+	MessageSchema           string            `json:"messageSchema,omitempty"`
+	ComponentName           string            `json:"componentName,omitempty"`
+	InterfaceID             string            `json:"interfaceId,omitempty"`
+	Partition               int               `json:"partition"`               // Event Hub-compatible partition
+	PartitionSequenceNumber int64             `json:"partitionSequenceNumber"` // sequence number within the partition
+	Properties              map[string]string `json:"properties"`
+	Body                    []byte            `json:"body"`
 }
 
 // size is what the 256 KB limit counts: body plus property names and values.
@@ -92,6 +94,9 @@ func (h *Hub) RecordTelemetryBatch(ctx context.Context, id Identity, authMethod,
 				return err
 			}
 			m.SequenceNumber, m.EnqueuedTime, last = seq, now, seq
+			if err := h.indexMessage(tx, m); err != nil {
+				return err
+			}
 			b, err := json.Marshal(m)
 			if err != nil {
 				return err
@@ -100,7 +105,11 @@ func (h *Hub) RecordTelemetryBatch(ctx context.Context, id Identity, authMethod,
 				return err
 			}
 		}
-		return prune(tx, last, ret, now)
+		firstKept, err := prune(tx, last, ret, now)
+		if err != nil {
+			return err
+		}
+		return h.pruneIndex(tx, firstKept)
 	})
 }
 
@@ -122,27 +131,30 @@ func (r RetentionConfig) withDefaults() RetentionConfig {
 
 // prune drops, oldest first, every message beyond the count limit or
 // older than the age limit. The walk stops at the first message it keeps,
-// so an insert costs what it removes plus one look.
-func prune(tx *store.Tx, last uint64, r RetentionConfig, now time.Time) error {
+// so an insert costs what it removes plus one look. It returns the
+// sequence number of the oldest message kept.
+func prune(tx *store.Tx, last uint64, r RetentionConfig, now time.Time) (uint64, error) {
 	cutoff := now.Add(-r.MaxAge)
 	var drop []string
+	firstKept := last + 1
 	err := tx.ForEach(store.Messages, "", "", func(k string, v []byte) error {
 		seq := binary.BigEndian.Uint64([]byte(k))
 		if last-seq < uint64(r.MaxMessages) && !enqueuedBefore(v, cutoff) {
+			firstKept = seq
 			return store.ErrStop
 		}
 		drop = append(drop, k)
 		return nil
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	for _, k := range drop {
 		if err := tx.Delete(store.Messages, k); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	return nil
+	return firstKept, nil
 }
 
 // enqueuedBefore reports whether a stored message was enqueued before t. It

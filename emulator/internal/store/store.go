@@ -31,9 +31,13 @@ const (
 	Messages Bucket = "messages" // big-endian sequence -> recorded telemetry
 	C2D      Bucket = "c2d"      // deviceId \x00 big-endian seq -> queued cloud-to-device message
 	Feedback Bucket = "feedback" // big-endian sequence -> cloud-to-device delivery feedback
+
+	// PartitionIndex: partition byte + big-endian partition sequence ->
+	// telemetry log sequence + enqueued time (the Event Hub-compatible view).
+	PartitionIndex Bucket = "partitions"
 )
 
-var allBuckets = []Bucket{Devices, Modules, Meta, Messages, C2D, Feedback}
+var allBuckets = []Bucket{Devices, Modules, Meta, Messages, C2D, Feedback, PartitionIndex}
 
 // ErrLocked is returned by Open when another process holds the database.
 var ErrLocked = errors.New("database is in use by another process")
@@ -290,6 +294,37 @@ func (t *Tx) ForEach(b Bucket, prefix, start string, fn func(key string, val []b
 				return nil
 			}
 			return err
+		}
+	}
+	return nil
+}
+
+// Last returns the last key with the given prefix and its value (a copy),
+// or "" and nil when there is none.
+func (t *Tx) Last(b Bucket, prefix string) (string, []byte) {
+	c := t.bucket(b).Cursor()
+	var k, v []byte
+	if end := prefixEnd(prefix); end == nil {
+		k, v = c.Last()
+	} else if k, _ = c.Seek(end); k == nil {
+		k, v = c.Last()
+	} else {
+		k, v = c.Prev()
+	}
+	if k == nil || len(k) < len(prefix) || string(k[:len(prefix)]) != prefix {
+		return "", nil
+	}
+	return string(k), append([]byte(nil), v...)
+}
+
+// prefixEnd is the first key after every key with the prefix, or nil when
+// no such key exists (an empty prefix, or one of only 0xff bytes).
+func prefixEnd(prefix string) []byte {
+	end := []byte(prefix)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
 		}
 	}
 	return nil

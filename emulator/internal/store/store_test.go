@@ -316,3 +316,39 @@ func TestUpdateRacingClose(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestLast(t *testing.T) {
+	db, err := OpenTemp()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	keys := []string{"\x00a", "\x00b", "\x01a", "\x01\xff", "\x01\xff\xff", "\xff", "\xff\xff"}
+	err = db.Update(func(tx *Tx) error {
+		for _, k := range keys {
+			if err := tx.Put(Meta, k, []byte("v"+k)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ prefix, want string }{
+		{"\x00", "\x00b"},
+		{"\x01", "\x01\xff\xff"},
+		{"\x01\xff", "\x01\xff\xff"},
+		{"\x02", ""},
+		{"\xff", "\xff\xff"},
+		{"", "\xff\xff"},
+	} {
+		db.View(func(tx *Tx) error {
+			k, v := tx.Last(Meta, tc.prefix)
+			if k != tc.want || (k != "" && string(v) != "v"+k) {
+				t.Errorf("Last(%q): got %q=%q, want %q", tc.prefix, k, v, tc.want)
+			}
+			return nil
+		})
+	}
+}
