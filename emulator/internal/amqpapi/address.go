@@ -16,19 +16,19 @@ type Node int
 // The nodes the hub serves. Device-side nodes carry a device id, and a
 // module id for the module forms.
 const (
-	NodeUnknown Node = iota
-	NodeCBS                   // $cbs: claims-based security, put-token
-	NodeC2D                   // /messages/devicebound: service sends cloud-to-device messages
-	NodeFeedback              // /messages/serviceBound/feedback: service receives delivery feedback
-	NodeFileNotifications     // /messages/serviceBound/filenotifications
-	NodeEventsRedirect        // /messages/events...: the hub redirects to its Event Hub-compatible endpoint
-	NodeEventHubManagement    // {eventhub}/$management: event hub and partition properties
-	NodeEventHubPartition     // {eventhub}/ConsumerGroups/{group}/Partitions/{n}: a partition consumer
-	NodeDeviceEvents          // /devices/{id}[/modules/{mid}]/messages/events: device telemetry
-	NodeDeviceC2D             // /devices/{id}/messages/devicebound: device receives C2D
-	NodeDeviceMethods         // /devices/{id}[/modules/{mid}]/methods/devicebound: direct methods
-	NodeDeviceTwin            // /devices/{id}[/modules/{mid}]/twin: twin operations
-	NodeModuleInputs          // /devices/{id}/modules/{mid}/inputs: module input messages
+	NodeUnknown            Node = iota
+	NodeCBS                     // $cbs: claims-based security, put-token
+	NodeC2D                     // /messages/devicebound: service sends cloud-to-device messages
+	NodeFeedback                // /messages/serviceBound/feedback: service receives delivery feedback
+	NodeFileNotifications       // /messages/serviceBound/filenotifications
+	NodeEventsRedirect          // /messages/events...: the hub redirects to its Event Hub-compatible endpoint
+	NodeEventHubManagement      // {eventhub}/$management: event hub and partition properties
+	NodeEventHubPartition       // {eventhub}/ConsumerGroups/{group}/Partitions/{n}: a partition consumer
+	NodeDeviceEvents            // /devices/{id}[/modules/{mid}]/messages/events: device telemetry
+	NodeDeviceC2D               // /devices/{id}/messages/devicebound: device receives C2D
+	NodeDeviceMethods           // /devices/{id}[/modules/{mid}]/methods/devicebound: direct methods
+	NodeDeviceTwin              // /devices/{id}[/modules/{mid}]/twin: twin operations
+	NodeModuleInputs            // /devices/{id}/modules/{mid}/inputs: module input messages
 )
 
 var nodeNames = [...]string{"unknown", "$cbs", "devicebound", "feedback", "filenotifications", "events (redirect)",
