@@ -29,10 +29,13 @@ func TestTelemetry(t *testing.T) {
 		if ws {
 			transport = "mqtt-ws"
 		}
+		p := e.hub.PartitionOf("dev1")
 		want := []*hub.Message{
 			{DeviceID: "dev1", AuthMethod: "sas", Transport: transport, MessageID: "42", ContentType: "application/json", ContentEncoding: "utf-8",
+				Partition: p, PartitionSequenceNumber: 0,
 				Properties: map[string]string{"alert": "high", "note": "a b+c"}, Body: []byte(`{"temperature":21.5}`)},
-			{DeviceID: "dev1", AuthMethod: "sas", Transport: transport, Properties: map[string]string{}, Body: []byte("plain")},
+			{DeviceID: "dev1", AuthMethod: "sas", Transport: transport, Partition: p, PartitionSequenceNumber: 1,
+				Properties: map[string]string{}, Body: []byte("plain")},
 		}
 		if diff := cmp.Diff(want, msgs, cmpopts.IgnoreFields(hub.Message{}, "SequenceNumber", "EnqueuedTime")); diff != "" {
 			t.Errorf("recorded telemetry (-want +got):\n%s", diff)
