@@ -2,20 +2,20 @@
 
 // Package huberr is the one catalogue of IoT Hub errors. Every adapter (REST,
 // MQTT) and every test builds its errors here, so that a status code, a
-// six-digit error code and the body format that the official SDKs parse are
-// defined once.
+// six-digit error code, a message and the body form that the official SDKs
+// parse are defined once. The catalogue holds data only: each adapter renders
+// it for its protocol (restapi: bodies and the iothub-errorcode header;
+// mqttapi: twin response status and body).
 package huberr
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"strconv"
 	"time"
 )
 
-// Form selects how an error is written into a REST response body.
+// Form says which of the hub's two REST error body forms an error takes;
+// restapi renders them.
 type Form int
 
 const (
@@ -190,58 +190,25 @@ func TimeSpan(d time.Duration) string {
 	return fmt.Sprintf("%02d:%02d:%02d", s/3600, s/60%60, s%60)
 }
 
-// timestamp formats t the way tracking ids and error bodies carry it.
-func trackingStamp(t time.Time) string {
-	return t.UTC().Format("01/02/2006 15:04:05")
+// Detail is the error object the hub writes inside a form B REST body and as
+// the body of an MQTT twin error response:
+// {"errorCode":...,"trackingId":...,"message":...,"info":{...},"timestampUtc":...}.
+// The adapters render it; the catalogue only says what it holds.
+type Detail struct {
+	ErrorCode    int            `json:"errorCode"`
+	TrackingID   string         `json:"trackingId"`
+	Message      string         `json:"message"`
+	Info         map[string]any `json:"info,omitempty"`
+	TimestampUTC string         `json:"timestampUtc"`
 }
 
-// Body returns the REST response body for e.
-func (e *Error) Body(trackingID string, now time.Time) []byte {
-	var msg string
-	switch e.Form {
-	case FormB:
-		inner := e.JSON(trackingID, now)
-		msg = string(inner)
-		b, _ := json.Marshal(struct {
-			Message          string `json:"Message"`
-			ExceptionMessage string `json:"ExceptionMessage"`
-		}{msg, ""})
-		return b
-	default:
-		msg = "ErrorCode:" + e.Name + ";" + e.Message
-		b, _ := json.Marshal(struct {
-			Message          string `json:"Message"`
-			ExceptionMessage string `json:"ExceptionMessage"`
-		}{msg, "Tracking ID:" + trackingID + "-TimeStamp:" + trackingStamp(now)})
-		return b
+// Detail returns e's detail object for one answer, stamped with the
+// tracking id and the hub's time. Form B errors always carry "info".
+func (e *Error) Detail(trackingID string, now time.Time) Detail {
+	d := Detail{ErrorCode: e.Code, TrackingID: trackingID, Message: e.Message, Info: e.Info,
+		TimestampUTC: now.UTC().Format("2006-01-02T15:04:05.0000000Z")}
+	if e.Form == FormB && d.Info == nil {
+		d.Info = map[string]any{}
 	}
-}
-
-// JSON returns the plain error object used inside form B and on MQTT twin
-// responses: {"errorCode":...,"trackingId":...,"message":...,"timestampUtc":...}.
-func (e *Error) JSON(trackingID string, now time.Time) []byte {
-	v := struct {
-		ErrorCode    int            `json:"errorCode"`
-		TrackingID   string         `json:"trackingId"`
-		Message      string         `json:"message"`
-		Info         map[string]any `json:"info,omitempty"`
-		TimestampUTC string         `json:"timestampUtc"`
-	}{e.Code, trackingID, e.Message, e.Info, now.UTC().Format("2006-01-02T15:04:05.0000000Z")}
-	if e.Form == FormB && v.Info == nil {
-		v.Info = map[string]any{}
-	}
-	b, _ := json.Marshal(v)
-	return b
-}
-
-// WriteHTTP writes e as the hub does: status, JSON body, and the
-// iothub-errorcode header that the C# SDK reads.
-func (e *Error) WriteHTTP(w http.ResponseWriter, trackingID string, now time.Time) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("iothub-errorcode", e.Name)
-	body := e.Body(trackingID, now)
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(e.Status)
-	_, _ = w.Write(body)
+	return d
 }

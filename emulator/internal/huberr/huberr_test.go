@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -14,43 +13,20 @@ import (
 
 var now = time.Date(2024, 5, 2, 9, 20, 11, 0, time.UTC)
 
-func TestFormABody(t *testing.T) {
-	got := string(DeviceNotFound("dev9").Body("3f1c", now))
-	want := `{"Message":"ErrorCode:DeviceNotFound;Device dev9 is not registered.","ExceptionMessage":"Tracking ID:3f1c-TimeStamp:05/02/2024 09:20:11"}`
-	if got != want {
-		t.Fatalf("got  %s\nwant %s", got, want)
+// TestDetail checks the detail object every adapter renders: form B errors
+// always carry "info", others only when they have one.
+func TestDetail(t *testing.T) {
+	d := GatewayTimeout(30*time.Second).Detail("t1", now)
+	if d.ErrorCode != 504101 || d.TrackingID != "t1" || d.Info["timeout"] != "00:00:30" ||
+		d.TimestampUTC != "2024-05-02T09:20:11.0000000Z" {
+		t.Fatalf("got %+v", d)
 	}
-}
-
-// TestFormBBody checks the direct-method error envelope: Message holds an
-// escaped JSON object with the numeric code and the timeout as a TimeSpan.
-func TestFormBBody(t *testing.T) {
-	var outer struct{ Message, ExceptionMessage string }
-	if err := json.Unmarshal(GatewayTimeout(30*time.Second).Body("t1", now), &outer); err != nil {
-		t.Fatal(err)
+	if d := ArgumentInvalid("bad").Detail("t2", now); d.Info != nil || d.ErrorCode != 400004 || d.Message != "bad" {
+		t.Fatalf("got %+v", d)
 	}
-	var inner struct {
-		ErrorCode    int               `json:"errorCode"`
-		TrackingID   string            `json:"trackingId"`
-		Message      string            `json:"message"`
-		Info         map[string]string `json:"info"`
-		TimestampUTC string            `json:"timestampUtc"`
-	}
-	if err := json.Unmarshal([]byte(outer.Message), &inner); err != nil {
-		t.Fatalf("Message is not JSON: %q", outer.Message)
-	}
-	if inner.ErrorCode != 504101 || inner.TrackingID != "t1" || inner.Info["timeout"] != "00:00:30" ||
-		inner.TimestampUTC != "2024-05-02T09:20:11.0000000Z" || outer.ExceptionMessage != "" {
-		t.Fatalf("form B body: %+v / %+v", outer, inner)
-	}
-}
-
-func TestWriteHTTP(t *testing.T) {
-	rec := httptest.NewRecorder()
-	PreconditionFailed("stale etag").WriteHTTP(rec, "t2", now)
-	if rec.Code != 412 || rec.Header().Get("iothub-errorcode") != "PreconditionFailed" ||
-		!strings.HasPrefix(rec.Header().Get("Content-Type"), "application/json") {
-		t.Fatalf("got %d %v", rec.Code, rec.Header())
+	b, err := json.Marshal(ArgumentInvalid("bad").Detail("t2", now))
+	if err != nil || strings.Contains(string(b), "info") {
+		t.Fatalf("got %s, %v; want no info member", b, err)
 	}
 }
 

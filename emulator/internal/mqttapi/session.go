@@ -5,6 +5,7 @@ package mqttapi
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"strconv"
 	"sync"
@@ -199,7 +200,8 @@ func (s *session) replyTwinError(rid string, err error) {
 	if he.Status >= 500 {
 		s.srv.log.Error("twin request failed", "identity", s.id.String(), "err", err)
 	}
-	s.replyTwin(he.Status, rid, 0, he.JSON(newTrackingID(), s.srv.hub.Now()))
+	body, _ := json.Marshal(he.Detail(newTrackingID(), s.srv.hub.Now()))
+	s.replyTwin(he.Status, rid, 0, body)
 }
 
 // newTrackingID returns a random id for an error body.

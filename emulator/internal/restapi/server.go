@@ -46,7 +46,7 @@ func (s *server) pipeline(rt route) http.Handler {
 			if he.Status >= 500 {
 				s.hub.Logger().Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 			}
-			he.WriteHTTP(w, tracking, s.hub.Now())
+			writeError(w, he, tracking, s.hub.Now())
 		}
 		if rt.kind == serviceRoute || rt.kind == deviceRoute {
 			if v := r.URL.Query().Get("api-version"); !apiVersion.MatchString(v) {
@@ -167,11 +167,11 @@ func (s *server) health(w http.ResponseWriter, r *http.Request) {
 func (s *server) notFound(w http.ResponseWriter, r *http.Request) {
 	e := huberr.InvalidOperation("The route %s %s does not exist on this hub (or is not implemented by the emulator).", r.Method, r.URL.EscapedPath())
 	e.Status = http.StatusNotFound
-	e.WriteHTTP(w, newTrackingID(), s.hub.Now())
+	writeError(w, e, newTrackingID(), s.hub.Now())
 }
 
 func (s *server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	e := huberr.InvalidOperation("The method %s is not supported on %s.", r.Method, r.URL.EscapedPath())
 	e.Status = http.StatusMethodNotAllowed
-	e.WriteHTTP(w, newTrackingID(), s.hub.Now())
+	writeError(w, e, newTrackingID(), s.hub.Now())
 }
