@@ -82,7 +82,11 @@ func (s *Server) Device(deviceID string) (*Device, error) {
 // Twin returns a device twin (moduleID "") or module twin as the service
 // REST API shows it.
 func (s *Server) Twin(deviceID, moduleID string) (json.RawMessage, error) {
-	return s.hub.GetTwin(context.Background(), hub.Identity{DeviceID: deviceID, ModuleID: moduleID})
+	tw, err := s.hub.GetTwin(context.Background(), hub.Identity{DeviceID: deviceID, ModuleID: moduleID})
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(tw)
 }
 
 // IsConnected reports whether the device (or module) has a live connection.

@@ -110,7 +110,13 @@ func (h *Hub) runQuery(ctx context.Context, q *query.Query) ([]json.RawMessage, 
 						parents = map[string]*record{dev: parent}
 					}
 				}
-				b, err := h.viewOf(tx, id, &r, parent)
+				tw, err := h.viewOf(tx, id, &r, parent)
+				if err != nil {
+					return err
+				}
+				// The same encoding restapi gives GET /twins/{id}: a row
+				// and a GET of one twin never differ.
+				b, err := json.Marshal(tw)
 				if err != nil {
 					return err
 				}

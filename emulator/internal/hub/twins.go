@@ -13,8 +13,11 @@ import (
 	"github.com/iothubemulator/iothub/emulator/internal/twin"
 )
 
-// twinView is the twin document of the service REST API (iothub-protocol.md §5.1).
-type twinView struct {
+// Twin is a device or module twin as the service sees it (iothub-protocol.md
+// §5.1): GET /twins/{id}, the answer to a twin update and each row of a
+// SELECT * query. The adapters render it with encoding/json, so every one
+// of those answers carries the same fields in the same form.
+type Twin struct {
 	DeviceID                  string          `json:"deviceId"`
 	ModuleID                  string          `json:"moduleId,omitempty"`
 	ETag                      string          `json:"etag"`
@@ -30,35 +33,42 @@ type twinView struct {
 	ModelID                   string          `json:"modelId"`
 	Version                   int64           `json:"version"`
 	Tags                      json.RawMessage `json:"tags"`
-	Properties                json.RawMessage `json:"properties"`
+	Properties                TwinProperties  `json:"properties"`
 	Capabilities              *Capabilities   `json:"capabilities,omitempty"`
 	DeviceScope               string          `json:"deviceScope,omitempty"`
 	ParentScopes              []string        `json:"parentScopes,omitempty"`
 }
 
-// viewOf renders a record as the service sees its twin. The parent device
+// TwinProperties holds a twin's desired and reported sections, each a JSON
+// object with its "$version" (and, in the service view, "$metadata"). A
+// device's twin GET answers with exactly this (§5.2).
+type TwinProperties struct {
+	Desired  json.RawMessage `json:"desired"`
+	Reported json.RawMessage `json:"reported"`
+}
+
+// viewOf builds the service view of a record's twin. The parent device
 // record supplies status for a module twin.
-func (h *Hub) viewOf(tx *store.Tx, id Identity, r *record, parent *record) ([]byte, error) {
+func (h *Hub) viewOf(tx *store.Tx, id Identity, r *record, parent *record) (*Twin, error) {
 	var tv twin.View
 	if r.twinDoc != nil {
-		d := r.twinDoc
-		tv = twin.View{Version: d.Version(), ETag: d.ETag(), Tags: d.Tags(), Properties: d.Properties()}
+		tv = r.twinDoc.View()
 	} else {
 		// Unchanged since it was read: take the stored sections as they are
-		// (queries render every twin; this keeps that cheap).
+		// (queries view every twin; this keeps that cheap).
 		var err error
 		if tv, err = twin.ReadView(r.Twin); err != nil {
 			return nil, err
 		}
 	}
-	v := twinView{
+	v := &Twin{
 		DeviceID:   id.DeviceID,
 		ModuleID:   id.ModuleID,
 		ETag:       tv.ETag,
 		ModelID:    r.ModelID,
 		Version:    tv.Version,
 		Tags:       tv.Tags,
-		Properties: tv.Properties,
+		Properties: TwinProperties{Desired: tv.Desired, Reported: tv.Reported},
 	}
 	var auth Authentication
 	if r.Device != nil {
@@ -90,7 +100,7 @@ func (h *Hub) viewOf(tx *store.Tx, id Identity, r *record, parent *record) ([]by
 	} else {
 		v.ConnectionState, _, v.LastActivityTime = h.connState(id, r.Module.ConnectionStateUpdatedTime, r.Module.LastActivityTime)
 	}
-	return json.Marshal(v)
+	return v, nil
 }
 
 // notFound is the hub's error for a missing identity.
@@ -123,11 +133,11 @@ func loadWithParent(tx *store.Tx, id Identity) (r, parent *record, err error) {
 }
 
 // GetTwin returns the service view of a device or module twin.
-func (h *Hub) GetTwin(ctx context.Context, id Identity) ([]byte, error) {
+func (h *Hub) GetTwin(ctx context.Context, id Identity) (*Twin, error) {
 	if err := h.react(ctx, OpGetTwin, id); err != nil {
 		return nil, err
 	}
-	var out []byte
+	var out *Twin
 	err := h.db.View(func(tx *store.Tx) error {
 		r, parent, err := loadWithParent(tx, id)
 		if err != nil {
@@ -146,7 +156,7 @@ func (h *Hub) GetTwin(ctx context.Context, id Identity) ([]byte, error) {
 // true) of tags and desired properties, with If-Match on the twin etag.
 // The device, if connected and subscribed, gets the desired notification
 // after the change is durable.
-func (h *Hub) UpdateTwin(ctx context.Context, id Identity, body []byte, ifMatch string, replace bool) ([]byte, error) {
+func (h *Hub) UpdateTwin(ctx context.Context, id Identity, body []byte, ifMatch string, replace bool) (*Twin, error) {
 	if err := h.react(ctx, OpUpdateTwin, id); err != nil {
 		return nil, err
 	}
@@ -156,7 +166,8 @@ func (h *Hub) UpdateTwin(ctx context.Context, id Identity, body []byte, ifMatch 
 	}
 	unlock := h.lockIdentity(id)
 	defer unlock()
-	var out, notify []byte
+	var out *Twin
+	var notify []byte
 	var version, twinVersion int64
 	err = h.db.Update(func(tx *store.Tx) error {
 		notify = nil
@@ -226,18 +237,19 @@ func (h *Hub) UpdateTwin(ctx context.Context, id Identity, body []byte, ifMatch 
 	return out, nil
 }
 
-// DeviceTwin returns the device's view of its twin (MQTT twin GET).
-func (h *Hub) DeviceTwin(id Identity) ([]byte, error) {
+// DeviceTwin returns the device's view of its twin (MQTT twin GET): the
+// desired and reported sections without $metadata (§5.2).
+func (h *Hub) DeviceTwin(id Identity) (TwinProperties, error) {
 	if err := h.react(context.Background(), OpDeviceTwin, id); err != nil {
-		return nil, err
+		return TwinProperties{}, err
 	}
-	var out []byte
+	var out TwinProperties
 	err := h.db.View(func(tx *store.Tx) error {
 		_, d, err := mustLoadTwin(tx, id)
 		if err != nil {
 			return err
 		}
-		out = d.DeviceView()
+		out.Desired, out.Reported = d.DeviceSections()
 		return nil
 	})
 	return out, err

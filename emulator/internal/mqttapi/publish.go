@@ -3,6 +3,7 @@
 package mqttapi
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"sync/atomic"
@@ -47,12 +48,15 @@ func (s *session) handlePublish(pk packets.Packet) error {
 		return s.telemetry(t.bag, pk.Payload, pk.FixedHeader.Retain, false)
 	case pubTwinGet:
 		// The body is ignored: Node sends a single space (§3.8).
-		doc, err := s.srv.hub.DeviceTwin(s.id)
-		if err != nil {
-			s.replyTwinError(t.rid, err)
-			return nil
+		props, err := s.srv.hub.DeviceTwin(s.id)
+		if err == nil {
+			var doc []byte
+			if doc, err = json.Marshal(props); err == nil {
+				s.replyTwin(200, t.rid, 0, doc)
+				return nil
+			}
 		}
-		s.replyTwin(200, t.rid, 0, doc)
+		s.replyTwinError(t.rid, err)
 	case pubTwinReported:
 		v, err := s.srv.hub.PatchReported(s.id, pk.Payload, t.version)
 		if err != nil {

@@ -183,15 +183,15 @@ func TestModuleTwin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(b), `"m":true`) {
-		t.Errorf("module twin %s: want reported m=true", b)
+	if !strings.Contains(string(b.Properties.Reported), `"m":true`) {
+		t.Errorf("module twin reported %s: want m=true", b.Properties.Reported)
 	}
 	dev, err := e.hub.GetTwin(context.Background(), hub.Identity{DeviceID: "dev1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(dev), `"m":true`) {
-		t.Errorf("device twin %s carries the module's property", dev)
+	if strings.Contains(string(dev.Properties.Reported), `"m":true`) {
+		t.Errorf("device twin reported %s carries the module's property", dev.Properties.Reported)
 	}
 }
 

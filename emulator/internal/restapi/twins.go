@@ -18,11 +18,11 @@ func (s *server) getTwin(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	b, err := s.hub.GetTwin(r.Context(), id)
+	tw, err := s.hub.GetTwin(r.Context(), id)
 	if err != nil {
 		return err
 	}
-	return writeTwin(w, b)
+	return writeTwin(w, tw)
 }
 
 func (s *server) patchTwin(w http.ResponseWriter, r *http.Request) error {
@@ -41,22 +41,19 @@ func (s *server) updateTwin(w http.ResponseWriter, r *http.Request, replace bool
 	if err != nil {
 		return err
 	}
-	b, err := s.hub.UpdateTwin(r.Context(), id, body, r.Header.Get("If-Match"), replace)
+	tw, err := s.hub.UpdateTwin(r.Context(), id, body, r.Header.Get("If-Match"), replace)
 	if err != nil {
 		return err
 	}
-	return writeTwin(w, b)
+	return writeTwin(w, tw)
 }
 
 // writeTwin sends a twin with its etag also in the ETag header, quoted.
-func writeTwin(w http.ResponseWriter, b []byte) error {
-	var head struct {
-		ETag string `json:"etag"`
+func writeTwin(w http.ResponseWriter, tw *hub.Twin) error {
+	if tw.ETag != "" {
+		w.Header().Set("ETag", strconv.Quote(tw.ETag))
 	}
-	if json.Unmarshal(b, &head) == nil && head.ETag != "" {
-		w.Header().Set("ETag", strconv.Quote(head.ETag))
-	}
-	return writeJSON(w, http.StatusOK, b)
+	return writeJSON(w, http.StatusOK, tw)
 }
 
 // methodBody is the direct-method invocation body (iothub-protocol.md §4).

@@ -3,11 +3,16 @@
 package restapi
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/iothubemulator/iothub/emulator/internal/hub"
 )
 
 // twinFields are the members of a service twin (iothub-protocol.md §5.1).
@@ -182,5 +187,56 @@ func TestTwinErrors(t *testing.T) {
 			e := e.in(t)
 			checkFormA(t, tc.method+" "+tc.path, e.owner(tc.method, tc.path, tc.body), tc.status, tc.code)
 		})
+	}
+}
+
+// TestTwinGetEqualsQueryRow: GET /twins/{id} and a SELECT * row of the same
+// twin are the same bytes, for twins whose every optional field is set
+// (status reason, status update time, queued C2D messages, model id, edge
+// scopes, a connected module), so no field can appear in one and not the
+// other.
+func TestTwinGetEqualsQueryRow(t *testing.T) {
+	e := newEnv(t)
+	edge := e.owner("PUT", "/devices/gw", map[string]any{"deviceId": "gw", "capabilities": map[string]any{"iotEdge": true}})
+	wantStatus(t, "create edge", edge, http.StatusOK)
+	scope := decode[hub.Device](t, edge).DeviceScope
+	leaf := e.owner("PUT", "/devices/leaf", map[string]any{"deviceId": "leaf", "deviceScope": scope})
+	wantStatus(t, "create leaf", leaf, http.StatusOK)
+	leaf = e.ownerIf("PUT", "/devices/leaf", "*", map[string]any{"deviceId": "leaf", "deviceScope": scope, "status": "disabled", "statusReason": "maintenance"})
+	wantStatus(t, "disable leaf", leaf, http.StatusOK)
+	wantStatus(t, "desired", e.owner("PATCH", "/twins/leaf", map[string]any{"tags": map[string]any{"site": "B7"}, "properties": map[string]any{"desired": map[string]any{"fan": 3}}}), http.StatusOK)
+	if _, err := e.hub.SendC2D(context.Background(), "leaf", &hub.C2DMessage{Body: []byte("hi")}, 0); err != nil {
+		t.Fatal(err)
+	}
+	e.createModule("gw", "m1")
+	mod := e.hub.Connect(hub.Identity{DeviceID: "gw", ModuleID: "m1"}, &fakeSession{}, hub.ConnectInfo{AuthMethod: "sas", ModelID: "dtmi:com:example:Thermostat;1"})
+	t.Cleanup(mod.Disconnect)
+
+	for _, tt := range []struct{ path, query string }{
+		{"/twins/gw", "SELECT * FROM devices WHERE deviceId = 'gw'"},
+		{"/twins/leaf", "SELECT * FROM devices WHERE deviceId = 'leaf'"},
+		{"/twins/gw/modules/m1", "SELECT * FROM devices.modules WHERE moduleId = 'm1'"},
+	} {
+		get := e.owner("GET", tt.path, nil)
+		wantStatus(t, "GET "+tt.path, get, http.StatusOK)
+		q := e.query(tt.query, 0, "")
+		wantStatus(t, tt.query, q, http.StatusOK)
+		rows := decode[[]json.RawMessage](t, q)
+		if len(rows) != 1 {
+			t.Fatalf("%s: got %d rows, want 1: %s", tt.query, len(rows), q.body)
+		}
+		if !bytes.Equal(get.body, rows[0]) {
+			t.Errorf("GET %s and its query row differ:\nGET   %s\nquery %s", tt.path, get.body, rows[0])
+		}
+	}
+	// The fields that set this test apart actually appear.
+	leafTwin := decode[map[string]any](t, e.owner("GET", "/twins/leaf", nil))
+	if leafTwin["statusReason"] != "maintenance" || leafTwin["cloudToDeviceMessageCount"] != float64(1) ||
+		leafTwin["deviceScope"] != scope || leafTwin["statusUpdateTime"] == "0001-01-01T00:00:00Z" {
+		t.Errorf("leaf twin lacks a field this test relies on: %v", leafTwin)
+	}
+	modTwin := decode[map[string]any](t, e.owner("GET", "/twins/gw/modules/m1", nil))
+	if modTwin["modelId"] != "dtmi:com:example:Thermostat;1" || modTwin["connectionState"] != "Connected" {
+		t.Errorf("module twin lacks a field this test relies on: %v", modTwin)
 	}
 }

@@ -143,13 +143,14 @@ func intMember(n *node, k string) (int64, error) {
 	return i, nil
 }
 
-// View is the service-side view of a stored twin, read without building a
-// Doc: what a query or a GET needs.
+// View is the service-side view of a twin: what a GET or a query row shows,
+// each section as JSON.
 type View struct {
-	Version    int64
-	ETag       string
-	Tags       []byte // JSON object
-	Properties []byte // {"desired":{...},"reported":{...}} with $metadata and $version
+	Version  int64
+	ETag     string
+	Tags     []byte // JSON object
+	Desired  []byte // with $metadata and $version
+	Reported []byte // idem
 }
 
 // ReadView reads the service view straight from Marshal's output. The
@@ -171,12 +172,6 @@ func ReadView(b []byte) (View, error) {
 	if s.Format != storageFormat || len(s.Tags) == 0 || len(s.Desired) == 0 || len(s.Reported) == 0 {
 		return View{}, fmt.Errorf("%w: not a stored twin", errCorrupt)
 	}
-	props := make([]byte, 0, len(s.Desired)+len(s.Reported)+26)
-	props = append(props, `{"desired":`...)
-	props = append(props, s.Desired...)
-	props = append(props, `,"reported":`...)
-	props = append(props, s.Reported...)
-	props = append(props, '}')
 	d := Doc{etag: s.ETag}
-	return View{Version: s.Version, ETag: d.ETag(), Tags: s.Tags, Properties: props}, nil
+	return View{Version: s.Version, ETag: d.ETag(), Tags: s.Tags, Desired: s.Desired, Reported: s.Reported}, nil
 }

@@ -26,9 +26,14 @@ func TestReadViewMatchesDoc(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.Version != d.Version() || v.ETag != d.ETag() || !bytes.Equal(v.Tags, d.Tags()) || !bytes.Equal(v.Properties, d.Properties()) {
-		t.Fatalf("ReadView differs from the Doc:\nview  %d %s %s %s\ndoc   %d %s %s %s",
-			v.Version, v.ETag, v.Tags, v.Properties, d.Version(), d.ETag(), d.Tags(), d.Properties())
+	w := d.View()
+	if v.Version != w.Version || v.ETag != w.ETag || !bytes.Equal(v.Tags, w.Tags) || !bytes.Equal(v.Desired, w.Desired) || !bytes.Equal(v.Reported, w.Reported) {
+		t.Fatalf("ReadView differs from the Doc:\nview  %d %s %s %s %s\ndoc   %d %s %s %s %s",
+			v.Version, v.ETag, v.Tags, v.Desired, v.Reported, w.Version, w.ETag, w.Tags, w.Desired, w.Reported)
+	}
+	props := append(append(append(append([]byte(`{"desired":`), w.Desired...), `,"reported":`...), w.Reported...), '}')
+	if !bytes.Equal(props, d.Properties()) {
+		t.Fatalf("View sections %s differ from Properties %s", props, d.Properties())
 	}
 	for _, bad := range []string{``, `{}`, `{"format":2,"tags":{},"desired":{},"reported":{}}`, `[1]`} {
 		if _, err := ReadView([]byte(bad)); err == nil {

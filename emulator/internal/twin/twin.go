@@ -74,6 +74,23 @@ func (d *Doc) ETag() string {
 	return base64.StdEncoding.EncodeToString(b[:])
 }
 
+// View returns the service view of d (§5.1).
+func (d *Doc) View() View {
+	return View{
+		Version:  d.version,
+		ETag:     d.ETag(),
+		Tags:     d.Tags(),
+		Desired:  appendSection(nil, d.desired, d.desiredVersion, true),
+		Reported: appendSection(nil, d.reported, d.reportedVersion, true),
+	}
+}
+
+// DeviceSections returns the desired and reported sections as a device
+// sees them (§3.8, §5.2): members and "$version", without $metadata.
+func (d *Doc) DeviceSections() (desired, reported []byte) {
+	return appendSection(nil, d.desired, d.desiredVersion, false), appendSection(nil, d.reported, d.reportedVersion, false)
+}
+
 // DeviceView returns what a device's twin GET answers over MQTT (§3.8,
 // §5.2): {"desired":{...,"$version":n},"reported":{...,"$version":m}},
 // without tags or $metadata.
