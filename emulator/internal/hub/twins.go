@@ -160,10 +160,14 @@ func (h *Hub) UpdateTwin(ctx context.Context, id Identity, body []byte, ifMatch 
 	if err := h.react(ctx, OpUpdateTwin, id); err != nil {
 		return nil, err
 	}
-	tags, desired, hasTags, hasDesired, err := twin.ParseServiceUpdate(body)
+	u, err := twin.ParseServiceUpdate(body)
 	if err != nil {
 		return nil, twinError(err, false)
 	}
+	// A section set to null is replaced by {}, in a PATCH as in a PUT.
+	tags, desired := u.Tags, u.Desired
+	hasTags, hasDesired := tags != nil, desired != nil
+	replaceTags, replaceDesired := replace || u.ClearTags, replace || u.ClearDesired
 	unlock := h.lockIdentity(id)
 	defer unlock()
 	var out *Twin
@@ -188,7 +192,7 @@ func (h *Hub) UpdateTwin(ctx context.Context, id Identity, body []byte, ifMatch 
 		d = d.Clone()
 		now := h.Now()
 		if hasTags {
-			if replace {
+			if replaceTags {
 				err = d.ReplaceTags(tags, now)
 			} else {
 				err = d.PatchTags(tags, now)
@@ -198,7 +202,7 @@ func (h *Hub) UpdateTwin(ctx context.Context, id Identity, body []byte, ifMatch 
 			}
 		}
 		if hasDesired {
-			if replace {
+			if replaceDesired {
 				notify, err = d.ReplaceDesired(desired, now)
 			} else {
 				notify, err = d.PatchDesired(desired, now)
@@ -220,10 +224,10 @@ func (h *Hub) UpdateTwin(ctx context.Context, id Identity, body []byte, ifMatch 
 	}
 	now := h.Now().UTC()
 	if hasTags {
-		h.rec.twin(TwinChange{DeviceID: id.DeviceID, ModuleID: id.ModuleID, Section: "tags", Replace: replace, Patch: tags, Version: twinVersion, Time: now})
+		h.rec.twin(TwinChange{DeviceID: id.DeviceID, ModuleID: id.ModuleID, Section: "tags", Replace: replaceTags, Patch: tags, Version: twinVersion, Time: now})
 	}
 	if hasDesired {
-		h.rec.twin(TwinChange{DeviceID: id.DeviceID, ModuleID: id.ModuleID, Section: "desired", Replace: replace, Patch: desired, Version: twinVersion, Time: now})
+		h.rec.twin(TwinChange{DeviceID: id.DeviceID, ModuleID: id.ModuleID, Section: "desired", Replace: replaceDesired, Patch: desired, Version: twinVersion, Time: now})
 	}
 	if notify != nil {
 		if c := h.conn(id); c != nil && c.desired.Load() {

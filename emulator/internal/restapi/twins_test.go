@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -181,11 +182,70 @@ func TestTwinErrors(t *testing.T) {
 		{"empty body", "PATCH", "/twins/d1", "", 400, "ArgumentNull"},
 		{"tags not an object", "PATCH", "/twins/d1", `{"tags":5}`, 400, "ArgumentInvalid"},
 		{"bad JSON on PUT", "PUT", "/twins/d1", `[}`, 400, "ArgumentInvalid"},
+		{"desired without properties", "PATCH", "/twins/d1", `{"desired":{"fan":1}}`, 400, "ArgumentInvalid"},
+		{"reported without properties", "PUT", "/twins/d1", `{"reported":{"fan":1}}`, 400, "ArgumentInvalid"},
 	}
+	before := e.owner("GET", "/twins/d1", nil)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := e.in(t)
 			checkFormA(t, tc.method+" "+tc.path, e.owner(tc.method, tc.path, tc.body), tc.status, tc.code)
+		})
+	}
+	if after := e.owner("GET", "/twins/d1", nil); !bytes.Equal(before.body, after.body) {
+		t.Errorf("refused updates changed the twin:\nbefore %s\nafter  %s", before.body, after.body)
+	}
+}
+
+// desiredSession is a connected device that records desired notifications.
+type desiredSession struct {
+	fakeSession
+	got chan string
+}
+
+func (s *desiredSession) SendDesired(v int64, body []byte) error {
+	s.got <- strconv.FormatInt(v, 10) + " " + string(body)
+	return nil
+}
+
+// TestPatchDesiredNullClears: "properties":{"desired":null} removes every
+// desired property, bumps the desired $version and tells the connected
+// device to delete each one; "tags":null clears the tags. Both with and
+// without If-Match: * (the official Node e2e suite tests both).
+func TestPatchDesiredNullClears(t *testing.T) {
+	for _, ifMatch := range []string{"", `"*"`} {
+		t.Run("If-Match="+ifMatch, func(t *testing.T) {
+			e := newEnv(t)
+			e.createDevice("d1")
+			sess := &desiredSession{got: make(chan string, 4)}
+			c := e.hub.Connect(hub.Identity{DeviceID: "d1"}, sess, hub.ConnectInfo{AuthMethod: "sas"})
+			t.Cleanup(c.Disconnect)
+			c.SubscribeDesired()
+			wantStatus(t, "set", e.owner("PATCH", "/twins/d1", map[string]any{"tags": map[string]any{"site": "B7"},
+				"properties": map[string]any{"desired": map[string]any{"fan": 3, "mode": map[string]any{"eco": true}}}}), http.StatusOK)
+			<-sess.got
+
+			r := e.ownerIf("PATCH", "/twins/d1", ifMatch, `{"tags":null,"properties":{"desired":null}}`)
+			wantStatus(t, "clear", r, http.StatusOK)
+			tw := decode[hub.Twin](t, r)
+			var desired map[string]any
+			if err := json.Unmarshal(tw.Properties.Desired, &desired); err != nil {
+				t.Fatal(err)
+			}
+			if desired["$version"] != float64(3) || len(desired) != 2 { // $version, $metadata and nothing else
+				t.Errorf("desired after clearing: got %s, want only $version 3 and $metadata", tw.Properties.Desired)
+			}
+			if string(tw.Tags) != `{}` {
+				t.Errorf("tags after clearing: got %s, want {}", tw.Tags)
+			}
+			select {
+			case got := <-sess.got:
+				if want := `3 {"fan":null,"mode":null,"$version":3}`; got != want {
+					t.Errorf("device notification: got %s, want %s", got, want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the device was not notified")
+			}
 		})
 	}
 }

@@ -4,25 +4,36 @@ package twin
 
 import "time"
 
+// ServiceUpdate is a parsed service twin PATCH or PUT body.
+type ServiceUpdate struct {
+	Tags    []byte // the tags object as compact JSON; nil when the body leaves tags out
+	Desired []byte // properties.desired likewise
+	// ClearTags and ClearDesired report a section set to null: every member
+	// goes, as the hub does (the official Node e2e suite nulls out all tags
+	// and all desired properties this way). Tags or Desired is then "{}".
+	ClearTags, ClearDesired bool
+}
+
 // ParseServiceUpdate reads the body of a service twin PATCH or PUT (§5.4):
-// {"tags":{...},"properties":{"desired":{...},"reported":{...}}, ...}. It
-// returns the tags and desired objects as compact JSON and whether each is
-// present. A member that is absent or null counts as not present;
+// {"tags":{...},"properties":{"desired":{...},"reported":{...}}, ...}.
 // properties.reported and identity fields (deviceId, etag, version, ...)
-// are ignored, as the hub cannot be written there by the back end. Errors
-// wrap ErrInvalid. The sections' content is checked when written, not here.
-func ParseServiceUpdate(body []byte) (tags, desired []byte, hasTags, hasDesired bool, err error) {
+// are ignored, as the back end cannot write them; "desired" or "reported"
+// outside "properties" is refused, as the hub refuses it, rather than
+// silently doing nothing. Errors wrap ErrInvalid. The sections' content is
+// checked when written, not here.
+func ParseServiceUpdate(body []byte) (ServiceUpdate, error) {
 	u, err := parseServiceUpdate(body)
 	if err != nil {
-		return nil, nil, false, false, err
+		return ServiceUpdate{}, err
 	}
+	var out ServiceUpdate
 	if u.tags != nil {
-		tags, hasTags = appendValue(nil, u.tags), true
+		out.Tags, out.ClearTags = appendValue(nil, u.tags), u.clearTags
 	}
 	if u.desired != nil {
-		desired, hasDesired = appendValue(nil, u.desired), true
+		out.Desired, out.ClearDesired = appendValue(nil, u.desired), u.clearDesired
 	}
-	return tags, desired, hasTags, hasDesired, nil
+	return out, nil
 }
 
 // PatchTwin applies a service twin PATCH body (§5.4): tags and
@@ -57,28 +68,39 @@ func parseServiceUpdate(body []byte) (update, error) {
 	if n.kind != kindObject {
 		return update{}, invalidf("", "the twin update must be a JSON object")
 	}
+	for _, k := range []string{"desired", "reported"} {
+		if _, ok := n.kids[k]; ok {
+			return update{}, invalidf(k, "%s must be inside \"properties\": {\"properties\":{\"%s\":{...}}}", k, k)
+		}
+	}
 	var u update
-	if u.tags, err = member(n, "tags", "tags"); err != nil {
+	if u.tags, u.clearTags, err = section(n, "tags", "tags"); err != nil {
 		return update{}, err
 	}
-	props, err := member(n, "properties", "properties")
-	if err != nil || props == nil {
-		return u, err
+	props, ok := n.kids["properties"]
+	if !ok || props.kind == kindNull {
+		return u, nil
 	}
-	if u.desired, err = member(props, "desired", "properties.desired"); err != nil {
+	if props.kind != kindObject {
+		return update{}, invalidf("properties", "properties must be a JSON object")
+	}
+	if u.desired, u.clearDesired, err = section(props, "desired", "properties.desired"); err != nil {
 		return update{}, err
 	}
 	return u, nil
 }
 
-// member returns the object member k of n, nil when it is absent or null.
-func member(n *node, k, path string) (*node, error) {
+// section returns the object member k of n: nil when it is absent, an
+// empty object with clear set when it is null.
+func section(n *node, k, path string) (v *node, clear bool, err error) {
 	v, ok := n.kids[k]
-	if !ok || v.kind == kindNull {
-		return nil, nil
+	switch {
+	case !ok:
+		return nil, false, nil
+	case v.kind == kindNull:
+		return newObject(), true, nil
+	case v.kind != kindObject:
+		return nil, false, invalidf(path, "%s must be a JSON object", path)
 	}
-	if v.kind != kindObject {
-		return nil, invalidf(path, "%s must be a JSON object", path)
-	}
-	return v, nil
+	return v, false, nil
 }

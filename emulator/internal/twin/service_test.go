@@ -5,28 +5,32 @@ package twin
 import (
 	"errors"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 func TestParseServiceUpdate(t *testing.T) {
 	tests := []struct {
-		name                   string
-		body                   string
-		wantTags, wantDesired  string
-		wantHasTags, wantHasDs bool
-		wantErr                error
+		name    string
+		body    string
+		want    ServiceUpdate
+		wantErr error
 	}{
 		{
-			name:     "full twin body with identity fields",
-			body:     `{"deviceId":"dev1","etag":"AAAAAAAAAAM=","version":6,"status":"enabled","tags":{"site":{"floor":"3"}},"properties":{"desired":{"fanSpeed":4,"schedule":null,"f":2.50},"reported":{"x":1}}}`,
-			wantTags: `{"site":{"floor":"3"}}`, wantHasTags: true,
-			wantDesired: `{"fanSpeed":4,"schedule":null,"f":2.50}`, wantHasDs: true,
+			name: "full twin body with identity fields",
+			body: `{"deviceId":"dev1","etag":"AAAAAAAAAAM=","version":6,"status":"enabled","tags":{"site":{"floor":"3"}},"properties":{"desired":{"fanSpeed":4,"schedule":null,"f":2.50},"reported":{"x":1}}}`,
+			want: ServiceUpdate{Tags: []byte(`{"site":{"floor":"3"}}`), Desired: []byte(`{"fanSpeed":4,"schedule":null,"f":2.50}`)},
 		},
-		{name: "tags only", body: `{"tags":{}}`, wantTags: `{}`, wantHasTags: true},
-		{name: "desired only", body: `{"properties":{"desired":{"a":1}}}`, wantDesired: `{"a":1}`, wantHasDs: true},
-		{name: "null sections count as absent", body: `{"tags":null,"properties":{"desired":null}}`},
+		{name: "tags only", body: `{"tags":{}}`, want: ServiceUpdate{Tags: []byte(`{}`)}},
+		{name: "desired only", body: `{"properties":{"desired":{"a":1}}}`, want: ServiceUpdate{Desired: []byte(`{"a":1}`)}},
+		{name: "null sections clear them", body: `{"tags":null,"properties":{"desired":null}}`,
+			want: ServiceUpdate{Tags: []byte(`{}`), Desired: []byte(`{}`), ClearTags: true, ClearDesired: true}},
 		{name: "null properties", body: `{"properties":null}`},
 		{name: "reported ignored whatever its type", body: `{"properties":{"reported":"nonsense"}}`},
 		{name: "empty object", body: `{}`},
+		{name: "desired without the properties wrapper", body: `{"desired":{"a":1}}`, wantErr: ErrInvalid},
+		{name: "reported without the properties wrapper", body: `{"reported":{"a":1}}`, wantErr: ErrInvalid},
 		{name: "tags not an object", body: `{"tags":5}`, wantErr: ErrInvalid},
 		{name: "properties not an object", body: `{"properties":[]}`, wantErr: ErrInvalid},
 		{name: "desired not an object", body: `{"properties":{"desired":"x"}}`, wantErr: ErrInvalid},
@@ -36,17 +40,42 @@ func TestParseServiceUpdate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tags, desired, hasTags, hasDesired, err := ParseServiceUpdate([]byte(tt.body))
+			got, err := ParseServiceUpdate([]byte(tt.body))
 			if !errors.Is(err, tt.wantErr) || (err != nil) != (tt.wantErr != nil) {
 				t.Fatalf("error: got %v, want %v", err, tt.wantErr)
 			}
-			if string(tags) != tt.wantTags || hasTags != tt.wantHasTags {
-				t.Errorf("tags: got %s (present %t), want %s (present %t)", tags, hasTags, tt.wantTags, tt.wantHasTags)
-			}
-			if string(desired) != tt.wantDesired || hasDesired != tt.wantHasDs {
-				t.Errorf("desired: got %s (present %t), want %s (present %t)", desired, hasDesired, tt.wantDesired, tt.wantHasDs)
+			if diff := cmp.Diff(tt.want, got, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("update (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestPatchTwinNullClearsSection: a PATCH whose tags or properties.desired
+// is null removes every member of that section; desired gets a new
+// $version and a notification that deletes each former member.
+func TestPatchTwinNullClearsSection(t *testing.T) {
+	d := build(t, op{"tags", `{"site":"B7","floor":3}`}, op{"desired", `{"fanSpeed":3,"schedule":{"night":true}}`})
+	v := d.Version()
+	n, err := d.PatchTwin([]byte(`{"tags":null,"properties":{"desired":null}}`), at(5))
+	if err != nil {
+		t.Fatalf("PatchTwin: %v", err)
+	}
+	if got, want := string(n), `{"fanSpeed":null,"schedule":null,"$version":3}`; got != want {
+		t.Errorf("notification: got %s, want %s", got, want)
+	}
+	if got := string(d.Tags()); got != `{}` {
+		t.Errorf("tags: got %s, want {}", got)
+	}
+	if got, want := string(d.DeviceView()), `{"desired":{"$version":3},"reported":{"$version":1}}`; got != want {
+		t.Errorf("device view: got %s, want %s", got, want)
+	}
+	if d.Version() != v+1 {
+		t.Errorf("twin version: got %d, want %d", d.Version(), v+1)
+	}
+	// Clearing an already empty desired section still counts as a write.
+	if n, err = d.PatchTwin([]byte(`{"properties":{"desired":null}}`), at(6)); err != nil || string(n) != `{"$version":4}` {
+		t.Errorf("clearing empty desired: got %s, %v; want {\"$version\":4}", n, err)
 	}
 }
 

@@ -83,9 +83,11 @@ func parseBody(b []byte, sec sectionID) (*node, error) {
 	return n, nil
 }
 
-// update is a back-end write: either section may be nil (absent).
+// update is a back-end write: either section may be nil (absent). A
+// section marked clear replaces the current one even in a merge.
 type update struct {
-	tags, desired *node
+	tags, desired           *node
+	clearTags, clearDesired bool
 }
 
 // serviceWrite validates u completely, then applies it: a merge, or with
@@ -96,17 +98,18 @@ func (d *Doc) serviceWrite(u update, replace bool, now time.Time) (notify []byte
 	if u.desired != nil && u.desired.kind == kindObject {
 		dropEcho(u.desired)
 	}
-	if err := check(u.tags, sectionTags, d.tags, replace); err != nil {
+	replaceTags, replaceDesired := replace || u.clearTags, replace || u.clearDesired
+	if err := check(u.tags, sectionTags, d.tags, replaceTags); err != nil {
 		return nil, err
 	}
-	if err := check(u.desired, sectionDesired, d.desired, replace); err != nil {
+	if err := check(u.desired, sectionDesired, d.desired, replaceDesired); err != nil {
 		return nil, err
 	}
 
 	at := stampTime(now)
 	tagsChanged := false
 	if u.tags != nil {
-		if replace {
+		if replaceTags {
 			u.tags.stampTree(stamp{at: at})
 			d.tags, tagsChanged = u.tags, true
 		} else {
@@ -116,7 +119,7 @@ func (d *Doc) serviceWrite(u update, replace bool, now time.Time) (notify []byte
 	if u.desired != nil {
 		next := d.desiredVersion + 1
 		st := stamp{at: at, version: next}
-		if replace {
+		if replaceDesired {
 			u.desired.stampTree(st) // drops nulls first: a member set to null is removed too
 			removed := removedKeys(d.desired, u.desired)
 			d.desired = u.desired
