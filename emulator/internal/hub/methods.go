@@ -82,10 +82,11 @@ func (h *Hub) InvokeMethod(ctx context.Context, id Identity, r MethodRequest) (r
 	if err := h.react(ctx, OpInvokeMethod, id); err != nil {
 		return MethodResult{}, err
 	}
+	// The payload goes out as the service sent it: JSON null as the text
+	// null, which the Node device SDK parses (its e2e suite invokes with
+	// "payload": null); an omitted payload (nil) as an empty body, which is
+	// what SDKs that drop a null member cause on the hub (§3.9).
 	payload := r.Payload
-	if bytes.Equal(bytes.TrimSpace(payload), []byte("null")) {
-		payload = nil // a null payload reaches the device as an empty body (§3.9)
-	}
 	connectDeadline := h.clk.NewTimer(r.ConnectTimeout)
 	defer connectDeadline.Stop()
 	var failed *Conn // a connection the request could not be written to
@@ -187,6 +188,14 @@ func (c *Conn) ResolveMethod(rid string, status int, body []byte) bool {
 	return true
 }
 
+// DeviceJSON returns b without the NUL bytes and white space that follow
+// its JSON value. The hub's parser accepts a document followed by them, and
+// embedded C clients publish fixed-size buffers padded with NULs (§3.9), so
+// every adapter passes JSON a device sent through here before parsing it.
+func DeviceJSON(b []byte) []byte {
+	return bytes.TrimRight(b, "\x00 \t\r\n")
+}
+
 func jsonOrNull(b []byte) json.RawMessage {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return json.RawMessage("null")
@@ -203,10 +212,11 @@ func errorCode(err error) int {
 }
 
 // methodPayload turns a device's answer body into the JSON the service
-// gets: empty becomes null; valid JSON is kept as is; anything else is
-// wrapped as a JSON string (iothub-protocol.md §11 item 6).
+// gets: empty becomes null; valid JSON (also when padded with NULs) is kept
+// as is; anything else is wrapped as a JSON string (iothub-protocol.md §11
+// item 6).
 func methodPayload(b []byte) []byte {
-	t := bytes.TrimSpace(b)
+	t := bytes.TrimSpace(DeviceJSON(b))
 	if len(t) == 0 {
 		return []byte("null")
 	}

@@ -75,6 +75,9 @@ func TestInvokeMethodPayloads(t *testing.T) {
 	cases := []struct{ name, answer, want string }{
 		{"json", `{"ok":true}`, `{"ok":true}`},
 		{"empty becomes null", ``, `null`},
+		{"JSON padded with NULs stays JSON", "{\"ok\":true}\x00\x00\n\x00", `{"ok":true}`},
+		{"a string padded with NULs", "\"done\"\x00", `"done"`},
+		{"only NULs become null", "\x00\x00", `null`},
 		{"non-JSON is wrapped as a string", `hello "world"`, `"hello \"world\""`},
 	}
 	for _, tc := range cases {

@@ -266,6 +266,7 @@ func (h *Hub) PatchReported(id Identity, patch []byte, baseVersion int64) (int64
 	if err := h.react(context.Background(), OpPatchReported, id); err != nil {
 		return 0, err
 	}
+	patch = DeviceJSON(patch)
 	unlock := h.lockIdentity(id)
 	defer unlock()
 	var version, twinVersion int64

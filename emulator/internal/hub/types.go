@@ -149,7 +149,7 @@ func identityETag(n int64) string {
 // MethodRequest is a direct-method invocation.
 type MethodRequest struct {
 	Name            string
-	Payload         []byte // raw JSON; nil or "null" reaches the device as an empty body
+	Payload         []byte // raw JSON as sent (null reaches the device as null); nil: omitted, an empty body
 	ResponseTimeout time.Duration
 	ConnectTimeout  time.Duration
 }

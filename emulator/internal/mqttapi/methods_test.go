@@ -68,8 +68,8 @@ func TestMethodNullPayloadAndModule(t *testing.T) {
 	c.subscribe(t, filterMethods)
 	done := invoke(e, id, hub.MethodRequest{Name: "get", Payload: []byte("null")})
 	m := c.next(t)
-	if len(m.Payload()) != 0 {
-		t.Errorf("null payload reaches the device as %q, want an empty body (§3.9)", m.Payload())
+	if string(m.Payload()) != "null" {
+		t.Errorf("null payload reaches the device as %q, want null (§3.9)", m.Payload())
 	}
 	// Python percent-encodes the rid it echoes.
 	c.publish(t, "$iothub/methods/res/200/?%24rid="+strings.ReplaceAll(ridOf(t, m.Topic()), "1", "%31"), 1, "")
@@ -77,6 +77,52 @@ func TestMethodNullPayloadAndModule(t *testing.T) {
 	if o.err != nil || o.res.Status != 200 || string(o.res.Payload) != "null" {
 		t.Errorf("module method: got %+v, %v; want status 200, payload null", o.res, o.err)
 	}
+}
+
+// TestMethodOmittedPayload: a request without a payload reaches the device
+// as an empty body (§3.9).
+func TestMethodOmittedPayload(t *testing.T) {
+	e := newEnv(t)
+	c := e.connectDevice(t, "dev1", false)
+	c.subscribe(t, filterMethods)
+	done := invoke(e, hub.Identity{DeviceID: "dev1"}, hub.MethodRequest{Name: "ping"})
+	m := c.next(t)
+	if len(m.Payload()) != 0 {
+		t.Errorf("omitted payload reaches the device as %q, want an empty body", m.Payload())
+	}
+	c.publish(t, "$iothub/methods/res/200/?$rid="+ridOf(t, m.Topic()), 0, "{}")
+	if o := <-done; o.err != nil || string(o.res.Payload) != "{}" {
+		t.Errorf("got %+v, %v; want payload {}", o.res, o.err)
+	}
+}
+
+// TestDeviceJSONPaddedWithNULs: embedded C clients publish fixed-size
+// buffers, so the JSON a device sends may be followed by NUL bytes and
+// white space. A reported patch is accepted, and a method response comes
+// back to the service as the JSON value, not wrapped as a string (§3.9).
+func TestDeviceJSONPaddedWithNULs(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, e *env, ws bool) {
+		c := e.connectDevice(t, "dev1", ws)
+		c.subscribe(t, filterMethods, filterTwinResponses)
+		pad := "\r\n\x00\x00\x00 \x00"
+
+		c.publish(t, "$iothub/twin/PATCH/properties/reported/?$rid=1", 0, `{"fw":"2.0"}`+pad)
+		if got := c.twinReply(t); got.Status != "204" {
+			t.Fatalf("padded reported patch: got %+v, want 204", got)
+		}
+		tw, err := e.hub.GetTwin(context.Background(), hub.Identity{DeviceID: "dev1"})
+		if err != nil || !strings.Contains(string(tw.Properties.Reported), `"fw":"2.0"`) {
+			t.Fatalf("reported after padded patch: %s, %v", tw.Properties.Reported, err)
+		}
+
+		done := invoke(e, hub.Identity{DeviceID: "dev1"}, hub.MethodRequest{Name: "status", Payload: []byte(`{}`)})
+		m := c.next(t)
+		c.publish(t, "$iothub/methods/res/200/?$rid="+ridOf(t, m.Topic()), 0, `{"ok":[1,2]}`+pad)
+		o := <-done
+		if o.err != nil || string(o.res.Payload) != `{"ok":[1,2]}` {
+			t.Errorf("padded method response: got %s, %v; want {\"ok\":[1,2]}", o.res.Payload, o.err)
+		}
+	})
 }
 
 func TestMethodNotSubscribed(t *testing.T) {

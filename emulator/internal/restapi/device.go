@@ -108,7 +108,7 @@ func parseBatch(body []byte) ([]*hub.Message, error) {
 		Base64Encoded *bool             `json:"base64Encoded"`
 		Properties    map[string]string `json:"properties"`
 	}
-	if err := json.Unmarshal(body, &items); err != nil {
+	if err := json.Unmarshal(hub.DeviceJSON(body), &items); err != nil {
 		return nil, huberr.ArgumentInvalid("The batch is not a JSON array of messages: %v", err)
 	}
 	out := make([]*hub.Message, 0, len(items))

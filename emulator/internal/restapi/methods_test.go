@@ -102,8 +102,12 @@ func TestMethodRoundTrip(t *testing.T) {
 	}{
 		{"device", "/twins/d1/methods", map[string]any{"methodName": "setFan", "payload": map[string]any{"speed": 3}, "responseTimeoutInSeconds": 5},
 			`{"status":200,"payload":{"applied":true}}`, "setFan", `{"speed":3}`},
-		{"null payload reaches the device empty", "/twins/d1/methods", map[string]any{"methodName": "reboot", "payload": nil},
+		{"null payload reaches the device as null", "/twins/d1/methods", map[string]any{"methodName": "reboot", "payload": nil},
+			`{"status":200,"payload":{"applied":true}}`, "reboot", `null`},
+		{"omitted payload reaches the device empty", "/twins/d1/methods", map[string]any{"methodName": "reboot"},
 			`{"status":200,"payload":{"applied":true}}`, "reboot", ``},
+		{"empty string payload", "/twins/d1/methods", map[string]any{"methodName": "echo", "payload": ""},
+			`{"status":200,"payload":{"applied":true}}`, "echo", `""`},
 		{"module answers with an empty body", "/twins/d1/modules/m1/methods", map[string]any{"methodName": "m", "payload": "x"},
 			`{"status":500,"payload":null}`, "m", `"x"`},
 	}

@@ -62,6 +62,14 @@ func TestDeviceSendBatch(t *testing.T) {
 		string(ms[1].Body) != "two" || ms[1].MessageID != "b" {
 		t.Fatalf("batch recorded as %+v", ms)
 	}
+	// A batch padded with NULs and white space, as fixed-size C buffers are.
+	padded := e.do(request{method: "POST", path: "/devices/batcher/messages/events", auth: e.deviceToken(d),
+		body:   "[{\"body\":\"three\",\"base64Encoded\":false}]\n\x00\x00\x00",
+		header: map[string]string{"Content-Type": "application/vnd.microsoft.iothub.json"}})
+	wantStatus(t, "NUL-padded batch", padded, http.StatusNoContent)
+	if ms, _ := e.hub.Telemetry("batcher", "", 0, 0); len(ms) != 3 || string(ms[2].Body) != "three" {
+		t.Fatalf("padded batch recorded as %+v", ms)
+	}
 	bad := e.do(request{method: "POST", path: "/devices/batcher/messages/events", auth: e.deviceToken(d), body: `[{"body":"%%%"}]`,
 		header: map[string]string{"Content-Type": "application/vnd.microsoft.iothub.json"}})
 	checkFormA(t, "bad base64 in batch", bad, http.StatusBadRequest, "ArgumentInvalid")
