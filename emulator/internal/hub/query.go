@@ -15,6 +15,7 @@ import (
 	"github.com/iothubemulator/iothub/emulator/internal/huberr"
 	"github.com/iothubemulator/iothub/emulator/internal/query"
 	"github.com/iothubemulator/iothub/emulator/internal/store"
+	"github.com/iothubemulator/iothub/internal/uuid"
 )
 
 // Query paging (iothub-protocol.md §6.6, §11 item 11).
@@ -58,7 +59,7 @@ func (h *Hub) Query(ctx context.Context, text string, pageSize int, continuation
 		}
 		return nil, huberr.ArgumentInvalid("%s", err.Error())
 	}
-	items, cached := h.queries.get(snap, h.Now())
+	items, cached := h.queries.get(snap, text, h.Now())
 	if !cached {
 		if items, err = h.runQuery(ctx, q); err != nil {
 			return nil, err
@@ -70,7 +71,7 @@ func (h *Hub) Query(ctx context.Context, text string, pageSize int, continuation
 		page.Items = items[offset:end]
 		if end < len(items) {
 			if !cached {
-				snap = h.queries.put(items, h.Now())
+				snap = h.queries.put(items, text, h.Now())
 			}
 			page.Continuation = encodeContinuation(end, text, snap)
 		}
@@ -176,31 +177,34 @@ const (
 	queryCacheTTL    = 10 * time.Minute
 )
 
+// A cached result's id is random, not a counter: a token from before a
+// restart, or from another query, never names someone else's result. The
+// entry also keeps its query text, which a lookup must match.
 type queryCache struct {
 	mu      sync.Mutex
-	seq     uint64
 	entries map[string]*cachedResult
 }
 
 type cachedResult struct {
+	text    string
 	items   []json.RawMessage
 	created time.Time
 }
 
-func (c *queryCache) get(id string, now time.Time) ([]json.RawMessage, bool) {
+func (c *queryCache) get(id, text string, now time.Time) ([]json.RawMessage, bool) {
 	if id == "" {
 		return nil, false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.entries[id]
-	if e == nil || now.Sub(e.created) > queryCacheTTL {
+	if e == nil || e.text != text || now.Sub(e.created) > queryCacheTTL {
 		return nil, false
 	}
 	return e.items, true
 }
 
-func (c *queryCache) put(items []json.RawMessage, now time.Time) string {
+func (c *queryCache) put(items []json.RawMessage, text string, now time.Time) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.entries == nil {
@@ -220,9 +224,8 @@ func (c *queryCache) put(items []json.RawMessage, now time.Time) string {
 		}
 		delete(c.entries, oldest)
 	}
-	c.seq++
-	id := strconv.FormatUint(c.seq, 36)
-	c.entries[id] = &cachedResult{items: items, created: now}
+	id := uuid.New()
+	c.entries[id] = &cachedResult{text: text, items: items, created: now}
 	return id
 }
 

@@ -85,3 +85,72 @@ func TestQueryContinuationFromAnotherQueryIsRefused(t *testing.T) {
 		t.Fatal("a garbage token was accepted")
 	}
 }
+
+// TestContinuationNeverReturnsAnotherQuerysRows: a token names the cached
+// result it pages through. After a restart (a new Hub over the same store)
+// another query's cached result must not answer it, nor may a token that
+// names another query's result, even with a matching text hash.
+func TestContinuationNeverReturnsAnotherQuerysRows(t *testing.T) {
+	h1 := newRegHub(t)
+	for i := range 6 {
+		tag := "even"
+		if i%2 == 1 {
+			tag = "odd"
+		}
+		regDevice(t, h1, Device{DeviceID: fmt.Sprintf("d%d", i)})
+		if _, err := h1.UpdateTwin(context.Background(), Identity{DeviceID: fmt.Sprintf("d%d", i)}, []byte(`{"tags":{"kind":"`+tag+`"}}`), "", false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const evens = "SELECT * FROM devices WHERE tags.kind = 'even'"
+	const odds = "SELECT * FROM devices WHERE tags.kind = 'odd'"
+	ids := func(p *QueryPage) []string {
+		var out []string
+		for _, it := range p.Items {
+			var v struct{ DeviceID string }
+			_ = json.Unmarshal(it, &v)
+			out = append(out, v.DeviceID)
+		}
+		return out
+	}
+	first, err := h1.Query(context.Background(), evens, 1, "")
+	if err != nil || first.Continuation == "" {
+		t.Fatalf("first page: %v, token %q", err, first.Continuation)
+	}
+
+	// "Restart": a second hub over the same store, whose first cached
+	// result is another query's.
+	h2, err := New(h1.db, Config{HostName: "myhub.example", Policies: DefaultPolicies(regOwnerKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h2.Close()
+	if p, err := h2.Query(context.Background(), odds, 1, ""); err != nil || p.Continuation == "" {
+		t.Fatalf("odd query on the new hub: %v", err)
+	}
+	next, err := h2.Query(context.Background(), evens, 1, first.Continuation)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(ids(next)); got != "[d2]" {
+		t.Errorf("second page of the even query after a restart: got %s, want [d2]", got)
+	}
+
+	// A token for the even query that names the odd query's cached result.
+	oddPage, err := h2.Query(context.Background(), odds, 1, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, oddSnap, err := decodeContinuation(oddPage.Continuation, odds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := encodeContinuation(1, evens, oddSnap)
+	p, err := h2.Query(context.Background(), evens, 1, forged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(ids(p)); got != "[d2]" {
+		t.Errorf("even query with a token naming the odd result: got %s, want [d2]", got)
+	}
+}
