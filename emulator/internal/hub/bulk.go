@@ -172,7 +172,10 @@ func (h *Hub) importIdentity(ctx context.Context, it ImportDevice, ifMatch strin
 	if it.Capabilities != nil {
 		d.Capabilities = *it.Capabilities
 	}
-	_, err := h.PutDevice(ctx, d, ifMatch)
+	// Bulk operations store scopes as given: the C# e2e suite, run against
+	// real hubs, bulk-creates a leaf whose scope names no edge device
+	// (DevicesClientE2ETests.DevicesClient_AddDevicesAsync_Works).
+	_, err := h.putDevice(ctx, d, ifMatch, false)
 	return err
 }
 
