@@ -40,6 +40,9 @@ const (
 	FeedbackExpired               = "Expired"
 	FeedbackDeliveryCountExceeded = "DeliveryCountExceeded"
 	FeedbackRejected              = "Rejected"
+	// FeedbackPurged: the back end purged the queue (the C# service SDK's
+	// FeedbackStatusCode.Purged).
+	FeedbackPurged = "Purged"
 )
 
 // feedbackDescription is the description the hub gives each status.
@@ -48,6 +51,7 @@ var feedbackDescription = map[string]string{
 	FeedbackExpired:               "Message expired",
 	FeedbackDeliveryCountExceeded: "Message delivery count exceeded",
 	FeedbackRejected:              "Message rejected",
+	FeedbackPurged:                "Message purged",
 }
 
 // C2DMessage is a cloud-to-device message in a device's queue.
@@ -480,7 +484,10 @@ func (h *Hub) removeC2D(tx *store.Tx, m *C2DMessage, status string) error {
 			return err
 		}
 	}
-	return tx.Put(store.Feedback, seqKey(seq), b)
+	if err := tx.Put(store.Feedback, seqKey(seq), b); err != nil {
+		return err
+	}
+	return h.queueFeedback(tx, fb, fb.EnqueuedTimeUTC)
 }
 
 // maxFeedback bounds the stored feedback records.

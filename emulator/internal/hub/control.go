@@ -182,7 +182,7 @@ func (h *Hub) Reset(ctx context.Context) error {
 	h.runtime = map[Identity]*runtimeInfo{}
 	h.mu.Unlock()
 	err := h.db.Update(func(tx *store.Tx) error {
-		for _, b := range []store.Bucket{store.Devices, store.Modules, store.Messages, store.PartitionIndex, store.C2D, store.Feedback} {
+		for _, b := range []store.Bucket{store.Devices, store.Modules, store.Messages, store.PartitionIndex, store.C2D, store.Feedback, store.FeedbackQueue} {
 			var keys []string
 			if err := tx.ForEach(b, "", "", func(k string, _ []byte) error { keys = append(keys, k); return nil }); err != nil {
 				return err

@@ -430,6 +430,9 @@ func (h *Hub) DeleteDevice(ctx context.Context, id, ifMatch string) error {
 		if err := tx.Delete(store.Devices, id); err != nil {
 			return err
 		}
+		if err := dropDeviceFeedback(tx, id); err != nil {
+			return err
+		}
 		var keys []string
 		_ = tx.ForEach(store.Modules, id+"\x00", "", func(k string, _ []byte) error { keys = append(keys, k); return nil })
 		_ = tx.ForEach(store.C2D, id+"\x00", "", func(k string, _ []byte) error { keys = append(keys, "c2d:"+k); return nil })

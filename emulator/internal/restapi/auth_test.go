@@ -122,6 +122,12 @@ func TestRouteRights(t *testing.T) {
 			body: func(string) any { return map[string]any{"methodName": "m", "responseTimeoutInSeconds": 5} }},
 		{name: "registry statistics", tmpl: "/statistics/devices", method: "GET", path: fixed("/statistics/devices"), ok: 200, allowed: readers},
 		{name: "service statistics", tmpl: "/statistics/service", method: "GET", path: fixed("/statistics/service"), ok: 200, allowed: servicers},
+		// The feedback queue is empty: an authorized receive gets 204 and
+		// an authorized settle of an unknown lock 412.
+		{name: "receive feedback", tmpl: "/messages/serviceBound/feedback", method: "GET", path: fixed("/messages/serviceBound/feedback"), ok: 204, allowed: servicers},
+		{name: "complete feedback", tmpl: "/messages/serviceBound/feedback/{lock}", method: "DELETE", path: fixed("/messages/serviceBound/feedback/none"), ok: 412, allowed: servicers},
+		{name: "abandon feedback", tmpl: "/messages/serviceBound/feedback/{lock}/abandon", method: "POST", path: fixed("/messages/serviceBound/feedback/none/abandon"), ok: 412, allowed: servicers},
+		{name: "purge", tmpl: "/devices/{id}/commands", method: "DELETE", path: fixed("/devices/d1/commands"), ok: 200, allowed: servicers},
 	}
 	// Every service route of the table is exercised here.
 	covered := map[string]bool{}

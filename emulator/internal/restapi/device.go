@@ -136,13 +136,9 @@ func (s *server) deviceReceive(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	lock := time.Duration(0)
-	if v := r.Header.Get("iothub-messagelocktimeout"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			return huberr.ArgumentInvalid("iothub-messagelocktimeout must be a positive number of seconds; got '%s'.", v)
-		}
-		lock = time.Duration(n) * time.Second
+	lock, err := lockTimeout(r)
+	if err != nil {
+		return err
 	}
 	m, err := s.hub.ReceiveC2D(r.Context(), id.DeviceID, lock)
 	if err != nil {

@@ -74,6 +74,12 @@ func routes() []route {
 		{"PUT", "/twins/{id}/modules/{mid}", sc, (*server).putTwin, serviceRoute},
 		{"POST", "/twins/{id}/methods", sc, (*server).invokeMethod, serviceRoute},
 		{"POST", "/twins/{id}/modules/{mid}/methods", sc, (*server).invokeMethod, serviceRoute},
+		// Cloud-to-device for the back end (§7): the feedback queue and the
+		// purge of a device's queue.
+		{"GET", "/messages/serviceBound/feedback", sc, (*server).receiveFeedback, serviceRoute},
+		{"DELETE", "/messages/serviceBound/feedback/{lock}", sc, (*server).completeFeedback, serviceRoute},
+		{"POST", "/messages/serviceBound/feedback/{lock}/abandon", sc, (*server).abandonFeedback, serviceRoute},
+		{"DELETE", "/devices/{id}/commands", sc, (*server).purgeC2D, serviceRoute},
 		// Statistics (§6.7).
 		{"GET", "/statistics/devices", rr, (*server).registryStats, serviceRoute},
 		{"GET", "/statistics/service", sc, (*server).serviceStats, serviceRoute},

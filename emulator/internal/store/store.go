@@ -35,9 +35,13 @@ const (
 	// PartitionIndex: partition byte + big-endian partition sequence ->
 	// telemetry log sequence + enqueued time (the Event Hub-compatible view).
 	PartitionIndex Bucket = "partitions"
+
+	// FeedbackQueue holds the feedback messages the service receives over
+	// HTTPS: big-endian sequence -> a batch of feedback records.
+	FeedbackQueue Bucket = "feedbackqueue"
 )
 
-var allBuckets = []Bucket{Devices, Modules, Meta, Messages, C2D, Feedback, PartitionIndex}
+var allBuckets = []Bucket{Devices, Modules, Meta, Messages, C2D, Feedback, PartitionIndex, FeedbackQueue}
 
 // ErrLocked is returned by Open when another process holds the database.
 var ErrLocked = errors.New("database is in use by another process")
