@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -60,7 +61,7 @@ func TestRestartKeepsState(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			if _, err := svc.GetDevice(ctx, deleted); !service.IsNotFound(err) {
+			if _, err := svc.GetDevice(ctx, deleted); !errors.Is(err, service.ErrNotFound) {
 				t.Errorf("GetDevice(%s) deleted before the restart: got error %v, want 404 DeviceNotFound", deleted, err)
 			}
 

@@ -5,6 +5,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"os/exec"
 	"path/filepath"
@@ -56,7 +57,7 @@ func TestTutorialGoSamples(t *testing.T) {
 	// methods to the device, so the test does not depend on that gap.
 	waitFor(t, 20*time.Second, "device app to subscribe to methods", func() bool {
 		_, err := svc.InvokeMethod(ctx, "myDevice", service.MethodCall{Name: "probe", ResponseTimeout: 5 * time.Second})
-		return !service.IsDeviceNotOnline(err)
+		return !errors.Is(err, service.ErrDeviceNotOnline)
 	})
 	svcCmd := exec.CommandContext(ctx, svcBin, "--polls", "20", "--interval", "250ms")
 	svcCmd.Env = append(hermeticEnv(), "IOTHUB_CONNECTION_STRING="+p.connString, "DEVICE_ID=myDevice", "IOTHUB_CA_FILE="+p.caFile)

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+
+	"github.com/iothubemulator/iothub/internal/wire"
 )
 
 // ImportMode is what a bulk registry operation does with one identity.
@@ -70,11 +72,7 @@ func (e *DeviceRegistryOperationError) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*e = DeviceRegistryOperationError(v.plain)
-	if n := intCode(v.ErrorCode); n != 0 {
-		e.ErrorCode = strconv.Itoa(n)
-	} else {
-		e.ErrorCode = jsonString(v.ErrorCode)
-	}
+	e.ErrorCode = wire.CodeText(v.ErrorCode)
 	return nil
 }
 
@@ -116,7 +114,7 @@ func (c *Client) BulkRegistryOperation(ctx context.Context, devices []ExportImpo
 		var probe map[string]json.RawMessage
 		if json.Unmarshal(e.Body, &probe) == nil && probe["isSuccessful"] != nil && json.Unmarshal(e.Body, &res) == nil {
 			if e.CodeName == "" && e.Code == 0 {
-				e.Code, e.CodeName = CodeBulkRegistryOperationFailed, codeNames[CodeBulkRegistryOperationFailed]
+				e.Code, e.CodeName = CodeBulkRegistryOperationFailed, wire.CodeName(CodeBulkRegistryOperationFailed)
 			}
 			if e.Message == "" || e.Message == http.StatusText(http.StatusBadRequest) {
 				e.Message = bulkMessage(&res)

@@ -59,7 +59,7 @@ func TestCancelInFlight(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			hub, arrived := blockingHub(t)
-			c, _ := hub.client(t, WithRetryPolicy(DefaultRetryPolicy()))
+			c, _ := hub.client(t, WithRetryPolicy(ExponentialBackoff{}))
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			errc := make(chan error, 1)
@@ -129,8 +129,8 @@ func TestAttemptTimeout(t *testing.T) {
 	hub, _ := blockingHub(t)
 	c, _ := hub.client(t, WithRetryPolicy(retryPolicy))
 	_, err := c.do(testContext(t), &call{op: "Probe", method: http.MethodGet, path: "/devices/d", idempotent: true, timeout: 50 * time.Millisecond}, nil)
-	if !errors.Is(err, errAttemptTimeout) {
-		t.Errorf("got %v, want errAttemptTimeout", err)
+	if !errors.Is(err, ErrTimeout) || asError(err) != nil {
+		t.Errorf("got %v, want ErrTimeout from the client, not a hub *Error", err)
 	}
 	if n := len(hub.requests()); n != 1 {
 		t.Errorf("got %d requests, want 1", n)

@@ -14,15 +14,17 @@ import (
 	"time"
 
 	"github.com/iothubemulator/iothub/internal/sas"
+	"github.com/iothubemulator/iothub/internal/wire"
 )
 
 // APIVersion is the REST api-version every request carries, the one the
 // Node, C# and Java service SDKs send (azure-iothub dist/version.js).
-const APIVersion = "2021-04-12"
+const APIVersion = wire.APIVersion
 
 // DefaultUserAgent is the User-Agent header sent unless WithUserAgent
-// replaces it.
-const DefaultUserAgent = "iothubemulator-go-service/0.1"
+// replaces it: "iothub-go-service/<version> (<go version>; <os>; <arch>)",
+// shaped like the device client's and the Node SDKs' user agents.
+var DefaultUserAgent = wire.UserAgent("iothub-go-service")
 
 // DefaultTokenLifetime is how long the SAS tokens minted from a policy key
 // stay valid, the 60 minutes every Azure SDK uses.
@@ -76,8 +78,8 @@ func WithLogger(l *slog.Logger) Option {
 	return func(c *config) { c.logger = l }
 }
 
-// WithRetryPolicy replaces DefaultRetryPolicy. See RetryPolicy for which
-// calls are retried.
+// WithRetryPolicy sets the policy for repeating failed calls. The default
+// is ExponentialBackoff{}. See RetryPolicy for which calls are retried.
 func WithRetryPolicy(p RetryPolicy) Option {
 	return func(c *config) { c.retry = p }
 }
@@ -86,7 +88,7 @@ func WithRetryPolicy(p RetryPolicy) Option {
 // Tests against an emulator should use it so that server bugs are not
 // hidden.
 func WithoutRetries() Option {
-	return WithRetryPolicy(RetryPolicy{MaxAttempts: 1})
+	return WithRetryPolicy(noRetry{})
 }
 
 // WithUserAgent replaces DefaultUserAgent as the User-Agent header.
@@ -167,12 +169,15 @@ func NewFromSASToken(host, token string, opts ...Option) (*Client, error) {
 
 func newConfig(opts []Option) (*config, error) {
 	cfg := &config{
-		retry:         DefaultRetryPolicy(),
+		retry:         ExponentialBackoff{},
 		userAgent:     DefaultUserAgent,
 		tokenLifetime: DefaultTokenLifetime,
 	}
 	for _, o := range opts {
 		o(cfg)
+	}
+	if cfg.retry == nil {
+		return nil, errors.New("service: nil retry policy")
 	}
 	if cfg.rootCAs != nil && cfg.httpClient != nil {
 		return nil, errors.New("service: WithRootCAs and WithHTTPClient cannot be combined; set RootCAs on the HTTP client's transport")

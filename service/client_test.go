@@ -171,23 +171,6 @@ func TestHostNameKeepsPort(t *testing.T) {
 	}
 }
 
-func TestEscape(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"dev1", "dev1"},
-		{"a-b_c.d~e", "a-b_c.d~e"},
-		{"!*'()", "!*'()"},
-		{"a b", "a%20b"},
-		{"a+b%c", "a%2Bb%25c"},
-		{"#?/&=:;,@$", "%23%3F%2F%26%3D%3A%3B%2C%40%24"},
-		{"é", "%C3%A9"},
-	}
-	for _, tt := range tests {
-		if got := escape(tt.in); got != tt.want {
-			t.Errorf("escape(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-}
-
 func TestIfMatch(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"", `"*"`},

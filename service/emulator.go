@@ -119,8 +119,8 @@ type Feedback struct {
 // SendC2D queues a cloud-to-device message for device deviceID
 // (POST /emulator/devices/{id}/messages/devicebound). It is emulator-only:
 // against a real hub it fails with ErrEmulatorOnly. An unknown device gives
-// an error for which IsNotFound is true, a full queue (50 messages) one for
-// which IsForbidden is true. It is never retried: a second attempt after a
+// an error matching ErrNotFound, a full queue (50 messages) one matching
+// ErrForbidden. It is never retried: a second attempt after a
 // lost response would queue the message twice.
 func (c *Client) SendC2D(ctx context.Context, deviceID string, m *C2DMessage) error {
 	const op = "SendC2D"
@@ -286,8 +286,8 @@ func (c *Client) C2DFeedback(ctx context.Context) ([]Feedback, error) {
 // wrapping ErrEmulatorOnly. A 404 that names a missing device or module
 // comes from the emulator and is passed through unchanged.
 //
-// The result deliberately does not wrap the hub's *Error: IsNotFound must
-// not report a missing device when the route is what is missing.
+// The result deliberately does not wrap the hub's *Error: ErrNotFound must
+// not match a missing device when the route is what is missing.
 func emulatorOnly(op, host string, err error) error {
 	e := asError(err)
 	if e == nil || e.StatusCode != http.StatusNotFound || e.Code == CodeDeviceNotFound || e.Code == CodeModuleNotFound {

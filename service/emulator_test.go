@@ -46,8 +46,8 @@ func TestEmulatorDeviceLifecycle(t *testing.T) {
 		t.Errorf("DeviceConnectionString: %v", err)
 	}
 
-	if _, err := c.CreateDevice(ctx, &service.Device{DeviceID: "dev+1$x"}); !service.IsAlreadyExists(err) {
-		t.Errorf("second CreateDevice: got %v, want IsAlreadyExists", err)
+	if _, err := c.CreateDevice(ctx, &service.Device{DeviceID: "dev+1$x"}); !errors.Is(err, service.ErrAlreadyExists) {
+		t.Errorf("second CreateDevice: got %v, want ErrAlreadyExists", err)
 	}
 
 	got, err := c.GetDevice(ctx, "dev+1$x")
@@ -66,8 +66,8 @@ func TestEmulatorDeviceLifecycle(t *testing.T) {
 	if upd.Status != service.StatusDisabled || upd.ETag == got.ETag {
 		t.Errorf("UpdateDevice: status %q etag %q (was %q), want disabled and a new etag", upd.Status, upd.ETag, got.ETag)
 	}
-	if _, err := c.UpdateDevice(ctx, got); !service.IsPreconditionFailed(err) {
-		t.Errorf("UpdateDevice with a stale etag: got %v, want IsPreconditionFailed", err)
+	if _, err := c.UpdateDevice(ctx, got); !errors.Is(err, service.ErrPreconditionFailed) {
+		t.Errorf("UpdateDevice with a stale etag: got %v, want ErrPreconditionFailed", err)
 	}
 
 	stats, err := c.GetRegistryStatistics(ctx)
@@ -82,15 +82,15 @@ func TestEmulatorDeviceLifecycle(t *testing.T) {
 		t.Errorf("ListDevices = %d devices, %v; want 1", len(list), err)
 	}
 
-	if err := c.DeleteDevice(ctx, "dev+1$x", "wrong"); !service.IsPreconditionFailed(err) {
-		t.Errorf("DeleteDevice with a wrong etag: got %v, want IsPreconditionFailed", err)
+	if err := c.DeleteDevice(ctx, "dev+1$x", "wrong"); !errors.Is(err, service.ErrPreconditionFailed) {
+		t.Errorf("DeleteDevice with a wrong etag: got %v, want ErrPreconditionFailed", err)
 	}
 	if err := c.DeleteDevice(ctx, "dev+1$x", ""); err != nil {
 		t.Fatalf("DeleteDevice: %v", err)
 	}
 	_, err = c.GetDevice(ctx, "dev+1$x")
 	var e *service.Error
-	if !errors.As(err, &e) || e.Code != service.CodeDeviceNotFound || !service.IsNotFound(err) {
+	if !errors.As(err, &e) || e.Code != service.CodeDeviceNotFound || !errors.Is(err, service.ErrNotFound) {
 		t.Errorf("GetDevice after delete: got %v, want 404001 DeviceNotFound", err)
 	}
 }
@@ -138,8 +138,8 @@ func TestEmulatorModules(t *testing.T) {
 	if m.Authentication == nil || m.Authentication.SymmetricKey == nil || m.Authentication.SymmetricKey.PrimaryKey == "" {
 		t.Errorf("module has no generated keys: %+v", m.Authentication)
 	}
-	if _, err := c.CreateModule(ctx, &service.Module{DeviceID: "dev1", ModuleID: "mod1"}); !service.IsAlreadyExists(err) {
-		t.Errorf("second CreateModule: got %v, want IsAlreadyExists", err)
+	if _, err := c.CreateModule(ctx, &service.Module{DeviceID: "dev1", ModuleID: "mod1"}); !errors.Is(err, service.ErrAlreadyExists) {
+		t.Errorf("second CreateModule: got %v, want ErrAlreadyExists", err)
 	}
 	if _, err := c.GetModule(ctx, "dev1", "mod1"); err != nil {
 		t.Errorf("GetModule: %v", err)
@@ -189,8 +189,8 @@ func TestEmulatorTwins(t *testing.T) {
 	if err := after.Properties.Desired.Decode(&d); err != nil || d.FanSpeed != 3 {
 		t.Errorf("desired = %s, want fanSpeed 3", after.Properties.Desired)
 	}
-	if _, err := c.UpdateTwin(ctx, "dev1", &service.Twin{Tags: tags}, before.ETag); !service.IsPreconditionFailed(err) {
-		t.Errorf("UpdateTwin with a stale etag: got %v, want IsPreconditionFailed", err)
+	if _, err := c.UpdateTwin(ctx, "dev1", &service.Twin{Tags: tags}, before.ETag); !errors.Is(err, service.ErrPreconditionFailed) {
+		t.Errorf("UpdateTwin with a stale etag: got %v, want ErrPreconditionFailed", err)
 	}
 
 	remove, _ := service.NewTwinCollection(map[string]any{"fanSpeed": nil})
@@ -212,8 +212,8 @@ func TestEmulatorTwins(t *testing.T) {
 		t.Errorf("tags after replace %v, want only owner", m)
 	}
 
-	if _, err := c.GetTwin(ctx, "nope"); !service.IsNotFound(err) {
-		t.Errorf("GetTwin unknown device: got %v, want IsNotFound", err)
+	if _, err := c.GetTwin(ctx, "nope"); !errors.Is(err, service.ErrNotFound) {
+		t.Errorf("GetTwin unknown device: got %v, want ErrNotFound", err)
 	}
 }
 
@@ -259,11 +259,11 @@ func TestEmulatorMethodOffline(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := c.InvokeMethod(ctx, "dev1", service.MethodCall{Name: "reboot", ResponseTimeout: 5 * time.Second})
-	if !service.IsDeviceNotOnline(err) {
-		t.Errorf("InvokeMethod on an offline device: got %v, want IsDeviceNotOnline", err)
+	if !errors.Is(err, service.ErrDeviceNotOnline) {
+		t.Errorf("InvokeMethod on an offline device: got %v, want ErrDeviceNotOnline", err)
 	}
-	if _, err := c.InvokeMethod(ctx, "ghost", service.MethodCall{Name: "reboot"}); !service.IsNotFound(err) {
-		t.Errorf("InvokeMethod on an unknown device: got %v, want IsNotFound", err)
+	if _, err := c.InvokeMethod(ctx, "ghost", service.MethodCall{Name: "reboot"}); !errors.Is(err, service.ErrNotFound) {
+		t.Errorf("InvokeMethod on an unknown device: got %v, want ErrNotFound", err)
 	}
 }
 
@@ -277,7 +277,7 @@ func TestEmulatorBulk(t *testing.T) {
 		{ID: "a", ImportMode: service.ImportCreate},
 		{ID: "c", ImportMode: service.ImportCreate},
 	})
-	if !service.IsBadRequest(err) || res == nil || res.IsSuccessful || len(res.Errors) != 1 || res.Errors[0].DeviceID != "a" {
+	if !errors.Is(err, service.ErrBadRequest) || res == nil || res.IsSuccessful || len(res.Errors) != 1 || res.Errors[0].DeviceID != "a" {
 		t.Errorf("bulk with a duplicate = %+v, %v; want a 400 with one error for a", res, err)
 	}
 }
@@ -287,7 +287,7 @@ func TestEmulatorBulk(t *testing.T) {
 func TestEmulatorRetriesThrottling(t *testing.T) {
 	srv, _, ctx := newEmulatorClient(t)
 	c, err := service.NewFromConnectionString(srv.ConnectionString(), service.WithRootCAs(srv.CAPool()),
-		service.WithRetryPolicy(service.RetryPolicy{MaxAttempts: 3, BaseDelay: 10 * time.Millisecond}))
+		service.WithRetryPolicy(service.ExponentialBackoff{MaxFailures: 3, Initial: 10 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +299,7 @@ func TestEmulatorRetriesThrottling(t *testing.T) {
 		t.Errorf("GetTwin after two throttled attempts: %v", err)
 	}
 	srv.FailNext(emulator.OpUpdateTwin, 1, emulator.ErrThrottled())
-	if _, err := c.UpdateTwin(ctx, "dev1", &service.Twin{}, ""); !service.IsThrottled(err) {
-		t.Errorf("UpdateTwin (never retried) after a throttle: got %v, want IsThrottled", err)
+	if _, err := c.UpdateTwin(ctx, "dev1", &service.Twin{}, ""); !errors.Is(err, service.ErrThrottled) {
+		t.Errorf("UpdateTwin (never retried) after a throttle: got %v, want ErrThrottled", err)
 	}
 }

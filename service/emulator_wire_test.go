@@ -69,13 +69,13 @@ func TestEmulatorOnlyOnRealHub(t *testing.T) {
 					a.reply(w)
 				})
 				// Retries on: a 404 must not be repeated.
-				c, _ := hub.client(t, WithRetryPolicy(DefaultRetryPolicy()))
+				c, _ := hub.client(t, WithRetryPolicy(ExponentialBackoff{}))
 				err := op.call(c, t)
 				if !errors.Is(err, ErrEmulatorOnly) {
 					t.Fatalf("got %v, want ErrEmulatorOnly", err)
 				}
-				if IsNotFound(err) {
-					t.Errorf("IsNotFound(%v) = true, want false: the route is missing, not a device", err)
+				if errors.Is(err, ErrNotFound) {
+					t.Errorf("errors.Is(%v, ErrNotFound) = true, want false: the route is missing, not a device", err)
 				}
 				if msg := err.Error(); !strings.Contains(msg, op.name) || !strings.Contains(msg, hub.host()) {
 					t.Errorf("error %q, want it to name %s and the host %s", msg, op.name, hub.host())
@@ -92,31 +92,30 @@ func TestEmulatorOnlyOnRealHub(t *testing.T) {
 // has the routes, pass through unchanged.
 func TestEmulatorOnlyKeepsHubErrors(t *testing.T) {
 	tests := []struct {
-		name   string
-		reply  func(w http.ResponseWriter)
-		check  func(error) bool
-		wantIs string
+		name  string
+		reply func(w http.ResponseWriter)
+		want  error
 	}{
 		{"device not found", func(w http.ResponseWriter) {
 			replyFormA(w, http.StatusNotFound, "DeviceNotFound", "Device dev1 is not registered")
-		}, IsNotFound, "IsNotFound"},
+		}, ErrNotFound},
 		{"module not found", func(w http.ResponseWriter) {
 			replyFormA(w, http.StatusNotFound, "ModuleNotFound", "Module m1 is not registered")
-		}, IsNotFound, "IsNotFound"},
+		}, ErrNotFound},
 		{"unauthorized", func(w http.ResponseWriter) {
 			replyFormA(w, http.StatusUnauthorized, "IotHubUnauthorizedAccess", "Unauthorized")
-		}, IsUnauthorized, "IsUnauthorized"},
+		}, ErrUnauthorized},
 		{"queue full", func(w http.ResponseWriter) {
 			replyFormA(w, http.StatusForbidden, "DeviceMaximumQueueDepthExceeded", "Queue full")
-		}, IsForbidden, "IsForbidden"},
+		}, ErrForbidden},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			hub := newFakeHub(t, func(w http.ResponseWriter, r *http.Request, n int) { tt.reply(w) })
 			c, _ := hub.client(t)
 			err := c.SendC2D(testContext(t), "dev1", &C2DMessage{})
-			if !tt.check(err) || errors.Is(err, ErrEmulatorOnly) {
-				t.Errorf("got %v, want %s and not ErrEmulatorOnly", err, tt.wantIs)
+			if !errors.Is(err, tt.want) || errors.Is(err, ErrEmulatorOnly) {
+				t.Errorf("got %v, want %v and not ErrEmulatorOnly", err, tt.want)
 			}
 		})
 	}
@@ -200,7 +199,7 @@ func TestSendC2DNotRetried(t *testing.T) {
 	hub := newFakeHub(t, func(w http.ResponseWriter, r *http.Request, n int) {
 		replyFormA(w, http.StatusServiceUnavailable, "ServiceUnavailable", "try later")
 	})
-	c, rec := hub.client(t, WithRetryPolicy(DefaultRetryPolicy()))
+	c, rec := hub.client(t, WithRetryPolicy(ExponentialBackoff{}))
 	err := c.SendC2D(testContext(t), "dev1", &C2DMessage{Body: []byte("x")})
 	var e *Error
 	if !errors.As(err, &e) || e.StatusCode != http.StatusServiceUnavailable {
@@ -307,7 +306,7 @@ func TestReadTelemetryDecodes(t *testing.T) {
 			"expiryTimeUtc":"2024-05-03T00:00:00Z","outputName":"out","messageSchema":"s","componentName":"thermostat1",
 			"interfaceId":"i","properties":{"alert":"high"},"body":"eyJ0IjoxfQ=="}]`)
 	})
-	c, rec := hub.client(t, WithRetryPolicy(DefaultRetryPolicy()))
+	c, rec := hub.client(t, WithRetryPolicy(ExponentialBackoff{}))
 	got, err := c.ReadTelemetry(testContext(t), TelemetryFilter{})
 	if err != nil {
 		t.Fatalf("ReadTelemetry: %v", err)

@@ -14,6 +14,8 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
+// TestParseError checks that an *Error carries everything the shared
+// parser read (internal/wire tests the body forms themselves).
 func TestParseError(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -23,84 +25,19 @@ func TestParseError(t *testing.T) {
 		want   Error
 	}{
 		{
-			// Form A as the hub sends it for registry errors (§6.1).
-			name:   "form A DeviceNotFound",
+			name:   "form A with header",
 			status: 404,
-			body:   `{"Message":"ErrorCode:DeviceNotFound;Device dev9 is not registered","ExceptionMessage":"Tracking ID:3f1c0e2a9b7d4e55-G:4-TimeStamp:05/02/2024 09:20:11"}`,
+			header: http.Header{"Iothub-Errorcode": {"DeviceNotFound"}},
+			body:   `{"Message":"ErrorCode:DeviceNotFound;Device dev9 is not registered","ExceptionMessage":"Tracking ID:3f1c-G:4-TimeStamp:05/02/2024 09:20:11"}`,
 			want: Error{StatusCode: 404, Code: 404001, CodeName: "DeviceNotFound", Message: "Device dev9 is not registered",
-				TrackingID: "3f1c0e2a9b7d4e55-G:4-TimeStamp:05/02/2024 09:20:11"},
+				TrackingID: "3f1c-G:4-TimeStamp:05/02/2024 09:20:11"},
 		},
 		{
-			name:   "form A message with semicolons",
-			status: 400,
-			body:   `{"Message":"ErrorCode:ArgumentInvalid;Property or Tag value should be maximum 4096 bytes; Error in Property/Tag x","ExceptionMessage":""}`,
-			want: Error{StatusCode: 400, Code: 400004, CodeName: "ArgumentInvalid",
-				Message: "Property or Tag value should be maximum 4096 bytes; Error in Property/Tag x"},
-		},
-		{
-			name:   "form A without message part",
-			status: 400,
-			body:   `{"Message":"ErrorCode:InvalidProtocolVersion;BadRequest","ExceptionMessage":"Tracking ID:abc"}`,
-			want:   Error{StatusCode: 400, Code: 400001, CodeName: "InvalidProtocolVersion", Message: "BadRequest", TrackingID: "abc"},
-		},
-		{
-			name:   "form A unknown code name kept",
-			status: 409,
-			body:   `{"Message":"ErrorCode:SomethingNew;it happened","ExceptionMessage":""}`,
-			want:   Error{StatusCode: 409, CodeName: "SomethingNew", Message: "it happened"},
-		},
-		{
-			// Form B as direct methods return it (§4).
-			name:   "form B DeviceNotOnline",
+			name:   "form B",
 			status: 404,
 			body:   `{"Message":"{\"errorCode\":404103,\"trackingId\":\"b1f0-G:10\",\"message\":\"Timed out waiting for device to connect.\",\"info\":{\"timeout\":\"00:00:00\"},\"timestampUtc\":\"2024-05-02T09:21:00.1234567Z\"}","ExceptionMessage":""}`,
 			want: Error{StatusCode: 404, Code: 404103, CodeName: "DeviceNotOnline", Message: "Timed out waiting for device to connect.",
 				TrackingID: "b1f0-G:10", Info: json.RawMessage(`{"timeout":"00:00:00"}`)},
-		},
-		{
-			name:   "form B GatewayTimeout empty info",
-			status: 504,
-			body:   `{"Message":"{\"errorCode\":504101,\"trackingId\":\"t\",\"message\":\"Timed out waiting for the response from device.\",\"info\":{},\"timestampUtc\":\"2024-05-02T09:21:00Z\"}","ExceptionMessage":""}`,
-			want: Error{StatusCode: 504, Code: 504101, CodeName: "GatewayTimeout", Message: "Timed out waiting for the response from device.",
-				TrackingID: "t", Info: json.RawMessage(`{}`)},
-		},
-		{
-			name:   "form B code as string",
-			status: 400,
-			body:   `{"Message":"{\"errorCode\":\"400004\",\"message\":\"responseTimeoutInSeconds must be within [5; 300].\"}","ExceptionMessage":""}`,
-			want:   Error{StatusCode: 400, Code: 400004, CodeName: "ArgumentInvalid", Message: "responseTimeoutInSeconds must be within [5; 300]."},
-		},
-		{
-			name:   "form B object at top level",
-			status: 429,
-			body:   `{"errorCode":429001,"trackingId":"x","message":"Throttled","timestampUtc":"2024-05-02T09:21:00Z"}`,
-			want:   Error{StatusCode: 429, Code: 429001, CodeName: "ThrottlingException", Message: "Throttled", TrackingID: "x"},
-		},
-		{
-			name:   "header only",
-			status: 412,
-			header: http.Header{"Iothub-Errorcode": {"PreconditionFailed"}},
-			want:   Error{StatusCode: 412, Code: 412001, CodeName: "PreconditionFailed", Message: "Precondition Failed"},
-		},
-		{
-			name:   "numeric header",
-			status: 404,
-			header: http.Header{"Iothub-Errorcode": {"404010"}},
-			body:   `{"Message":"module m not found"}`,
-			want:   Error{StatusCode: 404, Code: 404010, CodeName: "ModuleNotFound", Message: "module m not found"},
-		},
-		{
-			name:   "body code wins over header",
-			status: 404,
-			header: http.Header{"Iothub-Errorcode": {"ModuleNotFound"}},
-			body:   `{"Message":"ErrorCode:DeviceNotFound;gone"}`,
-			want:   Error{StatusCode: 404, Code: 404001, CodeName: "DeviceNotFound", Message: "gone"},
-		},
-		{
-			name:   "lower-case message key",
-			status: 401,
-			body:   `{"message":"ErrorCode:IotHubUnauthorizedAccess;Unauthorized"}`,
-			want:   Error{StatusCode: 401, Code: 401002, CodeName: "IotHubUnauthorizedAccess", Message: "Unauthorized"},
 		},
 		{
 			name:   "plain text from a proxy",
@@ -108,19 +45,10 @@ func TestParseError(t *testing.T) {
 			body:   "<html>\n  Bad   gateway\n</html>",
 			want:   Error{StatusCode: 502, Message: "<html> Bad gateway </html>"},
 		},
-		{
-			name:   "empty body",
-			status: 503,
-			want:   Error{StatusCode: 503, Message: "Service Unavailable"},
-		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := tt.header
-			if h == nil {
-				h = http.Header{}
-			}
-			got := parseError(tt.status, h, []byte(tt.body))
+			got := parseError(tt.status, tt.header, []byte(tt.body))
 			if diff := cmp.Diff(&tt.want, got, cmpopts.IgnoreFields(Error{}, "Body")); diff != "" {
 				t.Errorf("parseError mismatch (-want +got):\n%s", diff)
 			}
@@ -139,49 +67,76 @@ func TestErrorString(t *testing.T) {
 	}
 }
 
-func TestErrorClassifiers(t *testing.T) {
-	type classifier struct {
-		name string
-		f    func(error) bool
-	}
-	all := []classifier{
-		{"IsNotFound", IsNotFound}, {"IsAlreadyExists", IsAlreadyExists},
-		{"IsPreconditionFailed", IsPreconditionFailed}, {"IsThrottled", IsThrottled},
-		{"IsUnauthorized", IsUnauthorized}, {"IsForbidden", IsForbidden},
-		{"IsBadRequest", IsBadRequest}, {"IsDeviceNotOnline", IsDeviceNotOnline},
-		{"IsGatewayTimeout", IsGatewayTimeout},
-	}
+// sentinels lists every sentinel a hub answer can match.
+var sentinels = []error{
+	ErrBadRequest, ErrUnauthorized, ErrForbidden, ErrNotFound, ErrDeviceNotOnline, ErrAlreadyExists,
+	ErrPreconditionFailed, ErrMessageTooLarge, ErrThrottled, ErrTimeout, ErrServerError, ErrServiceUnavailable,
+}
+
+func TestErrorIs(t *testing.T) {
 	tests := []struct {
 		name string
 		err  error
-		want []string // classifiers that must be true; all others false
+		want error // the one sentinel err matches; nil for none
 	}{
-		{"device not found", &Error{StatusCode: 404, Code: 404001}, []string{"IsNotFound"}},
-		{"module not found", &Error{StatusCode: 404, Code: 404010}, []string{"IsNotFound"}},
-		{"device not online", &Error{StatusCode: 404, Code: 404103}, []string{"IsDeviceNotOnline"}},
-		{"exists", &Error{StatusCode: 409, Code: 409001}, []string{"IsAlreadyExists"}},
-		{"etag", &Error{StatusCode: 412, Code: 412001}, []string{"IsPreconditionFailed"}},
-		{"throttled", &Error{StatusCode: 429}, []string{"IsThrottled"}},
-		{"unauthorized", &Error{StatusCode: 401}, []string{"IsUnauthorized"}},
-		{"quota", &Error{StatusCode: 403, Code: 403002}, []string{"IsForbidden"}},
-		{"bad request", &Error{StatusCode: 400}, []string{"IsBadRequest"}},
-		{"method timeout", &Error{StatusCode: 504, Code: 504101}, []string{"IsGatewayTimeout"}},
-		{"wrapped", fmt.Errorf("outer: %w", &Error{StatusCode: 409}), []string{"IsAlreadyExists"}},
+		{"device not found", &Error{StatusCode: 404, Code: 404001}, ErrNotFound},
+		{"module not found", &Error{StatusCode: 404, Code: 404010}, ErrNotFound},
+		{"device not online", &Error{StatusCode: 404, Code: 404103}, ErrDeviceNotOnline},
+		{"exists", &Error{StatusCode: 409, Code: 409001}, ErrAlreadyExists},
+		{"etag", &Error{StatusCode: 412, Code: 412001}, ErrPreconditionFailed},
+		{"too large", &Error{StatusCode: 413, Code: 413001}, ErrMessageTooLarge},
+		{"throttled", &Error{StatusCode: 429}, ErrThrottled},
+		{"unauthorized", &Error{StatusCode: 401}, ErrUnauthorized},
+		{"quota", &Error{StatusCode: 403, Code: 403002}, ErrForbidden},
+		{"bad request", &Error{StatusCode: 400}, ErrBadRequest},
+		{"method timeout", &Error{StatusCode: 504, Code: 504101}, ErrTimeout},
+		{"server error", &Error{StatusCode: 500, Code: 500001}, ErrServerError},
+		{"unavailable", &Error{StatusCode: 503}, ErrServiceUnavailable},
+		{"bad gateway", &Error{StatusCode: 502}, nil},
+		{"wrapped", fmt.Errorf("outer: %w", &Error{StatusCode: 409}), ErrAlreadyExists},
+		{"own timeout", fmt.Errorf("service: InvokeMethod: %w", ErrTimeout), ErrTimeout},
 		{"not an *Error", errors.New("boom"), nil},
 		{"nil", nil, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			for _, c := range all {
-				want := false
-				for _, w := range tt.want {
-					want = want || w == c.name
-				}
-				if got := c.f(tt.err); got != want {
-					t.Errorf("%s = %v, want %v", c.name, got, want)
+			for _, s := range sentinels {
+				if got := errors.Is(tt.err, s); got != (s == tt.want) {
+					t.Errorf("errors.Is(%v, %v) = %v, want %v", tt.err, s, got, s == tt.want)
 				}
 			}
 		})
+	}
+}
+
+// TestDeprecatedClassifiers checks that the old Is... helpers still answer
+// as before.
+func TestDeprecatedClassifiers(t *testing.T) {
+	helpers := []struct {
+		name     string
+		f        func(error) bool
+		sentinel error
+	}{
+		{"IsNotFound", IsNotFound, ErrNotFound}, {"IsAlreadyExists", IsAlreadyExists, ErrAlreadyExists},
+		{"IsPreconditionFailed", IsPreconditionFailed, ErrPreconditionFailed}, {"IsThrottled", IsThrottled, ErrThrottled},
+		{"IsUnauthorized", IsUnauthorized, ErrUnauthorized}, {"IsForbidden", IsForbidden, ErrForbidden},
+		{"IsBadRequest", IsBadRequest, ErrBadRequest}, {"IsDeviceNotOnline", IsDeviceNotOnline, ErrDeviceNotOnline},
+	}
+	errs := []error{
+		&Error{StatusCode: 404, Code: 404001}, &Error{StatusCode: 404, Code: 404103}, &Error{StatusCode: 409},
+		&Error{StatusCode: 412}, &Error{StatusCode: 429}, &Error{StatusCode: 401}, &Error{StatusCode: 403},
+		&Error{StatusCode: 400}, &Error{StatusCode: 504, Code: 504101}, errors.New("boom"), nil,
+	}
+	for _, h := range helpers {
+		for _, err := range errs {
+			if got, want := h.f(err), errors.Is(err, h.sentinel); got != want {
+				t.Errorf("%s(%v) = %v, want %v", h.name, err, got, want)
+			}
+		}
+	}
+	if !IsGatewayTimeout(&Error{StatusCode: 504, Code: 504101}) || !IsGatewayTimeout(&Error{StatusCode: 504}) ||
+		IsGatewayTimeout(fmt.Errorf("x: %w", ErrTimeout)) || IsGatewayTimeout(&Error{StatusCode: 500}) {
+		t.Error("IsGatewayTimeout: want true for hub 504s only")
 	}
 }
 
@@ -199,7 +154,7 @@ func TestErrorsEndToEnd(t *testing.T) {
 		}
 	})
 	// Retries are on: neither a 404 nor a method timeout may be repeated.
-	c, _ := hub.client(t, WithRetryPolicy(DefaultRetryPolicy()))
+	c, _ := hub.client(t, WithRetryPolicy(ExponentialBackoff{}))
 	ctx := testContext(t)
 
 	_, err := c.GetDevice(ctx, "dev9")
@@ -207,7 +162,7 @@ func TestErrorsEndToEnd(t *testing.T) {
 	if !errors.As(err, &e) {
 		t.Fatalf("got %T %v, want *Error", err, err)
 	}
-	if e.Op != "GetDevice" || e.Code != CodeDeviceNotFound || !IsNotFound(err) {
+	if e.Op != "GetDevice" || e.Code != CodeDeviceNotFound || !errors.Is(err, ErrNotFound) {
 		t.Errorf("got %+v, want GetDevice DeviceNotFound", e)
 	}
 	if got := hub.requests()[0].Header.Get("Request-Id"); e.RequestID != got {
@@ -215,43 +170,14 @@ func TestErrorsEndToEnd(t *testing.T) {
 	}
 
 	_, err = c.InvokeMethod(ctx, "offline", MethodCall{Name: "m"})
-	if !IsDeviceNotOnline(err) || IsNotFound(err) {
-		t.Errorf("got %v, want DeviceNotOnline and not IsNotFound", err)
+	if !errors.Is(err, ErrDeviceNotOnline) || errors.Is(err, ErrNotFound) {
+		t.Errorf("got %v, want ErrDeviceNotOnline and not ErrNotFound", err)
 	}
 	_, err = c.InvokeMethod(ctx, "slow", MethodCall{Name: "m"})
-	if !IsGatewayTimeout(err) {
-		t.Errorf("got %v, want GatewayTimeout", err)
+	if !errors.Is(err, ErrTimeout) {
+		t.Errorf("got %v, want ErrTimeout", err)
 	}
 	if n := len(hub.requests()); n != 3 {
 		t.Errorf("got %d requests, want 3 (no retries)", n)
 	}
-}
-
-// FuzzParseError feeds arbitrary bodies and headers to the error parser,
-// which faces the network.
-func FuzzParseError(f *testing.F) {
-	f.Add(404, "", `{"Message":"ErrorCode:DeviceNotFound;Device dev9 is not registered","ExceptionMessage":"Tracking ID:x"}`)
-	f.Add(404, "", `{"Message":"{\"errorCode\":404103,\"trackingId\":\"t\",\"message\":\"m\",\"info\":{}}","ExceptionMessage":""}`)
-	f.Add(429, "ThrottlingException", `{"errorCode":"429001"}`)
-	f.Add(500, "500001", "<html>oops</html>")
-	f.Add(400, "", `{"Message":"ErrorCode:;"}`)
-	f.Fuzz(func(t *testing.T, status int, header, body string) {
-		h := http.Header{}
-		if header != "" {
-			h.Set(errorCodeHeader, header)
-		}
-		e := parseError(status, h, []byte(body))
-		if e.StatusCode != status {
-			t.Errorf("StatusCode = %d, want %d", e.StatusCode, status)
-		}
-		if len(e.Body) > maxErrorBody {
-			t.Errorf("kept %d body bytes, want at most %d", len(e.Body), maxErrorBody)
-		}
-		if e.Error() == "" {
-			t.Errorf("empty Error()")
-		}
-		if name, ok := codeNames[e.Code]; ok && e.CodeName == "" {
-			t.Errorf("code %d known as %s but CodeName empty", e.Code, name)
-		}
-	})
 }

@@ -7,25 +7,51 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"time"
 
+	"github.com/iothubemulator/iothub/device"
+	"github.com/iothubemulator/iothub/emulator"
 	"github.com/iothubemulator/iothub/service"
 )
 
-// The examples run against a small in-memory stand-in (examplehub_test.go).
-// With a real hub or the emulator, take the connection string from the
-// portal or from the emulator and drop the WithRootCAs option when the
-// certificate is publicly trusted.
+// The examples run against the real emulator, in process. With a real hub,
+// take the connection string from the portal and leave out WithRootCAs:
+// the hub's certificate is publicly trusted.
 
-func ExampleNewFromConnectionString() {
-	cs, trust, stop := startExampleHub()
-	defer stop()
-
-	c, err := service.NewFromConnectionString(cs, trust)
+// startEmulator runs an in-memory emulator on random loopback ports and
+// returns it with a client for its iothubowner policy. In a test,
+// emulator.RunT(t) starts one in a line and closes it when the test ends.
+func startEmulator() (*emulator.Server, *service.Client) {
+	srv, err := emulator.New(emulator.Options{InMemory: true, MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0"})
 	if err != nil {
 		log.Fatal(err)
 	}
-	ctx := context.Background()
-	d, err := c.CreateDevice(ctx, &service.Device{DeviceID: "thermostat-1"})
+	if err := srv.Start(); err != nil {
+		log.Fatal(err)
+	}
+	c, err := service.NewFromConnectionString(srv.ConnectionString(), service.WithRootCAs(srv.CAPool()))
+	if err != nil {
+		log.Fatal(err)
+	}
+	return srv, c
+}
+
+func ExampleNewFromConnectionString() {
+	srv, err := emulator.New(emulator.Options{InMemory: true, MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
+
+	// HostName=localhost:<port>;SharedAccessKeyName=iothubowner;SharedAccessKey=...
+	c, err := service.NewFromConnectionString(srv.ConnectionString(), service.WithRootCAs(srv.CAPool()))
+	if err != nil {
+		log.Fatal(err)
+	}
+	d, err := c.CreateDevice(context.Background(), &service.Device{DeviceID: "thermostat-1"})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -34,15 +60,12 @@ func ExampleNewFromConnectionString() {
 }
 
 func ExampleDeviceConnectionString() {
-	cs, trust, stop := startExampleHub()
-	defer stop()
-	c, err := service.NewFromConnectionString(cs, trust)
-	if err != nil {
-		log.Fatal(err)
-	}
+	srv, c := startEmulator()
+	defer srv.Close()
 
-	// Empty keys ask the hub to generate them; the answer carries them.
-	d, err := c.CreateDevice(context.Background(), &service.Device{DeviceID: "dev1", Authentication: service.SASAuth("", "")})
+	// Empty keys ask the hub to generate them; these are given.
+	auth := service.SASAuth("cHJpbWFyeS1rZXktZm9yLXRoZS1leGFtcGxl", "c2Vjb25kYXJ5LWtleS1mb3ItdGhlLWV4YW1wbGU=")
+	d, err := c.CreateDevice(context.Background(), &service.Device{DeviceID: "dev1", Authentication: auth})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -51,38 +74,62 @@ func ExampleDeviceConnectionString() {
 		log.Fatal(err)
 	}
 	fmt.Println(devCS)
-	// Output: HostName=myhub.azure-devices.net;DeviceId=dev1;SharedAccessKey=cHJpbWFyeS1rZXk=
+	// Output: HostName=myhub.azure-devices.net;DeviceId=dev1;SharedAccessKey=cHJpbWFyeS1rZXktZm9yLXRoZS1leGFtcGxl
 }
 
-func ExampleIsAlreadyExists() {
-	cs, trust, stop := startExampleHub()
-	defer stop()
-	c, err := service.NewFromConnectionString(cs, trust)
+// Failed calls return an *Error: errors.Is matches it against the
+// sentinels (the same names as in the device package), and errors.As reads
+// the hub's status, code and message.
+func ExampleError() {
+	srv, c := startEmulator()
+	defer srv.Close()
+	ctx := context.Background()
+
+	_, err := c.CreateDevice(ctx, &service.Device{DeviceID: "dev1"})
 	if err != nil {
 		log.Fatal(err)
 	}
-	ctx := context.Background()
-	for range 2 {
-		_, err = c.CreateDevice(ctx, &service.Device{DeviceID: "dev1"})
-	}
-	fmt.Println(service.IsAlreadyExists(err))
+	_, err = c.CreateDevice(ctx, &service.Device{DeviceID: "dev1"})
+	fmt.Println(errors.Is(err, service.ErrAlreadyExists))
 
 	var e *service.Error
 	if errors.As(err, &e) {
-		fmt.Println(e.StatusCode, e.Code, e.CodeName)
+		fmt.Println(e.Op, e.StatusCode, e.Code, e.CodeName)
 	}
 	// Output:
 	// true
-	// 409 409001 DeviceAlreadyExists
+	// CreateDevice 409 409001 DeviceAlreadyExists
 }
 
-func ExampleClient_UpdateTwin() {
-	cs, trust, stop := startExampleHub()
-	defer stop()
-	c, err := service.NewFromConnectionString(cs, trust)
+// An update that names the etag it read fails with ErrPreconditionFailed
+// once someone else has changed the identity.
+func ExampleClient_UpdateDevice() {
+	srv, c := startEmulator()
+	defer srv.Close()
+	ctx := context.Background()
+	if _, err := c.CreateDevice(ctx, &service.Device{DeviceID: "dev1"}); err != nil {
+		log.Fatal(err)
+	}
+
+	mine, err := c.GetDevice(ctx, "dev1")
 	if err != nil {
 		log.Fatal(err)
 	}
+	theirs := *mine
+	theirs.Status = service.StatusDisabled
+	if _, err := c.UpdateDevice(ctx, &theirs); err != nil {
+		log.Fatal(err)
+	}
+
+	mine.StatusReason = "maintenance"
+	_, err = c.UpdateDevice(ctx, mine)
+	fmt.Println(errors.Is(err, service.ErrPreconditionFailed))
+	// Output: true
+}
+
+func ExampleClient_UpdateTwin() {
+	srv, c := startEmulator()
+	defer srv.Close()
 	ctx := context.Background()
 	if _, err := c.CreateDevice(ctx, &service.Device{DeviceID: "dev1"}); err != nil {
 		log.Fatal(err)
@@ -108,28 +155,56 @@ func ExampleClient_UpdateTwin() {
 	if err := twin.Properties.Desired.Decode(&want); err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(string(twin.Tags), want.FanSpeed)
-	// Output: {"building":"B7"} 3
+	fmt.Println(string(twin.Tags), want.FanSpeed, twin.Properties.Desired.Version())
+	// Output: {"building":"B7"} 3 2
 }
 
+// A direct method reaches a connected device client, here the device
+// package's, and returns the status and payload it answered with.
 func ExampleClient_InvokeMethod() {
-	cs, trust, stop := startExampleHub()
-	defer stop()
-	c, err := service.NewFromConnectionString(cs, trust)
+	srv, c := startEmulator()
+	defer srv.Close()
+	ctx := context.Background()
+
+	devCS, err := srv.CreateDevice("dev1") // with the device protocol's port
 	if err != nil {
 		log.Fatal(err)
 	}
+	dev, err := device.NewFromConnectionString(devCS, device.WithRootCAs(srv.CAPool()))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer dev.Close()
+	dev.HandleMethod("reboot", func(ctx context.Context, req *device.MethodRequest) (int, any) {
+		return 200, map[string]string{"result": "rebooting in " + string(req.Payload)}
+	})
+	if err := dev.Connect(ctx); err != nil {
+		log.Fatal(err)
+	}
+
+	res, err := c.InvokeMethod(ctx, "dev1", service.MethodCall{Name: "reboot", Payload: 5, ResponseTimeout: 10 * time.Second})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(res.Status, string(res.Payload))
+	// Output: 200 {"result":"rebooting in 5"}
+}
+
+// A device that is not connected fails the call with ErrDeviceNotOnline; one
+// that does not answer within the response timeout with ErrTimeout.
+func ExampleClient_InvokeMethod_offline() {
+	srv, c := startEmulator()
+	defer srv.Close()
 	ctx := context.Background()
 	if _, err := c.CreateDevice(ctx, &service.Device{DeviceID: "dev1"}); err != nil {
 		log.Fatal(err)
 	}
 
-	// dev1 exists but no device client is connected.
-	_, err = c.InvokeMethod(ctx, "dev1", service.MethodCall{Name: "reboot", Payload: map[string]int{"delay": 5}})
+	_, err := c.InvokeMethod(ctx, "dev1", service.MethodCall{Name: "reboot"})
 	switch {
-	case service.IsDeviceNotOnline(err):
+	case errors.Is(err, service.ErrDeviceNotOnline):
 		fmt.Println("device is offline")
-	case service.IsGatewayTimeout(err):
+	case errors.Is(err, service.ErrTimeout):
 		fmt.Println("device did not answer in time")
 	case err != nil:
 		log.Fatal(err)
@@ -138,12 +213,8 @@ func ExampleClient_InvokeMethod() {
 }
 
 func ExampleClient_Query() {
-	cs, trust, stop := startExampleHub()
-	defer stop()
-	c, err := service.NewFromConnectionString(cs, trust)
-	if err != nil {
-		log.Fatal(err)
-	}
+	srv, c := startEmulator()
+	defer srv.Close()
 	ctx := context.Background()
 	for _, id := range []string{"a", "b", "c"} {
 		if _, err := c.CreateDevice(ctx, &service.Device{DeviceID: id}); err != nil {
@@ -164,18 +235,16 @@ func ExampleClient_Query() {
 }
 
 func ExampleQuery_NextPage() {
-	cs, trust, stop := startExampleHub()
-	defer stop()
-	c, err := service.NewFromConnectionString(cs, trust)
-	if err != nil {
-		log.Fatal(err)
-	}
+	srv, c := startEmulator()
+	defer srv.Close()
 	ctx := context.Background()
-	if _, err := c.CreateDevice(ctx, &service.Device{DeviceID: "dev1"}); err != nil {
-		log.Fatal(err)
+	for _, id := range []string{"a", "b", "c"} {
+		if _, err := c.CreateDevice(ctx, &service.Device{DeviceID: id}); err != nil {
+			log.Fatal(err)
+		}
 	}
 
-	q := c.Query("SELECT * FROM devices", 100)
+	q := c.Query("SELECT * FROM devices", 2)
 	for q.HasMore() {
 		page, err := q.NextPage(ctx)
 		if err != nil {
@@ -183,5 +252,24 @@ func ExampleQuery_NextPage() {
 		}
 		fmt.Println(len(page), "items of type", q.ItemType())
 	}
-	// Output: 1 items of type Twin
+	// Output:
+	// 2 items of type Twin
+	// 1 items of type Twin
+}
+
+// Retries are on by default for calls that are safe to repeat. A policy of
+// one's own goes in with WithRetryPolicy; tests usually want WithoutRetries,
+// so that the hub's failures show.
+func ExampleWithRetryPolicy() {
+	srv, _ := startEmulator()
+	defer srv.Close()
+
+	c, err := service.NewFromConnectionString(srv.ConnectionString(), service.WithRootCAs(srv.CAPool()),
+		service.WithRetryPolicy(service.ExponentialBackoff{Initial: 100 * time.Millisecond, Max: 2 * time.Second, MaxFailures: 6}))
+	if err != nil {
+		log.Fatal(err)
+	}
+	_, err = c.GetDevice(context.Background(), "ghost") // a 404 is an answer, not retried
+	fmt.Println(errors.Is(err, service.ErrNotFound))
+	// Output: true
 }

@@ -54,9 +54,10 @@ type methodRequest struct {
 // InvokeMethod calls a direct method on a device and waits for its answer
 // (POST /twins/{id}/methods). The hub answers 200 whatever status the device
 // chose; that status is in the result. A device that is not connected gives
-// an error for which IsDeviceNotOnline is true, and one that does not answer
-// in time an error for which IsGatewayTimeout is true. The HTTP request is
-// bounded by both timeouts plus a margin, and by ctx. It is never retried:
+// an error matching ErrDeviceNotOnline, and one that does not answer in
+// time an error matching ErrTimeout. The HTTP request is bounded by both
+// timeouts plus a margin (past it the error matches ErrTimeout too), and
+// by ctx. It is never retried:
 // the device may already have run the method.
 func (c *Client) InvokeMethod(ctx context.Context, deviceID string, m MethodCall) (*MethodResult, error) {
 	if deviceID == "" {

@@ -167,7 +167,7 @@ func TestQueryErrorIsYieldedOnce(t *testing.T) {
 		}
 		errs = append(errs, err)
 	}
-	if len(errs) != 1 || !IsBadRequest(errs[0]) {
+	if len(errs) != 1 || !errors.Is(errs[0], ErrBadRequest) {
 		t.Errorf("got %v, want one 400 error", errs)
 	}
 	if _, ok := hub.requests()[0].Header["X-Ms-Max-Item-Count"]; ok {

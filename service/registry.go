@@ -6,23 +6,23 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+
+	"github.com/iothubemulator/iothub/internal/wire"
 )
 
 // Routes: /devices/{id} and /devices/{id}/modules/{mid}, each segment escaped
 // with encodeURIComponent (azure-iothub dist/registry.js).
 
-func devicePath(id string) string { return "/devices/" + escape(id) }
+func devicePath(id string) string { return wire.IdentityPath(id, "") }
 
-func modulePath(deviceID, moduleID string) string {
-	return devicePath(deviceID) + "/modules/" + escape(moduleID)
-}
+func modulePath(deviceID, moduleID string) string { return wire.IdentityPath(deviceID, moduleID) }
 
 // CreateDevice registers d and returns the identity the hub stored,
 // including generated keys. Without Authentication the device gets SAS
 // authentication with hub-generated keys; a mechanism without a Type gets
 // "selfSigned" when it has a thumbprint and "sas" otherwise, as Node fills
 // them in. The request has no If-Match, so an existing id fails with
-// IsAlreadyExists. It is never retried (a retry after a lost response would
+// ErrAlreadyExists. It is never retried (a retry after a lost response would
 // report a conflict).
 func (c *Client) CreateDevice(ctx context.Context, d *Device) (*Device, error) {
 	if d == nil || d.DeviceID == "" {
@@ -40,7 +40,7 @@ func (c *Client) CreateDevice(ctx context.Context, d *Device) (*Device, error) {
 
 // UpdateDevice replaces the identity d.DeviceID with d. When d.ETag is set
 // the update only succeeds if the identity still has that etag (otherwise
-// IsPreconditionFailed); with an empty ETag it is unconditional (If-Match
+// ErrPreconditionFailed); with an empty ETag it is unconditional (If-Match
 // "*", as Node's Registry.update sends). Send a device obtained from
 // GetDevice, changed, to keep its keys: the hub replaces the whole identity.
 // With an etag, the call is retried only after 429 and 503 (see

@@ -182,7 +182,7 @@ func TestBulkPartialFailure(t *testing.T) {
 	res, err := c.BulkRegistryOperation(testContext(t), []ExportImportDevice{
 		{ID: "a", ImportMode: ImportCreate}, {ID: "b", ImportMode: ImportDelete},
 	})
-	if !IsBadRequest(err) {
+	if !errors.Is(err, ErrBadRequest) {
 		t.Fatalf("got error %v, want a 400 *Error", err)
 	}
 	want := &BulkRegistryOperationResult{

@@ -4,20 +4,25 @@ package service
 
 import (
 	"context"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/iothubemulator/iothub/internal/wire"
 )
 
-// RetryPolicy says how the client retries a failed call. Only calls that
-// are safe to repeat are retried: reads (GET, and the query POST, which
-// changes nothing), DELETE, and PUT requests carrying If-Match. Creates,
-// twin PATCHes, bulk operations and direct methods are never retried,
-// because the first attempt may already have taken effect. Retried
-// failures are 429, 500, 502, 503 and 504 (but never 504101, a device that
-// did not answer a method) and network errors. The caller's context bounds
+// RetryPolicy decides whether and when the client repeats a failed call.
+// The device package's RetryPolicy has the same method, so one policy value
+// can serve both clients.
+//
+// The client consults the policy only about failures that are safe to
+// repeat, whatever the policy: only reads (GET, and the query POST, which
+// changes nothing), DELETE, and PUT requests carrying If-Match are retried. Creates, twin PATCHes, bulk operations and direct methods are
+// never retried, because the first attempt may already have taken effect.
+// Retried failures are 429, 500, 502, 503 and 504 (but never 504101, a
+// device that did not answer a method) and network errors. A Retry-After
+// header longer than the policy's delay wins. The caller's context bounds
 // the whole sequence.
 //
 // Writes conditional on a specific etag (UpdateDevice, UpdateModule,
@@ -28,35 +33,57 @@ import (
 // for a write that succeeded. An unconditional delete retried after such a
 // failure treats DeviceNotFound (ModuleNotFound for DeleteModule) as the
 // earlier attempt's success.
-type RetryPolicy struct {
-	MaxAttempts int           // total attempts including the first; 1 or less disables retries
-	BaseDelay   time.Duration // backoff before the first retry; doubled for each further retry
-	MaxDelay    time.Duration // cap on the computed backoff (a Retry-After header may ask for more)
+type RetryPolicy interface {
+	// Delay returns the wait before the next attempt, given the number of
+	// failed attempts so far (1 after the first) and the error of the
+	// last one. ok false ends the call with that error.
+	Delay(failures int, err error) (d time.Duration, ok bool)
 }
+
+// ExponentialBackoff doubles the wait after each failed attempt, up to Max,
+// and randomises it by ±Jitter so that clients throttled together do not
+// retry in lockstep. Zero fields take the defaults noted below, so the zero
+// value is the default policy: at most 4 attempts, waits from 250ms
+// doubling up to 10s.
+type ExponentialBackoff struct {
+	Initial     time.Duration // wait after the first failure; default 250ms
+	Max         time.Duration // upper bound on the wait before jitter; default 10s
+	Jitter      float64       // relative randomisation in (0, 1]; default 0.25
+	MaxFailures int           // give up after this many failed attempts; default 4
+}
+
+// Delay implements RetryPolicy.
+func (b ExponentialBackoff) Delay(failures int, _ error) (time.Duration, bool) {
+	maxFailures := b.MaxFailures
+	if maxFailures <= 0 {
+		maxFailures = 4
+	}
+	if failures >= maxFailures {
+		return 0, false
+	}
+	initial, limit, jitter := b.Initial, b.Max, b.Jitter
+	if initial <= 0 {
+		initial = 250 * time.Millisecond
+	}
+	if limit <= 0 {
+		limit = 10 * time.Second
+	}
+	if jitter <= 0 || jitter > 1 {
+		jitter = 0.25
+	}
+	return wire.Backoff(failures, initial, limit, jitter), true
+}
+
+// noRetry is the policy of WithoutRetries.
+type noRetry struct{}
+
+func (noRetry) Delay(int, error) (time.Duration, bool) { return 0, false }
 
 // DefaultRetryPolicy returns the policy used when no WithRetryPolicy option
-// is given: 4 attempts, backoff from 250ms doubling up to 10s, with jitter.
-func DefaultRetryPolicy() RetryPolicy {
-	return RetryPolicy{MaxAttempts: 4, BaseDelay: 250 * time.Millisecond, MaxDelay: 10 * time.Second}
-}
-
-// backoff returns the wait before retry number n (1 for the first retry):
-// "equal jitter", a random point in the upper half of the exponential step,
-// so that clients throttled together do not retry in lockstep.
-func (p RetryPolicy) backoff(n int) time.Duration {
-	d := p.BaseDelay
-	if d <= 0 {
-		return 0
-	}
-	for i := 1; i < n && (p.MaxDelay <= 0 || d < p.MaxDelay); i++ {
-		d *= 2
-	}
-	if p.MaxDelay > 0 && d > p.MaxDelay {
-		d = p.MaxDelay
-	}
-	half := d / 2
-	return half + rand.N(d-half+1)
-}
+// is given.
+//
+// Deprecated: the default is ExponentialBackoff{}.
+func DefaultRetryPolicy() RetryPolicy { return ExponentialBackoff{} }
 
 // retryableStatus reports whether a failed response may succeed if the same
 // request is sent again.

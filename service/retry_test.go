@@ -13,7 +13,7 @@ import (
 )
 
 // retryPolicy is fast and deterministic enough to check the recorded waits.
-var retryPolicy = RetryPolicy{MaxAttempts: 4, BaseDelay: 100 * time.Millisecond, MaxDelay: time.Second}
+var retryPolicy = ExponentialBackoff{MaxFailures: 4, Initial: 100 * time.Millisecond, Max: time.Second, Jitter: 0.25}
 
 func TestRetryHonoursRetryAfter(t *testing.T) {
 	hub := newFakeHub(t, func(w http.ResponseWriter, r *http.Request, n int) {
@@ -39,9 +39,9 @@ func TestRetryHonoursRetryAfter(t *testing.T) {
 	if len(waits) != 2 {
 		t.Fatalf("got waits %v, want 2", waits)
 	}
-	// First retry: equal jitter within [base/2, base].
-	if waits[0] < 50*time.Millisecond || waits[0] > 100*time.Millisecond {
-		t.Errorf("first wait %v, want within [50ms, 100ms]", waits[0])
+	// First retry: the initial wait ±25%.
+	if waits[0] < 75*time.Millisecond || waits[0] > 125*time.Millisecond {
+		t.Errorf("first wait %v, want within [75ms, 125ms]", waits[0])
 	}
 	if waits[1] != 2*time.Second {
 		t.Errorf("second wait %v, want the 2s Retry-After", waits[1])
@@ -89,19 +89,18 @@ func TestRetryGivesUpAfterMaxAttempts(t *testing.T) {
 	if !errors.As(err, &e) || e.StatusCode != 500 {
 		t.Fatalf("got %v, want the last 500 *Error", err)
 	}
-	if n := len(hub.requests()); n != retryPolicy.MaxAttempts {
-		t.Errorf("got %d requests, want %d", n, retryPolicy.MaxAttempts)
+	if n := len(hub.requests()); n != retryPolicy.MaxFailures {
+		t.Errorf("got %d requests, want %d", n, retryPolicy.MaxFailures)
 	}
 	waits := rec.get()
 	if len(waits) != 3 {
 		t.Fatalf("got waits %v, want 3", waits)
 	}
-	// Exponential: each step doubles, capped at MaxDelay, jitter in the
-	// upper half.
+	// Exponential: each step doubles, capped at Max, then ±25% jitter.
 	for i, w := range waits {
-		step := min(retryPolicy.BaseDelay<<i, retryPolicy.MaxDelay)
-		if w < step/2 || w > step {
-			t.Errorf("wait %d = %v, want within [%v, %v]", i, w, step/2, step)
+		step := min(retryPolicy.Initial<<i, retryPolicy.Max)
+		if lo, hi := step*3/4, step*5/4; w < lo || w > hi {
+			t.Errorf("wait %d = %v, want within [%v, %v]", i, w, lo, hi)
 		}
 	}
 }
@@ -168,7 +167,7 @@ func TestRetryOnlySafeCalls(t *testing.T) {
 			hub := newFakeHub(t, func(w http.ResponseWriter, r *http.Request, n int) {
 				replyFormA(w, tt.status, "Whatever", "failure")
 			})
-			c, _ := hub.client(t, WithRetryPolicy(RetryPolicy{MaxAttempts: 2, BaseDelay: time.Millisecond}))
+			c, _ := hub.client(t, WithRetryPolicy(ExponentialBackoff{MaxFailures: 2, Initial: time.Millisecond}))
 			err := tt.call(testContext(t), c)
 			if e := asError(err); e == nil || e.StatusCode != tt.status {
 				t.Fatalf("got %v, want a %d *Error", err, tt.status)
@@ -192,7 +191,7 @@ func TestRetryStopsBeforeDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(testContext(t), 5*time.Second)
 	defer cancel()
 	_, err := c.GetDevice(ctx, "dev1")
-	if !IsThrottled(err) {
+	if !errors.Is(err, ErrThrottled) {
 		t.Fatalf("got %v, want the 429", err)
 	}
 	if w := rec.get(); len(w) != 0 {
@@ -247,9 +246,63 @@ func TestRetryableStatus(t *testing.T) {
 	}
 }
 
-func TestBackoffZeroBase(t *testing.T) {
-	if got := (RetryPolicy{MaxAttempts: 3}).backoff(2); got != 0 {
-		t.Errorf("got %v, want 0 with no base delay", got)
+func TestExponentialBackoffDefaults(t *testing.T) {
+	var b ExponentialBackoff // the default policy
+	for failures := 1; failures <= 3; failures++ {
+		step := min(250*time.Millisecond<<(failures-1), 10*time.Second)
+		d, ok := b.Delay(failures, nil)
+		if !ok || d < step*3/4 || d > step*5/4 {
+			t.Errorf("Delay(%d) = %v, %v; want within [%v, %v] and true", failures, d, ok, step*3/4, step*5/4)
+		}
+	}
+	if _, ok := b.Delay(4, nil); ok {
+		t.Error("Delay(4) ok = true, want false: the default allows 4 attempts")
+	}
+	if _, ok := (noRetry{}).Delay(1, nil); ok {
+		t.Error("noRetry.Delay ok = true, want false")
+	}
+}
+
+// policyFunc is a RetryPolicy of the test's own.
+type policyFunc func(failures int, err error) (time.Duration, bool)
+
+func (f policyFunc) Delay(failures int, err error) (time.Duration, bool) { return f(failures, err) }
+
+// TestRetryPolicyConsulted checks that the client asks the policy after
+// each retryable failure, with the failure count and the hub's error, and
+// stops when the policy says so; and that WithoutRetries makes one attempt.
+func TestRetryPolicyConsulted(t *testing.T) {
+	hub := newFakeHub(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		replyFormA(w, 503, "ServiceUnavailable", "busy")
+	})
+	var asked []int
+	c, rec := hub.client(t, WithRetryPolicy(policyFunc(func(failures int, err error) (time.Duration, bool) {
+		asked = append(asked, failures)
+		if !errors.Is(err, ErrServiceUnavailable) {
+			t.Errorf("policy got %v, want the 503", err)
+		}
+		return time.Duration(failures) * time.Millisecond, failures < 3
+	})))
+	if _, err := c.GetDevice(testContext(t), "d"); !errors.Is(err, ErrServiceUnavailable) {
+		t.Fatalf("got %v, want the 503", err)
+	}
+	if diff := cmp.Diff([]int{1, 2, 3}, asked); diff != "" {
+		t.Errorf("policy asked with failures (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]time.Duration{time.Millisecond, 2 * time.Millisecond}, rec.get()); diff != "" {
+		t.Errorf("waits (-want +got):\n%s", diff)
+	}
+	if n := len(hub.requests()); n != 3 {
+		t.Errorf("got %d requests, want 3", n)
+	}
+
+	one, _ := hub.client(t, WithoutRetries())
+	before := len(hub.requests())
+	if _, err := one.GetDevice(testContext(t), "d"); !errors.Is(err, ErrServiceUnavailable) {
+		t.Fatalf("WithoutRetries: got %v, want the 503", err)
+	}
+	if n := len(hub.requests()) - before; n != 1 {
+		t.Errorf("WithoutRetries: got %d requests, want 1", n)
 	}
 }
 
@@ -371,9 +424,9 @@ func TestRetryConditionalWrites(t *testing.T) {
 						reply(w, 200, `{}`)
 					}
 				})
-				c, _ := hub.client(t, WithRetryPolicy(RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond}))
+				c, _ := hub.client(t, WithRetryPolicy(ExponentialBackoff{MaxFailures: 3, Initial: time.Millisecond}))
 				err := wr.call(testContext(t), c, f.etag)
-				if IsPreconditionFailed(err) || (f.wantTries > 1) != (err == nil) {
+				if errors.Is(err, ErrPreconditionFailed) || (f.wantTries > 1) != (err == nil) {
 					t.Errorf("got %v, want success after a retry: %v", err, f.wantTries > 1)
 				}
 				if n := len(hub.requests()); n != f.wantTries {
@@ -425,9 +478,9 @@ func TestRetriedDeleteAlreadyGone(t *testing.T) {
 				}
 				gone(w, tt.notFound)
 			})
-			c, _ := hub.client(t, WithRetryPolicy(RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond}))
+			c, _ := hub.client(t, WithRetryPolicy(ExponentialBackoff{MaxFailures: 3, Initial: time.Millisecond}))
 			err := tt.delete(testContext(t), c)
-			if tt.wantErr != IsNotFound(err) || (!tt.wantErr && err != nil) {
+			if tt.wantErr != errors.Is(err, ErrNotFound) || (!tt.wantErr && err != nil) {
 				t.Errorf("got %v, want not-found error %v", err, tt.wantErr)
 			}
 		})

@@ -8,11 +8,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/iothubemulator/iothub/internal/uuid"
 	"io"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/iothubemulator/iothub/internal/uuid"
+	"github.com/iothubemulator/iothub/internal/wire"
 )
 
 // call describes one REST operation.
@@ -74,10 +76,6 @@ func (c *Client) do(ctx context.Context, cl *call, out any) (http.Header, error)
 			return nil, errorf(cl.op, "encoding request: %w", err)
 		}
 	}
-	maxAttempts := 1
-	if cl.idempotent && c.retry.MaxAttempts > 1 {
-		maxAttempts = c.retry.MaxAttempts
-	}
 	var mayHaveApplied bool // an earlier attempt may have taken effect
 	for attempt := 1; ; attempt++ {
 		header, body, err := c.attempt(ctx, cl, payload, contentType, attempt)
@@ -96,7 +94,7 @@ func (c *Client) do(ctx context.Context, cl *call, out any) (http.Header, error)
 			return nil, nil
 		}
 		mayHaveApplied = mayHaveApplied || outcomeUnknown(err)
-		if ctx.Err() != nil || attempt >= maxAttempts {
+		if ctx.Err() != nil || !cl.idempotent {
 			return nil, err
 		}
 		wait, ok := c.retryWait(cl, err, header, attempt)
@@ -116,25 +114,32 @@ func (c *Client) do(ctx context.Context, cl *call, out any) (http.Header, error)
 }
 
 // retryWait decides whether a failed attempt of cl is worth repeating and
-// how long to wait first.
-func (c *Client) retryWait(cl *call, err error, header http.Header, attempt int) (time.Duration, bool) {
+// how long to wait first: the safety rules here, then the policy, then the
+// hub's Retry-After.
+func (c *Client) retryWait(cl *call, err error, header http.Header, failures int) (time.Duration, bool) {
 	if cl.conditional() && outcomeUnknown(err) {
 		// The write may have happened; a repeat would report 412 for it.
 		return 0, false
 	}
-	wait := c.retry.backoff(attempt)
-	if e := asError(err); e != nil {
-		if !retryableStatus(e) {
-			return 0, false
-		}
-		if ra, ok := retryAfter(header, c.now()); ok && ra > wait {
-			wait = ra
-		}
-		return wait, true
+	e := asError(err)
+	switch {
+	case e != nil && !retryableStatus(e):
+		return 0, false
+	case e == nil && errors.Is(err, ErrTimeout):
+		// The call's own time limit (a direct method's timeouts) ran out.
+		return 0, false
 	}
-	// A network error: the request may or may not have reached the hub,
-	// which is fine because only idempotent calls get here.
-	return wait, !errors.Is(err, errAttemptTimeout)
+	// Otherwise a retryable status, or a network error: the request may or
+	// may not have reached the hub, which is fine because only idempotent
+	// calls get here.
+	wait, ok := c.retry.Delay(failures, err)
+	if !ok {
+		return 0, false
+	}
+	if ra, has := retryAfter(header, c.now()); e != nil && has && ra > wait {
+		wait = ra
+	}
+	return wait, true
 }
 
 // outcomeUnknown reports whether a failed attempt may nevertheless have
@@ -153,18 +158,15 @@ func outcomeUnknown(err error) bool {
 	return false
 }
 
-// errAttemptTimeout marks a call's own per-attempt timeout expiring.
-var errAttemptTimeout = errors.New("no response within the call's timeout")
-
 // attempt sends one request. On an HTTP error status it returns the
 // response headers together with an *Error.
 func (c *Client) attempt(ctx context.Context, cl *call, payload []byte, contentType string, n int) (http.Header, []byte, error) {
 	if cl.timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, cl.timeout, errAttemptTimeout)
+		ctx, cancel = context.WithTimeoutCause(ctx, cl.timeout, ErrTimeout)
 		defer cancel()
 	}
-	url := "https://" + c.host + cl.path + "?api-version=" + APIVersion
+	url := "https://" + c.host + cl.path + "?api-version=" + wire.APIVersion
 	if cl.query != "" {
 		url += "&" + cl.query
 	}
@@ -196,8 +198,8 @@ func (c *Client) attempt(ctx context.Context, cl *call, payload []byte, contentT
 	start := time.Now()
 	resp, err := c.http.Do(req)
 	if err != nil {
-		if cause := context.Cause(ctx); errors.Is(cause, errAttemptTimeout) {
-			err = fmt.Errorf("%w (%v)", errAttemptTimeout, cl.timeout)
+		if cause := context.Cause(ctx); errors.Is(cause, ErrTimeout) {
+			err = fmt.Errorf("%w: no answer within %v", ErrTimeout, cl.timeout)
 		}
 		c.log.DebugContext(ctx, "iothub: request failed", "op", cl.op, "method", cl.method, "path", cl.path,
 			"attempt", n, "requestId", requestID, "error", err)
@@ -219,28 +221,6 @@ func (c *Client) attempt(ctx context.Context, cl *call, payload []byte, contentT
 		return resp.Header, nil, e
 	}
 	return resp.Header, data, nil
-}
-
-// escape percent-encodes a path segment exactly as JavaScript's
-// encodeURIComponent does, which is how Node builds every path
-// (encodeURIComponent(deviceId) in azure-iothub dist/registry.js): only
-// A-Z a-z 0-9 and -_.!~*'() stay as they are. Device ids may contain
-// + % # * ? ! ( ) , : = @ $ ' and these must reach the hub intact.
-func escape(s string) string {
-	const hexDigits = "0123456789ABCDEF"
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		ch := s[i]
-		if 'A' <= ch && ch <= 'Z' || 'a' <= ch && ch <= 'z' || '0' <= ch && ch <= '9' ||
-			strings.IndexByte("-_.!~*'()", ch) >= 0 {
-			b.WriteByte(ch)
-			continue
-		}
-		b.WriteByte('%')
-		b.WriteByte(hexDigits[ch>>4])
-		b.WriteByte(hexDigits[ch&15])
-	}
-	return b.String()
 }
 
 // ifMatch formats an etag for the If-Match header. Node always quotes it

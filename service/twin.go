@@ -9,6 +9,8 @@ import (
 	"errors"
 	"net/http"
 	"time"
+
+	"github.com/iothubemulator/iothub/internal/wire"
 )
 
 // Twin is a device or module twin as the service API returns it.
@@ -124,11 +126,9 @@ func (c TwinCollection) Version() int64 {
 	return v
 }
 
-func twinPath(deviceID string) string { return "/twins/" + escape(deviceID) }
+func twinPath(deviceID string) string { return wire.TwinPath(deviceID, "") }
 
-func moduleTwinPath(deviceID, moduleID string) string {
-	return twinPath(deviceID) + "/modules/" + escape(moduleID)
-}
+func moduleTwinPath(deviceID, moduleID string) string { return wire.TwinPath(deviceID, moduleID) }
 
 // GetTwin returns the twin of device id.
 func (c *Client) GetTwin(ctx context.Context, deviceID string) (*Twin, error) {
@@ -150,7 +150,7 @@ func (c *Client) GetModuleTwin(ctx context.Context, deviceID, moduleID string) (
 // patch.Tags and patch.Properties.Desired are deep-merged, and members set
 // to null are removed; other fields of patch are ignored by the hub. With a
 // non-empty etag the update only happens if the twin still has that etag
-// (otherwise IsPreconditionFailed); an empty etag sends If-Match "*", as
+// (otherwise ErrPreconditionFailed); an empty etag sends If-Match "*", as
 // Node's Registry.updateTwin does for a fresh twin. It returns the updated
 // twin. It is never retried: applying a patch twice bumps versions twice.
 func (c *Client) UpdateTwin(ctx context.Context, deviceID string, patch *Twin, etag string) (*Twin, error) {
