@@ -315,10 +315,10 @@ func (c *Client) superviseOnce(s *session) *session {
 		return c.reconnect(nil)
 	case <-s.lost:
 		c.log.Info("connection lost", "error", s.err)
-		if c.set.retry == NoRetry {
+		if _, never := c.set.retry.(noRetry); never {
 			// No reconnection at all, not even the immediate first attempt:
 			// the Node SDK's client only reconnects when its policy accepts
-			// the error, and NoRetry never does.
+			// the error, and WithoutRetries never does.
 			c.mu.Lock()
 			c.sess = nil
 			c.mu.Unlock()

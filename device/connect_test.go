@@ -195,7 +195,7 @@ func TestConnectRefused(t *testing.T) {
 		t.Fatalf("Connect() = %v, want ErrUnauthorized", err)
 	}
 	var he *device.Error
-	if !errors.As(err, &he) || he.Status != 401 {
+	if !errors.As(err, &he) || he.StatusCode != 401 {
 		t.Errorf("Connect() error = %#v, want *Error with status 401", err)
 	}
 	if got := c.State(); got != device.StateDisconnected {

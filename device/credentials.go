@@ -5,21 +5,15 @@ package device
 import (
 	"errors"
 	"net"
-	"runtime"
 	"sync"
 	"time"
 
 	"github.com/iothubemulator/iothub/internal/sas"
+	"github.com/iothubemulator/iothub/internal/wire"
 )
 
-// apiVersion is the api-version the official SDKs send in the MQTT username.
-const apiVersion = "2021-04-12"
-
-// sdkName and sdkVersion make up the user agent sent as DeviceClientType.
-const (
-	sdkName    = "iothub-go-device"
-	sdkVersion = "0.1.0"
-)
+// sdkName is the product in the user agent sent as DeviceClientType.
+const sdkName = "iothub-go-device"
 
 // identity is who the client is and where it connects.
 type identity struct {
@@ -95,7 +89,7 @@ func trimBrackets(h string) string {
 // SDK's "azure-iot-device/<ver> (<runtime>; <os>; <arch>)" with the
 // product info appended unseparated, as both Node and Python append it.
 func userAgent(productInfo string) string {
-	return sdkName + "/" + sdkVersion + " (" + runtime.Version() + "; " + runtime.GOOS + "; " + runtime.GOARCH + ")" + productInfo
+	return wire.UserAgent(sdkName) + productInfo
 }
 
 // username builds the MQTT username:
@@ -104,10 +98,10 @@ func userAgent(productInfo string) string {
 // pipeline_stages_iothub_mqtt.py builds it this way; Node puts model-id
 // before DeviceClientType, and the hub reads the query by name).
 func username(id identity, productInfo, modelID string) string {
-	u := id.host + "/" + id.clientID() + "/?api-version=" + apiVersion +
-		"&DeviceClientType=" + escape(userAgent(productInfo))
+	u := id.host + "/" + id.clientID() + "/?api-version=" + wire.APIVersion +
+		"&DeviceClientType=" + wire.Escape(userAgent(productInfo))
 	if modelID != "" {
-		u += "&model-id=" + escape(modelID)
+		u += "&model-id=" + wire.Escape(modelID)
 	}
 	return u
 }

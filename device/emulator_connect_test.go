@@ -248,7 +248,7 @@ func TestEmulatorConnectRefused(t *testing.T) {
 				c := tt.newClient(t)
 				err := c.Connect(testContext(t))
 				var he *device.Error
-				if !errors.Is(err, device.ErrUnauthorized) || !errors.As(err, &he) || he.Status != http.StatusUnauthorized {
+				if !errors.Is(err, device.ErrUnauthorized) || !errors.As(err, &he) || he.StatusCode != http.StatusUnauthorized {
 					t.Fatalf("Connect = %v, want a *device.Error with status 401 matching ErrUnauthorized", err)
 				}
 				if got := c.State(); got != device.StateDisconnected {

@@ -43,7 +43,7 @@ func TestEmulatorCloseLeavesNoGoroutines(t *testing.T) {
 
 			// A takeover that the client recovers from.
 			mark := len(states.snapshot())
-			intruder := emuClient(t, srv, tr, cs, device.WithRetryPolicy(device.NoRetry))
+			intruder := emuClient(t, srv, tr, cs, device.WithoutRetries())
 			if err := intruder.Connect(testContext(t)); err != nil {
 				// The client may take the identity back first (see TestEmulatorTakeover).
 				t.Logf("second Connect lost the identity before its CONNACK: %v", err)

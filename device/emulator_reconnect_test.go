@@ -40,7 +40,7 @@ func TestEmulatorTakeover(t *testing.T) {
 
 		// The second client does not reconnect, or the two would take the
 		// identity from each other for ever.
-		second := emuClient(t, srv, tr, cs, device.WithRetryPolicy(device.NoRetry))
+		second := emuClient(t, srv, tr, cs, device.WithoutRetries())
 		second.HandleMethod("whoami", whoami("second"))
 		secondStates := watchStates(second)
 		// The first client's immediate reconnect may take the identity back
@@ -58,7 +58,7 @@ func TestEmulatorTakeover(t *testing.T) {
 		}
 		for _, ch := range secondStates.snapshot() {
 			if ch.state == device.StateReconnecting {
-				t.Errorf("second client with NoRetry reconnected after a drop (%v), want it to stay disconnected", ch.err)
+				t.Errorf("second client WithoutRetries reconnected after a drop (%v), want it to stay disconnected", ch.err)
 				break
 			}
 		}

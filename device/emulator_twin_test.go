@@ -158,7 +158,7 @@ func TestEmulatorTwinThrottled(t *testing.T) {
 		srv.FailNext(emulator.OpPatchReported, 1, emulator.ErrThrottled())
 		_, err = c.UpdateReportedProperties(testContext(t), map[string]int{"n": 2})
 		var he *device.Error
-		if !errors.Is(err, device.ErrThrottled) || !errors.As(err, &he) || he.Status != http.StatusTooManyRequests || he.Code != 429001 || he.Message == "" {
+		if !errors.Is(err, device.ErrThrottled) || !errors.As(err, &he) || he.StatusCode != http.StatusTooManyRequests || he.Code != 429001 || he.Message == "" {
 			t.Fatalf("UpdateReportedProperties with injected throttling = %v, want *device.Error 429 (429001) with the hub's message", err)
 		}
 		checkServiceReported(t, sc, v1, map[string]any{"n": 1.0})

@@ -8,9 +8,10 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
-func TestNewStatusError(t *testing.T) {
+func TestTwinError(t *testing.T) {
 	tests := []struct {
 		name   string
 		status int
@@ -22,53 +23,89 @@ func TestNewStatusError(t *testing.T) {
 			status: 400,
 			// Shape parsed by the C# v2 SDK (IotHubClientErrorResponseMessage.cs).
 			body: `{"errorCode":400004,"trackingId":"t1","message":"bad key","timestampUtc":"2024-01-01T00:00:00Z"}`,
-			want: &Error{Status: 400, Code: 400004, Message: "bad key", TrackingID: "t1"},
+			want: &Error{Op: "GetTwin", StatusCode: 400, Code: 400004, CodeName: "ArgumentInvalid", Message: "bad key", TrackingID: "t1", RequestID: "r1"},
 		},
 		{
 			name:   "string error code",
 			status: 409,
 			body:   `{"errorCode":"409002","message":"Conflict"}`,
-			want:   &Error{Status: 409, Code: 409002, Message: "Conflict"},
+			want:   &Error{Op: "GetTwin", StatusCode: 409, Code: 409002, Message: "Conflict", RequestID: "r1"},
 		},
-		{name: "empty body", status: 429, body: "", want: &Error{Status: 429, Message: "Too Many Requests"}},
-		{name: "not json", status: 500, body: "oops", want: &Error{Status: 500, Message: "Internal Server Error"}},
+		{
+			// The REST form, should a gateway relay it.
+			name:   "form A",
+			status: 404,
+			body:   `{"Message":"ErrorCode:DeviceNotFound;Device dev9 is not registered","ExceptionMessage":"Tracking ID:x"}`,
+			want:   &Error{Op: "GetTwin", StatusCode: 404, Code: 404001, CodeName: "DeviceNotFound", Message: "Device dev9 is not registered", TrackingID: "x", RequestID: "r1"},
+		},
+		{name: "empty body (edgeHub)", status: 429, body: "", want: &Error{Op: "GetTwin", StatusCode: 429, Message: "Too Many Requests", RequestID: "r1"}},
+		{name: "not json", status: 500, body: "oops", want: &Error{Op: "GetTwin", StatusCode: 500, Message: "oops", RequestID: "r1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := newStatusError(tt.status, []byte(tt.body))
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("newStatusError mismatch (-want +got):\n%s", diff)
+			got := twinError("GetTwin", "r1", tt.status, []byte(tt.body))
+			if diff := cmp.Diff(tt.want, got, cmpopts.IgnoreFields(Error{}, "Body")); diff != "" {
+				t.Errorf("twinError mismatch (-want +got):\n%s", diff)
+			}
+			if string(got.Body) != tt.body {
+				t.Errorf("Body = %q, want %q", got.Body, tt.body)
 			}
 		})
 	}
 }
 
+func TestErrorString(t *testing.T) {
+	e := twinError("UpdateReportedProperties", "r", 400, []byte(`{"errorCode":400004,"message":"bad key"}`))
+	if got, want := e.Error(), "device: UpdateReportedProperties: 400 ArgumentInvalid (400004): bad key"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// sentinels lists every sentinel a hub answer can match.
+var sentinels = []error{
+	ErrBadRequest, ErrUnauthorized, ErrForbidden, ErrNotFound, ErrPreconditionFailed, ErrMessageTooLarge,
+	ErrThrottled, ErrTimeout, ErrServerError, ErrServiceUnavailable,
+}
+
 func TestErrorIs(t *testing.T) {
 	tests := []struct {
-		name   string
-		err    error
-		target error
-		want   bool
+		name string
+		err  error
+		want error // the one sentinel err matches; nil for none
 	}{
-		{name: "401", err: &Error{Status: 401}, target: ErrUnauthorized, want: true},
-		{name: "404", err: &Error{Status: 404}, target: ErrNotFound, want: true},
-		{name: "412", err: &Error{Status: 412}, target: ErrPreconditionFailed, want: true},
-		{name: "429 wrapped", err: fmt.Errorf("get twin: %w", &Error{Status: 429}), target: ErrThrottled, want: true},
-		{name: "429 is not 401", err: &Error{Status: 429}, target: ErrUnauthorized, want: false},
-		{name: "connack 5", err: connackError(5, errors.New("not authorised")), target: ErrUnauthorized, want: true},
-		{name: "connack 4", err: connackError(4, errors.New("bad password")), target: ErrUnauthorized, want: true},
-		{name: "connack 3", err: connackError(3, errors.New("unavailable")), target: ErrUnauthorized, want: false},
+		{name: "400", err: &Error{StatusCode: 400, Code: 400004}, want: ErrBadRequest},
+		{name: "401", err: &Error{StatusCode: 401}, want: ErrUnauthorized},
+		{name: "403", err: &Error{StatusCode: 403, Code: 403002}, want: ErrForbidden},
+		{name: "404", err: &Error{StatusCode: 404}, want: ErrNotFound},
+		{name: "412", err: &Error{StatusCode: 412}, want: ErrPreconditionFailed},
+		{name: "413", err: &Error{StatusCode: 413, Code: 413001}, want: ErrMessageTooLarge},
+		{name: "429 wrapped", err: fmt.Errorf("get twin: %w", &Error{StatusCode: 429}), want: ErrThrottled},
+		{name: "504", err: &Error{StatusCode: 504}, want: ErrTimeout},
+		{name: "500", err: &Error{StatusCode: 500}, want: ErrServerError},
+		{name: "503", err: &Error{StatusCode: 503}, want: ErrServiceUnavailable},
+		{name: "409", err: &Error{StatusCode: 409, Code: 409002}, want: nil},
+		{name: "status not a number", err: twinError("GetTwin", "r", 0, []byte(`{"errorCode":429001}`)), want: ErrThrottled},
+		{name: "connack 1", err: connackError(1, errors.New("unacceptable protocol version")), want: ErrBadRequest},
+		{name: "connack 2", err: connackError(2, errors.New("identifier rejected")), want: ErrUnauthorized},
+		{name: "connack 3", err: connackError(3, errors.New("unavailable")), want: ErrServiceUnavailable},
+		{name: "connack 4", err: connackError(4, errors.New("bad password")), want: ErrUnauthorized},
+		{name: "connack 5", err: connackError(5, errors.New("not authorised")), want: ErrUnauthorized},
+		{name: "local timeout", err: fmt.Errorf("%w after 1s", ErrTimeout), want: ErrTimeout},
+		{name: "local size limit", err: fmt.Errorf("%w: 300000 bytes", ErrMessageTooLarge), want: ErrMessageTooLarge},
+		{name: "not a hub error", err: errors.New("boom"), want: nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := errors.Is(tt.err, tt.target); got != tt.want {
-				t.Errorf("errors.Is(%v, %v) = %v, want %v", tt.err, tt.target, got, tt.want)
+			for _, s := range sentinels {
+				if got := errors.Is(tt.err, s); got != (s == tt.want) {
+					t.Errorf("errors.Is(%v, %v) = %v, want %v", tt.err, s, got, s == tt.want)
+				}
 			}
 		})
 	}
 	var e *Error
-	if !errors.As(fmt.Errorf("x: %w", &Error{Status: 400, Code: 400004}), &e) || e.Code != 400004 {
-		t.Errorf("errors.As did not find the *Error; got %v", e)
+	if !errors.As(fmt.Errorf("x: %w", connackError(5, errors.New("no"))), &e) || e.Op != "Connect" || e.StatusCode != 401 {
+		t.Errorf("errors.As did not find the CONNACK *Error; got %+v", e)
 	}
 }
 
@@ -98,8 +135,8 @@ func TestExponentialBackoff(t *testing.T) {
 			}
 		})
 	}
-	if _, ok := NoRetry.Delay(1, nil); ok {
-		t.Error("NoRetry.Delay ok = true, want false")
+	if _, ok := (noRetry{}).Delay(1, nil); ok {
+		t.Error("noRetry.Delay ok = true, want false")
 	}
 }
 
@@ -123,5 +160,23 @@ func TestExponentialBackoffStopsOnUnauthorized(t *testing.T) {
 				t.Errorf("Delay(1, %v) ok = %v, want %v", tt.err, ok, tt.ok)
 			}
 		})
+	}
+}
+
+// TestDeprecatedNoRetry checks that the old spelling still selects the
+// policy WithoutRetries sets, which the supervisor recognises by its type
+// to skip even the immediate first reconnection attempt.
+func TestDeprecatedNoRetry(t *testing.T) {
+	for name, opt := range map[string]Option{"WithoutRetries": WithoutRetries(), "WithRetryPolicy(NoRetry)": WithRetryPolicy(NoRetry)} {
+		s, err := newSettings([]Option{opt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := s.retry.(noRetry); !ok {
+			t.Errorf("%s: policy %T, want noRetry", name, s.retry)
+		}
+	}
+	if _, err := newSettings([]Option{WithRetryPolicy(nil)}); err == nil {
+		t.Error("WithRetryPolicy(nil): no error")
 	}
 }

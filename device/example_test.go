@@ -5,14 +5,17 @@ package device_test
 import (
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/iothubemulator/iothub/device"
+	"github.com/iothubemulator/iothub/emulator"
 )
 
 // The basic flow: connect with a device connection string, send telemetry
@@ -163,12 +166,69 @@ func ExampleClient_ReceiveMessage() {
 	}
 }
 
-// Hub failures are *device.Error values that match sentinels by status.
+// startEmulator runs an in-memory emulator on random loopback ports, as a
+// program or TestMain would; in a test, emulator.RunT(t) does this in one
+// line and closes it at the end of the test.
+func startEmulator() *emulator.Server {
+	srv, err := emulator.New(emulator.Options{InMemory: true, MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		log.Fatal(err)
+	}
+	return srv
+}
+
+// Hub failures are *device.Error values: errors.Is matches them against the
+// sentinels, the same names the service package has, and errors.As reads
+// the hub's status, code and message. Here the emulator refuses a reported
+// property whose name the hub does not allow.
 func ExampleError() {
-	err := fmt.Errorf("update reported properties: %w", &device.Error{Status: 429, Code: 429001, Message: "Throttled"})
+	srv := startEmulator()
+	defer srv.Close()
+	cs, err := srv.CreateDevice("thermostat")
+	if err != nil {
+		log.Fatal(err)
+	}
+	c, err := device.NewFromConnectionString(cs, device.WithRootCAs(srv.CAPool()))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	if err := c.Connect(ctx); err != nil {
+		log.Fatal(err)
+	}
+
+	_, err = c.UpdateReportedProperties(ctx, map[string]any{"fan speed": 3})
+	fmt.Println(errors.Is(err, device.ErrBadRequest))
 	var he *device.Error
 	if errors.As(err, &he) {
-		fmt.Println(he.Status, he.Code, errors.Is(err, device.ErrThrottled))
+		fmt.Println(he.Op, he.StatusCode, he.Code, he.CodeName)
 	}
-	// Output: 429 429001 true
+	// Output:
+	// true
+	// UpdateReportedProperties 400 400004 ArgumentInvalid
+}
+
+// A refused connection is an *Error too: a wrong key gives the hub's
+// "not authorized" CONNACK, which matches ErrUnauthorized.
+func ExampleErrUnauthorized() {
+	srv := startEmulator()
+	defer srv.Close()
+	cs, err := srv.CreateDevice("thermostat")
+	if err != nil {
+		log.Fatal(err)
+	}
+	before, _, _ := strings.Cut(cs, "SharedAccessKey=")
+	wrongKey := before + "SharedAccessKey=" + base64.StdEncoding.EncodeToString([]byte("not the device's key"))
+	c, err := device.NewFromConnectionString(wrongKey, device.WithRootCAs(srv.CAPool()))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	err = c.Connect(context.Background())
+	fmt.Println(errors.Is(err, device.ErrUnauthorized))
+	// Output: true
 }

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/iothubemulator/iothub/internal/wire"
 )
 
 // MaxMessageSize is the largest device-to-cloud message the hub accepts,
@@ -65,9 +67,9 @@ func encodeProperties(m *Message) string {
 		if b.Len() > 0 {
 			b.WriteByte('&')
 		}
-		b.WriteString(escape(k))
+		b.WriteString(wire.Escape(k))
 		b.WriteByte('=')
-		b.WriteString(escape(v))
+		b.WriteString(wire.Escape(v))
 	}
 	addIf := func(k, v string) {
 		if v != "" {
@@ -105,7 +107,7 @@ func decodeProperties(bag string, m *Message) {
 			continue
 		}
 		k, v, _ := strings.Cut(pair, "=")
-		k, v = unescape(k), unescape(v)
+		k, v = wire.Unescape(k), wire.Unescape(v)
 		switch k {
 		case keyMessageID:
 			m.MessageID = v

@@ -125,28 +125,6 @@ func TestDecodeProperties(t *testing.T) {
 	}
 }
 
-func TestEscape(t *testing.T) {
-	tests := []struct {
-		name, in, want string
-	}{
-		{name: "unreserved", in: "AZaz09-_.!~*'()", want: "AZaz09-_.!~*'()"},
-		{name: "space", in: "a b", want: "a%20b"},
-		{name: "reserved", in: "$&=+/?#:;,@", want: "%24%26%3D%2B%2F%3F%23%3A%3B%2C%40"},
-		{name: "utf-8", in: "é€", want: "%C3%A9%E2%82%AC"},
-		{name: "percent", in: "100%", want: "100%25"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := escape(tt.in); got != tt.want {
-				t.Errorf("escape(%q) = %q, want %q", tt.in, got, tt.want)
-			}
-			if got := unescape(escape(tt.in)); got != tt.in {
-				t.Errorf("unescape(escape(%q)) = %q, want the input back", tt.in, got)
-			}
-		})
-	}
-}
-
 // FuzzDecodeProperties feeds arbitrary bags to the decoder, which faces the
 // network: it must not panic, and a bag it produced must decode back.
 func FuzzDecodeProperties(f *testing.F) {

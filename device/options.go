@@ -140,7 +140,7 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // WithRetryPolicy sets the policy for reconnecting after the connection
-// drops. The default is ExponentialBackoff{}; NoRetry disables reconnection.
+// drops. The default is ExponentialBackoff{}.
 func WithRetryPolicy(p RetryPolicy) Option {
 	return func(s *settings) error {
 		if p == nil {
@@ -149,6 +149,15 @@ func WithRetryPolicy(p RetryPolicy) Option {
 		s.retry = p
 		return nil
 	}
+}
+
+// WithoutRetries disables reconnection: after a drop the client reports
+// StateDisconnected at once and operations fail with ErrNotConnected until
+// the application calls Connect again. Token renewals, which the client
+// makes itself, still reconnect. Tests against an emulator can use it so
+// that drops are not hidden.
+func WithoutRetries() Option {
+	return WithRetryPolicy(noRetry{})
 }
 
 // WithModelID announces an IoT Plug and Play model (a DTMI); it is sent as

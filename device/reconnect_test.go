@@ -88,7 +88,7 @@ func TestReconnectGivesUp(t *testing.T) {
 	select {
 	case err := <-disconnected:
 		var he *device.Error
-		if !errors.As(err, &he) || he.Status != http.StatusServiceUnavailable {
+		if !errors.As(err, &he) || he.StatusCode != http.StatusServiceUnavailable {
 			t.Errorf("disconnect reason = %v, want a *device.Error with status 503 (CONNACK 3)", err)
 		}
 	case <-time.After(fakehub.WaitTimeout):

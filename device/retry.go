@@ -4,13 +4,15 @@ package device
 
 import (
 	"errors"
-	"math/rand/v2"
 	"time"
+
+	"github.com/iothubemulator/iothub/internal/wire"
 )
 
 // RetryPolicy decides how the client reconnects after the connection drops.
 // The first reconnection attempt is immediate (as in the Node SDK); Delay is
-// consulted after each failed attempt.
+// consulted after each failed attempt. The service package's RetryPolicy
+// has the same method, so one policy value can serve both clients.
 //
 // A refused CONNECT for bad credentials (CONNACK 4 or 5) yields an error
 // matching ErrUnauthorized: the device was deleted or disabled, its key
@@ -44,35 +46,28 @@ func (b ExponentialBackoff) Delay(failures int, err error) (time.Duration, bool)
 	if errors.Is(err, ErrUnauthorized) || (b.MaxFailures > 0 && failures >= b.MaxFailures) {
 		return 0, false
 	}
-	initial, maxDelay, jitter := b.Initial, b.Max, b.Jitter
+	initial, limit, jitter := b.Initial, b.Max, b.Jitter
 	if initial <= 0 {
 		initial = time.Second
 	}
-	if maxDelay <= 0 {
-		maxDelay = time.Minute
-	}
-	if maxDelay < initial {
-		maxDelay = initial
+	if limit <= 0 {
+		limit = time.Minute
 	}
 	if jitter <= 0 || jitter > 1 {
 		jitter = 0.25
 	}
-	d := initial
-	for i := 1; i < failures && d < maxDelay; i++ {
-		d *= 2
-	}
-	d = min(d, maxDelay)
-	// Spread over [d*(1-jitter), d*(1+jitter)].
-	spread := float64(d) * jitter
-	return time.Duration(float64(d) - spread + rand.Float64()*2*spread), true
+	return wire.Backoff(failures, initial, limit, jitter), true
 }
 
-// NoRetry is a RetryPolicy that never reconnects: after a drop the client
-// reports StateDisconnected at once, without the immediate first attempt
-// that other policies get. Token renewals, which the client asks for
-// itself, still reconnect.
+// NoRetry is the policy WithoutRetries sets.
+//
+// Deprecated: use WithoutRetries(), the option the service package has
+// too.
 var NoRetry RetryPolicy = noRetry{}
 
+// noRetry never reconnects: after a drop the client reports
+// StateDisconnected at once, without the immediate first attempt that other
+// policies get.
 type noRetry struct{}
 
 func (noRetry) Delay(int, error) (time.Duration, bool) { return 0, false }

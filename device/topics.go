@@ -5,6 +5,8 @@ package device
 import (
 	"strconv"
 	"strings"
+
+	"github.com/iothubemulator/iothub/internal/wire"
 )
 
 // Subscription filters and topic prefixes (IoT Hub MQTT support; protocol
@@ -29,34 +31,22 @@ const (
 	qosTwin    = 0
 )
 
-// identityPath returns devices/{id} or devices/{id}/modules/{mid}. Ids go in
-// raw, as the Node SDK writes them (Python percent-encodes them; for the
-// characters the hub allows in ids outside + and #, which no SDK supports in
-// topics, the two agree on alphanumerics and - . _).
-func identityPath(deviceID, moduleID string) string {
-	p := "devices/" + deviceID
-	if moduleID != "" {
-		p += "/modules/" + moduleID
-	}
-	return p
-}
-
 // telemetryTopic returns the topic for a device-to-cloud message carrying
 // the property bag: devices/{id}[/modules/{mid}]/messages/events/{bag}.
 func telemetryTopic(deviceID, moduleID, bag string) string {
-	return identityPath(deviceID, moduleID) + "/messages/events/" + bag
+	return wire.IdentityTopic(deviceID, moduleID) + "/messages/events/" + bag
 }
 
 // c2dFilter returns the cloud-to-device subscription filter.
 func c2dFilter(deviceID string) string {
-	return "devices/" + deviceID + "/messages/devicebound/#"
+	return wire.IdentityTopic(deviceID, "") + "/messages/devicebound/#"
 }
 
 // methodResponseTopic returns $iothub/methods/res/{status}/?$rid={rid}.
 // The rid is re-escaped after being decoded from the request, so an
 // ordinary rid is echoed byte for byte.
 func methodResponseTopic(status int, rid string) string {
-	return "$iothub/methods/res/" + strconv.Itoa(status) + "/?$rid=" + escape(rid)
+	return "$iothub/methods/res/" + strconv.Itoa(status) + "/?$rid=" + wire.Escape(rid)
 }
 
 // twinRequestTopic returns $iothub/twin/{verb}{resource}?$rid={rid}, e.g.
@@ -123,7 +113,7 @@ func classify(topic, deviceID string) inbound {
 		if name == "" || !ok {
 			return inbound{}
 		}
-		return inbound{kind: inboundMethod, method: unescape(name), rid: rid}
+		return inbound{kind: inboundMethod, method: wire.Unescape(name), rid: rid}
 	}
 	// devices/{id}/messages/devicebound/{bag}; the bag may be absent. Only
 	// the segment right after devicebound is the bag (Node topicParts[4],
@@ -136,17 +126,15 @@ func classify(topic, deviceID string) inbound {
 }
 
 // cutC2DPrefix removes devices/{id}/messages/devicebound from topic, where
-// {id} names deviceID either as is (Node, and this client, subscribe with
-// the raw id) or percent-encoded (Python quotes it in its topics, so the
-// hub may echo that spelling). Ids cannot contain '/', so the id is one
-// segment.
+// {id} names deviceID in either spelling wire.SameID accepts. Ids cannot
+// contain '/', so the id is one segment.
 func cutC2DPrefix(topic, deviceID string) (rest string, ok bool) {
 	after, ok := strings.CutPrefix(topic, "devices/")
 	if !ok {
 		return "", false
 	}
 	id, rest, ok := strings.Cut(after, "/")
-	if !ok || (id != deviceID && unescape(id) != deviceID) {
+	if !ok || !wire.SameID(id, deviceID) {
 		return "", false
 	}
 	rest, ok = strings.CutPrefix("/"+rest, "/messages/devicebound")
@@ -162,9 +150,9 @@ func parseQuery(q string) map[string]string {
 			continue
 		}
 		k, v, _ := strings.Cut(pair, "=")
-		k = unescape(k)
+		k = wire.Unescape(k)
 		if _, dup := m[k]; !dup {
-			m[k] = unescape(v)
+			m[k] = wire.Unescape(v)
 		}
 	}
 	return m

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/iothubemulator/iothub/internal/wire"
 )
 
 func TestClassify(t *testing.T) {
@@ -117,7 +118,7 @@ func FuzzClassifyC2DDeviceID(f *testing.F) {
 		if id == "" || strings.ContainsAny(id, "/+#") {
 			return // not a device id the hub accepts
 		}
-		for _, spelled := range []string{id, escape(id)} {
+		for _, spelled := range []string{id, wire.Escape(id)} {
 			topic := "devices/" + spelled + "/messages/devicebound/p=v"
 			if got := classify(topic, id); got.kind != inboundC2D || got.bag != "p=v" {
 				t.Errorf("classify(%q, %q) = %+v, want C2D with bag p=v", topic, id, got)

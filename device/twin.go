@@ -56,9 +56,9 @@ type twinResponse struct {
 // GetTwin requests the twin ($iothub/twin/GET/?$rid=..., body " " as the
 // Node SDK sends it) after making sure $iothub/twin/res/# is subscribed.
 func (c *Client) GetTwin(ctx context.Context) (*Twin, error) {
-	resp, err := c.twinRequest(ctx, "GET", "/", []byte(" "))
+	resp, err := c.twinRequest(ctx, "GetTwin", "GET", "/", []byte(" "))
 	if err != nil {
-		return nil, fmt.Errorf("device: get twin: %w", err)
+		return nil, wrapOp("get twin", err)
 	}
 	t := &Twin{Raw: json.RawMessage(resp.body)}
 	if err := json.Unmarshal(resp.body, t); err != nil {
@@ -84,9 +84,9 @@ func (c *Client) UpdateReportedProperties(ctx context.Context, patch any) (int64
 	if b := bytes.TrimSpace(body); len(b) == 0 || b[0] != '{' {
 		return 0, errors.New("device: update reported properties: patch is not a JSON object")
 	}
-	resp, err := c.twinRequest(ctx, "PATCH", "/properties/reported/", body)
+	resp, err := c.twinRequest(ctx, "UpdateReportedProperties", "PATCH", "/properties/reported/", body)
 	if err != nil {
-		return 0, fmt.Errorf("device: update reported properties: %w", err)
+		return 0, wrapOp("update reported properties", err)
 	}
 	if !resp.hasVersion {
 		return 0, errors.New("device: update reported properties: response has no $version")
@@ -157,7 +157,7 @@ func (c *Client) onDesired(in inbound, payload []byte) {
 // waits for its response. If the connection drops first, the request is sent
 // again, with a new $rid, once reconnected; GET is idempotent and a reported
 // patch is a merge, so a repeat is harmless.
-func (c *Client) twinRequest(ctx context.Context, verb, resource string, body []byte) (twinResponse, error) {
+func (c *Client) twinRequest(ctx context.Context, op, verb, resource string, body []byte) (twinResponse, error) {
 	ctx, cancel := c.withOpTimeout(ctx)
 	defer cancel()
 	for {
@@ -180,7 +180,7 @@ func (c *Client) twinRequest(ctx context.Context, verb, resource string, body []
 		c.forgetTwin(rid)
 		if err == nil {
 			if resp.status < 200 || resp.status > 299 {
-				return resp, newStatusError(resp.status, resp.body)
+				return resp, twinError(op, rid, resp.status, resp.body)
 			}
 			return resp, nil
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/iothubemulator/iothub/device"
 	"github.com/iothubemulator/iothub/device/internal/fakehub"
@@ -100,19 +101,20 @@ func TestTwinErrors(t *testing.T) {
 		{
 			name:     "throttled with body",
 			reply:    fakehub.TwinReply{Status: 429, Body: []byte(`{"errorCode":429001,"trackingId":"t","message":"Throttled","timestampUtc":"x"}`)},
-			want:     &device.Error{Status: 429, Code: 429001, Message: "Throttled", TrackingID: "t"},
+			want:     &device.Error{Op: "UpdateReportedProperties", StatusCode: 429, Code: 429001, CodeName: "ThrottlingException", Message: "Throttled", TrackingID: "t"},
 			sentinel: device.ErrThrottled,
 		},
 		{
 			name:     "precondition failed without body",
 			reply:    fakehub.TwinReply{Status: 412},
-			want:     &device.Error{Status: 412, Message: "Precondition Failed"},
+			want:     &device.Error{Op: "UpdateReportedProperties", StatusCode: 412, Message: "Precondition Failed"},
 			sentinel: device.ErrPreconditionFailed,
 		},
 		{
-			name:  "section too large",
-			reply: fakehub.TwinReply{Status: 403, Body: []byte(`{"message":"'Properties.Reported' size should be less than 32768 bytes.","errorCode":403100}`)},
-			want:  &device.Error{Status: 403, Code: 403100, Message: "'Properties.Reported' size should be less than 32768 bytes."},
+			name:     "section too large",
+			reply:    fakehub.TwinReply{Status: 403, Body: []byte(`{"message":"'Properties.Reported' size should be less than 32768 bytes.","errorCode":403100}`)},
+			want:     &device.Error{Op: "UpdateReportedProperties", StatusCode: 403, Code: 403100, Message: "'Properties.Reported' size should be less than 32768 bytes."},
+			sentinel: device.ErrForbidden,
 		},
 	}
 	for _, tt := range tests {
@@ -123,10 +125,13 @@ func TestTwinErrors(t *testing.T) {
 			if !errors.As(err, &got) {
 				t.Fatalf("error = %v, want *device.Error", err)
 			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
+			if diff := cmp.Diff(tt.want, got, cmpopts.IgnoreFields(device.Error{}, "RequestID", "Body")); diff != "" {
 				t.Errorf("error mismatch (-want +got):\n%s", diff)
 			}
-			if tt.sentinel != nil && !errors.Is(err, tt.sentinel) {
+			if got.RequestID == "" || string(got.Body) != string(tt.reply.Body) {
+				t.Errorf("RequestID %q, Body %q; want the request's $rid and the reply's payload %q", got.RequestID, got.Body, tt.reply.Body)
+			}
+			if !errors.Is(err, tt.sentinel) {
 				t.Errorf("errors.Is(%v, %v) = false, want true", err, tt.sentinel)
 			}
 		})
