@@ -18,7 +18,14 @@
 // drop, with exponential backoff and jitter.
 //
 // Behaviour worth knowing:
-//   - Connect makes one attempt; later drops are retried per RetryPolicy.
+//   - Failures the hub reports (a refused CONNECT, a twin reply with an
+//     error status) are an *Error with the status, the hub's code, code
+//     name, message and tracking id; test them with errors.Is against
+//     ErrUnauthorized, ErrThrottled, ErrBadRequest and the other
+//     sentinels. The service package's errors have the same shape and
+//     sentinel names.
+//   - Connect makes one attempt; later drops are retried per RetryPolicy
+//     (WithRetryPolicy; WithoutRetries turns reconnection off).
 //     A reconnect refused for credentials (ErrUnauthorized: device deleted
 //     or disabled, key changed, given SAS token expired) ends the retries
 //     with the default policy: the client reports StateDisconnected with

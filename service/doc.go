@@ -11,17 +11,24 @@
 //
 //	c, err := service.NewFromConnectionString(os.Getenv("IOTHUB_CONNECTION_STRING"))
 //	d, err := c.CreateDevice(ctx, &service.Device{DeviceID: "dev1"})
+//	if errors.Is(err, service.ErrAlreadyExists) { ... }
+//
+// Against the emulator, add WithRootCAs with its CA; the examples run
+// against one in process (emulator.New).
 //
 // Behaviour worth knowing:
 //   - Every call takes a context; cancelling it ends the call, including
 //     any wait between retries.
 //   - Failed calls return an *Error carrying the HTTP status, the hub's
-//     six-digit code and code name, parsed from either error body form the
-//     hub uses. Classify it with IsNotFound, IsAlreadyExists,
-//     IsPreconditionFailed, IsThrottled, IsDeviceNotOnline, and so on.
-//   - Only calls that are safe to repeat are retried (see RetryPolicy).
-//     Creates, twin patches, bulk operations and direct methods make one
-//     attempt. Pass WithoutRetries in tests.
+//     six-digit code and code name, message and tracking id, parsed from
+//     either error body form the hub uses. Test it with errors.Is against
+//     ErrNotFound, ErrAlreadyExists, ErrPreconditionFailed, ErrThrottled,
+//     ErrDeviceNotOnline, ErrTimeout and the other sentinels; the device
+//     package's errors have the same shape and sentinel names.
+//   - Only calls that are safe to repeat are retried (see RetryPolicy;
+//     WithRetryPolicy and WithoutRetries are the device package's options
+//     too). Creates, twin patches, bulk operations and direct methods make
+//     one attempt. Pass WithoutRetries in tests.
 //   - Twin tags and properties are open JSON documents and are kept as raw
 //     JSON (TwinCollection) with map and struct accessors.
 //   - The SAS token minted from the policy key is cached and renewed when a

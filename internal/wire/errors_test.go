@@ -323,3 +323,19 @@ func FuzzParseError(f *testing.F) {
 		}
 	})
 }
+
+func TestCodeText(t *testing.T) {
+	tests := []struct{ raw, want string }{
+		{`409001`, "409001"},
+		{`"409001"`, "409001"},
+		{`"DeviceAlreadyExists"`, "DeviceAlreadyExists"},
+		{`null`, ""},
+		{``, ""},
+		{`{}`, ""},
+	}
+	for _, tt := range tests {
+		if got := CodeText(json.RawMessage(tt.raw)); got != tt.want {
+			t.Errorf("CodeText(%s) = %q, want %q", tt.raw, got, tt.want)
+		}
+	}
+}

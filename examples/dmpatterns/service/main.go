@@ -73,6 +73,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 		return err
 	}
 	res, err := client.InvokeMethod(ctx, deviceID, service.MethodCall{Name: methodName, Payload: methodPayload, ConnectTimeout: *connectTimeout})
+	if errors.Is(err, service.ErrDeviceNotOnline) {
+		return fmt.Errorf("%w\n%s is not connected: start the device app first, or wait for it with --connect-timeout", err, deviceID)
+	}
 	if err != nil {
 		return err
 	}
