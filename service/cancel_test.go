@@ -127,13 +127,19 @@ func TestCancelledBeforeStart(t *testing.T) {
 // it ends the request with a clear error and is never retried.
 func TestAttemptTimeout(t *testing.T) {
 	hub, _ := blockingHub(t)
-	c, _ := hub.client(t, WithRetryPolicy(retryPolicy))
+	c, rec := hub.client(t, WithRetryPolicy(retryPolicy))
 	_, err := c.do(testContext(t), &call{op: "Probe", method: http.MethodGet, path: "/devices/d", idempotent: true, timeout: 50 * time.Millisecond}, nil)
 	if !errors.Is(err, ErrTimeout) || asError(err) != nil {
 		t.Errorf("got %v, want ErrTimeout from the client, not a hub *Error", err)
 	}
-	if n := len(hub.requests()); n != 1 {
-		t.Errorf("got %d requests, want 1", n)
+	// No wait before a second attempt was scheduled. On a loaded machine
+	// the limit may pass before the request even reaches the handler, so
+	// the handler's count is only an upper bound.
+	if w := rec.get(); len(w) != 0 {
+		t.Errorf("got waits %v, want none: the call must not be retried", w)
+	}
+	if n := len(hub.requests()); n > 1 {
+		t.Errorf("got %d requests, want at most 1", n)
 	}
 }
 
