@@ -32,6 +32,7 @@ type session struct {
 	lost   chan struct{} // closed when the connection ends, for any reason
 	once   sync.Once
 	err    error     // why it ended; written before lost is closed
+	token  string    // the password it connected with; "" for X.509
 	expiry time.Time // password expiry; zero for X.509 or a token without se
 	asked  bool      // the application was asked for a new token; supervisor only
 
@@ -152,7 +153,7 @@ func (c *Client) dial(ctx context.Context) (*session, error) {
 		return nil, fmt.Errorf("device: token: %w", err)
 	}
 	s := newSession()
-	s.expiry = expiry
+	s.token, s.expiry = password, expiry
 
 	// The caller's context may end during the handshake; closing the
 	// connection then makes paho give up at once. Once connected, the
@@ -302,7 +303,7 @@ func (c *Client) superviseOnce(s *session) *session {
 			// (Python's on_new_sastoken_required). Ask once per token, not
 			// again after a reconnect with the same one.
 			s.asked = true
-			if c.cred.firstAsk() {
+			if c.cred.firstAsk(s.token) {
 				c.askForToken()
 			}
 			return s

@@ -116,15 +116,19 @@ type credentials struct {
 	asked string // the token the application was last asked to replace
 }
 
-// firstAsk records that the application is being asked to replace the
-// current token, and reports whether it had not been asked for it yet.
-func (cr *credentials) firstAsk() bool {
+// firstAsk reports whether to ask the application to replace token, the
+// one a session connected with, and records the asking. It says no when
+// the application was asked for that token already, and when it has
+// replaced the token meanwhile (UpdateSASToken): the supervisor may see the
+// old session's renewal time only after the new token arrived, and the new
+// one needs no replacing yet.
+func (cr *credentials) firstAsk(token string) bool {
 	cr.mu.Lock()
 	defer cr.mu.Unlock()
-	if cr.asked == cr.token {
+	if cr.token != token || cr.asked == token {
 		return false
 	}
-	cr.asked = cr.token
+	cr.asked = token
 	return true
 }
 
