@@ -5,6 +5,7 @@ package service
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -131,6 +132,9 @@ func TestAttemptTimeout(t *testing.T) {
 	_, err := c.do(testContext(t), &call{op: "Probe", method: http.MethodGet, path: "/devices/d", idempotent: true, timeout: 50 * time.Millisecond}, nil)
 	if !errors.Is(err, ErrTimeout) || asError(err) != nil {
 		t.Errorf("got %v, want ErrTimeout from the client, not a hub *Error", err)
+	}
+	if got, want := fmt.Sprint(err), "service: Probe: no answer within 50ms (service: timed out)"; got != want {
+		t.Errorf("message %q, want %q", got, want)
 	}
 	// No wait before a second attempt was scheduled. On a loaded machine
 	// the limit may pass before the request even reaches the handler, so

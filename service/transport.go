@@ -198,12 +198,13 @@ func (c *Client) attempt(ctx context.Context, cl *call, payload []byte, contentT
 	start := time.Now()
 	resp, err := c.http.Do(req)
 	if err != nil {
+		err = errorf(cl.op, "%w", err)
 		if cause := context.Cause(ctx); errors.Is(cause, ErrTimeout) {
-			err = fmt.Errorf("%w: no answer within %v", ErrTimeout, cl.timeout)
+			err = errorf(cl.op, "no answer within %v (%w)", cl.timeout, ErrTimeout)
 		}
 		c.log.DebugContext(ctx, "iothub: request failed", "op", cl.op, "method", cl.method, "path", cl.path,
 			"attempt", n, "requestId", requestID, "error", err)
-		return nil, nil, errorf(cl.op, "%w", err)
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody+1))
