@@ -88,7 +88,7 @@ func TestMonitorEventsAgainstEmulator(t *testing.T) {
 	)
 	sendTelemetry(t, srv, "dev2", &device.Message{Body: []byte("plain")})
 
-	res := runCLI(t, env, "", "monitor-events", "--from-start", "--device", "dev1", "--timeout", "500ms")
+	res := runCLI(t, env, "", "monitor-events", "--from-start", "--device", "dev1", "--timeout", "2s")
 	if res.code != exitOK {
 		t.Fatalf("exit %d, stderr %q; want 0 at the timeout", res.code, res.stderr)
 	}
@@ -116,7 +116,7 @@ func TestMonitorEventsAgainstEmulator(t *testing.T) {
 	}
 
 	// --since skips what was seen; without --device every device shows.
-	res = runCLI(t, env, "", "monitor-events", "--since", strconv.FormatFloat(first, 'f', -1, 64), "--timeout", "300ms")
+	res = runCLI(t, env, "", "monitor-events", "--since", strconv.FormatFloat(first, 'f', -1, 64), "--timeout", "2s")
 	var got []string
 	for _, ev := range parseEvents(t, res.stdout) {
 		got = append(got, ev["deviceId"].(string)+":"+ev["body"].(string))
