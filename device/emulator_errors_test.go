@@ -65,7 +65,7 @@ func TestEmulatorErrorMapping(t *testing.T) {
 		},
 		{
 			name:  "reported patch throttled",
-			fault: func(srv *emulator.Server) { srv.FailNext(emulator.OpPatchReported, 1, emulator.ErrThrottled()) },
+			fault: func(srv *emulator.Server) { srv.FailNext(emulator.OpPatchReported, 1, emulator.ErrThrottled) },
 			call: func(ctx context.Context, c *device.Client) error {
 				_, err := c.UpdateReportedProperties(ctx, map[string]int{"n": 1})
 				return err
@@ -74,7 +74,7 @@ func TestEmulatorErrorMapping(t *testing.T) {
 		},
 		{
 			name:  "twin read server error",
-			fault: func(srv *emulator.Server) { srv.FailNext(emulator.OpDeviceTwin, 1, emulator.ErrServer()) },
+			fault: func(srv *emulator.Server) { srv.FailNext(emulator.OpDeviceTwin, 1, emulator.ErrServerError) },
 			call: func(ctx context.Context, c *device.Client) error {
 				_, err := c.GetTwin(ctx)
 				return err

@@ -12,7 +12,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"math/big"
 	"net"
@@ -294,14 +293,8 @@ func selfSignedCert(t *testing.T, commonName string) (tls.Certificate, string) {
 // self-signed certificate whose thumbprint is given.
 func createX509Device(t *testing.T, srv *emulator.Server, id, thumbprint string) {
 	t.Helper()
-	// The registry's authentication types live in an internal package, so
-	// the identity is built from its REST JSON shape.
-	doc := fmt.Sprintf(`{"deviceId":%q,"authentication":{"type":"selfSigned","x509Thumbprint":{"primaryThumbprint":%q}}}`, id, thumbprint)
-	var d emulator.Device
-	if err := json.Unmarshal([]byte(doc), &d); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := srv.PutDevice(&d, ""); err != nil {
+	d := &emulator.Device{DeviceID: id, Auth: emulator.Authentication{Type: emulator.AuthSelfSigned, PrimaryThumbprint: thumbprint}}
+	if _, err := srv.PutDevice(d, ""); err != nil {
 		t.Fatalf("PutDevice(%s): %v", id, err)
 	}
 }
@@ -313,7 +306,7 @@ func disableDevice(t *testing.T, srv *emulator.Server, id string) {
 	if err != nil {
 		t.Fatalf("Device(%q): %v", id, err)
 	}
-	d.Status = "disabled"
+	d.Disabled = true
 	if _, err := srv.PutDevice(d, "*"); err != nil {
 		t.Fatalf("PutDevice(%q, disabled): %v", id, err)
 	}

@@ -106,7 +106,7 @@ func TestEmulatorMethods(t *testing.T) {
 
 		got := srv.MethodCalls("dev1")
 		opts := []cmp.Option{
-			cmpopts.IgnoreFields(emulator.MethodCall{}, "StartTime", "DurationMs"),
+			cmpopts.IgnoreFields(emulator.MethodCall{}, "StartTime", "Duration"),
 			cmp.Transformer("json", func(r json.RawMessage) string { return string(r) }),
 		}
 		if diff := cmp.Diff(want, got, opts...); diff != "" {

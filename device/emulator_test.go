@@ -137,7 +137,7 @@ func TestEmulatorTwinError(t *testing.T) {
 	if err := c.Connect(testContext(t)); err != nil {
 		t.Fatal(err)
 	}
-	e.FailNext(emulator.OpDeviceTwin, 1, emulator.ErrThrottled())
+	e.FailNext(emulator.OpDeviceTwin, 1, emulator.ErrThrottled)
 	_, err := c.GetTwin(testContext(t))
 	var he *device.Error
 	if !errors.As(err, &he) || !errors.Is(err, device.ErrThrottled) || he.Code != 429001 {

@@ -155,7 +155,7 @@ func TestEmulatorTwinThrottled(t *testing.T) {
 			t.Fatalf("UpdateReportedProperties: %v", err)
 		}
 
-		srv.FailNext(emulator.OpPatchReported, 1, emulator.ErrThrottled())
+		srv.FailNext(emulator.OpPatchReported, 1, emulator.ErrThrottled)
 		_, err = c.UpdateReportedProperties(testContext(t), map[string]int{"n": 2})
 		var he *device.Error
 		if !errors.Is(err, device.ErrThrottled) || !errors.As(err, &he) || he.StatusCode != http.StatusTooManyRequests || he.Code != 429001 || he.Message == "" {

@@ -18,15 +18,6 @@ import (
 // wire. They are emulator-only; code that must also run against a real hub
 // uses the service package instead.
 
-// Device is a device identity as the registry API returns it.
-type Device = hub.Device
-
-// Module is a module identity as the registry API returns it.
-type Module = hub.Module
-
-// Message is a recorded device-to-cloud message.
-type Message = hub.Message
-
 // CreateDevice registers a device with generated SAS keys and returns its
 // connection string (HostName carries the MQTT port when it is not 8883).
 func (s *Server) CreateDevice(deviceID string) (string, error) {
@@ -47,9 +38,31 @@ func (s *Server) CreateModule(deviceID, moduleID string) (string, error) {
 	return s.deviceConnectionString(deviceID, moduleID, m.Authentication.SymmetricKey.PrimaryKey), nil
 }
 
-// PutDevice creates (ifMatch "") or updates a device identity.
+// PutDevice creates (ifMatch "") or updates (ifMatch "*" or the device's
+// ETag) a device identity, and returns it as stored. SAS keys left empty
+// are generated on create and kept on update.
 func (s *Server) PutDevice(d *Device, ifMatch string) (*Device, error) {
-	return s.hub.PutDevice(context.Background(), d, ifMatch)
+	out, err := s.hub.PutDevice(context.Background(), d.hub(), ifMatch)
+	if err != nil {
+		return nil, err
+	}
+	return deviceOf(out), nil
+}
+
+// PutModule creates (ifMatch "") or updates a module identity on an
+// existing device.
+func (s *Server) PutModule(m *Module, ifMatch string) (*Module, error) {
+	out, err := s.hub.PutModule(context.Background(), m.hub(), ifMatch)
+	if err != nil {
+		return nil, err
+	}
+	return moduleOf(out), nil
+}
+
+// DeleteDevice deletes a device with its modules, twins and queued
+// messages; its connections are closed.
+func (s *Server) DeleteDevice(deviceID string) error {
+	return s.hub.DeleteDevice(context.Background(), deviceID, "*")
 }
 
 // DeviceConnectionString returns the connection string of an existing SAS device.
@@ -76,7 +89,20 @@ func (s *Server) WebSocketHost() string {
 
 // Device returns a device identity.
 func (s *Server) Device(deviceID string) (*Device, error) {
-	return s.hub.GetDevice(context.Background(), deviceID)
+	d, err := s.hub.GetDevice(context.Background(), deviceID)
+	if err != nil {
+		return nil, err
+	}
+	return deviceOf(d), nil
+}
+
+// Module returns a module identity.
+func (s *Server) Module(deviceID, moduleID string) (*Module, error) {
+	m, err := s.hub.GetModule(context.Background(), deviceID, moduleID)
+	if err != nil {
+		return nil, err
+	}
+	return moduleOf(m), nil
 }
 
 // Twin returns a device twin (moduleID "") or module twin as the service
@@ -97,7 +123,11 @@ func (s *Server) IsConnected(deviceID, moduleID string) bool {
 // Messages returns the recorded device-to-cloud messages of a device (all
 // devices when deviceID is ""), oldest first.
 func (s *Server) Messages(deviceID string) ([]*Message, error) {
-	return s.hub.Telemetry(deviceID, "", 0, 0)
+	ms, err := s.hub.Telemetry(deviceID, "", 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	return messagesOf(ms), nil
 }
 
 // The emulator has one clock. Timestamps, SAS expiry, method and connect

@@ -129,10 +129,10 @@ func TestConfigFileApplied(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Authentication.SymmetricKey.PrimaryKey != key {
-		t.Fatalf("sensor-1 primary key: got %s, want %s", d.Authentication.SymmetricKey.PrimaryKey, key)
+	if d.Auth.PrimaryKey != key {
+		t.Fatalf("sensor-1 primary key: got %s, want %s", d.Auth.PrimaryKey, key)
 	}
-	if off, err := srv.Device("off"); err != nil || off.Status != "disabled" {
+	if off, err := srv.Device("off"); err != nil || !off.Disabled {
 		t.Fatalf("device off: got %+v, %v; want disabled", off, err)
 	}
 	tw, err := srv.Twin("sensor-1", "")
@@ -214,7 +214,7 @@ func TestRestartKeepsDevicesAndTwins(t *testing.T) {
 	if !bytes.Equal(before, after) {
 		t.Fatalf("twin changed across restart:\nbefore %s\nafter  %s", before, after)
 	}
-	if d1.Authentication.SymmetricKey.PrimaryKey != d2.Authentication.SymmetricKey.PrimaryKey || d1.ETag != d2.ETag {
+	if d1.Auth.PrimaryKey != d2.Auth.PrimaryKey || d1.ETag != d2.ETag {
 		t.Fatal("device identity changed across restart")
 	}
 }
@@ -285,7 +285,7 @@ func TestResetEmptiesTheHub(t *testing.T) {
 func TestFailNextInjectsHubErrors(t *testing.T) {
 	srv := emulator.RunT(t)
 	srv.CreateDevice("f")
-	srv.FailNext(emulator.OpGetTwin, 1, emulator.ErrThrottled())
+	srv.FailNext(emulator.OpGetTwin, 1, emulator.ErrThrottled)
 	c := newREST(t, srv, srv.ConnectionString())
 	code, body := c.do("GET", "/twins/f", nil)
 	if code != 429 || !bytes.Contains(body, []byte("ThrottlingException")) {
@@ -312,7 +312,7 @@ func TestShippedConfigExamples(t *testing.T) {
 				if err != nil {
 					t.Fatalf("device %s from %s: %v", d.DeviceID, f, err)
 				}
-				if d.PrimaryKey != "" && got.Authentication.SymmetricKey.PrimaryKey != d.PrimaryKey {
+				if d.PrimaryKey != "" && got.Auth.PrimaryKey != d.PrimaryKey {
 					t.Fatalf("device %s: key not applied", d.DeviceID)
 				}
 			}

@@ -38,6 +38,8 @@ type Server struct {
 	https *http.Server
 	hl    net.Listener
 
+	reactors reactors // fault injection; the hub's one Reactor
+
 	ready     atomic.Bool
 	active    atomic.Int64 // HTTPS requests in flight (MQTT over WebSockets excluded)
 	closeOnce sync.Once
@@ -87,6 +89,7 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.hub.SetReactor(&s.reactors)
 	if err := opts.Config.apply(context.Background(), s.hub); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}

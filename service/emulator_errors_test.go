@@ -128,7 +128,7 @@ func TestEmulatorErrorMapping(t *testing.T) {
 		},
 		{
 			name: "method not answered", op: "InvokeModuleMethod", status: 504, code: 504101, codeName: "GatewayTimeout", sentinel: service.ErrTimeout, info: true,
-			fault: func() { srv.FailNext(emulator.OpInvokeMethod, 1, emulator.ErrMethodTimeout()) },
+			fault: func() { srv.FailNext(emulator.OpInvokeMethod, 1, emulator.ErrMethodTimeout) },
 			call: func(ctx context.Context) error {
 				_, err := c.InvokeModuleMethod(ctx, "dev1", "m1", service.MethodCall{Name: "reboot"})
 				return err
@@ -136,12 +136,12 @@ func TestEmulatorErrorMapping(t *testing.T) {
 		},
 		{
 			name: "throttled", op: "GetTwin", status: 429, code: 429001, codeName: "ThrottlingException", sentinel: service.ErrThrottled,
-			fault: func() { srv.FailNext(emulator.OpGetTwin, 1, emulator.ErrThrottled()) },
+			fault: func() { srv.FailNext(emulator.OpGetTwin, 1, emulator.ErrThrottled) },
 			call:  func(ctx context.Context) error { _, err := c.GetTwin(ctx, "dev1"); return err },
 		},
 		{
 			name: "server error", op: "GetModuleTwin", status: 500, code: 500001, codeName: "ServerError", sentinel: service.ErrServerError,
-			fault: func() { srv.FailNext(emulator.OpGetTwin, 1, emulator.ErrServer()) },
+			fault: func() { srv.FailNext(emulator.OpGetTwin, 1, emulator.ErrServerError) },
 			call:  func(ctx context.Context) error { _, err := c.GetModuleTwin(ctx, "dev1", "m1"); return err },
 		},
 		{

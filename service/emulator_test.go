@@ -294,11 +294,11 @@ func TestEmulatorRetriesThrottling(t *testing.T) {
 	if _, err := c.CreateDevice(ctx, &service.Device{DeviceID: "dev1"}); err != nil {
 		t.Fatal(err)
 	}
-	srv.FailNext(emulator.OpGetTwin, 2, emulator.ErrThrottled())
+	srv.FailNext(emulator.OpGetTwin, 2, emulator.ErrThrottled)
 	if _, err := c.GetTwin(ctx, "dev1"); err != nil {
 		t.Errorf("GetTwin after two throttled attempts: %v", err)
 	}
-	srv.FailNext(emulator.OpUpdateTwin, 1, emulator.ErrThrottled())
+	srv.FailNext(emulator.OpUpdateTwin, 1, emulator.ErrThrottled)
 	if _, err := c.UpdateTwin(ctx, "dev1", &service.Twin{}, ""); !errors.Is(err, service.ErrThrottled) {
 		t.Errorf("UpdateTwin (never retried) after a throttle: got %v, want ErrThrottled", err)
 	}
