@@ -24,6 +24,7 @@ import (
 	"github.com/iothubemulator/iothub/emulator/internal/mqttapi"
 	"github.com/iothubemulator/iothub/emulator/internal/restapi"
 	"github.com/iothubemulator/iothub/emulator/internal/store"
+	"github.com/iothubemulator/iothub/emulator/internal/ui"
 	"github.com/iothubemulator/iothub/internal/sas"
 )
 
@@ -150,6 +151,7 @@ func (s *Server) Start() error {
 		WebSocket: s.mqtt.WebSocketHandler(),
 		Ready:     s.ready.Load,
 		CAPEM:     s.tls.CAPEM,
+		UI:        ui.New(ui.Options{Hub: s.hub, ServiceHost: s.hostWithPort(s.HTTPSAddr(), "443"), DeviceHost: s.mqttHost()}),
 	})
 	s.https = &http.Server{
 		Handler:           s.track(handler),
@@ -289,6 +291,11 @@ func (s *Server) PolicyConnectionString(policy string) string {
 	}
 	return sas.ConnectionString{HostName: s.hostWithPort(s.HTTPSAddr(), "443"),
 		SharedAccessKeyName: p.Name, SharedAccessKey: p.PrimaryKey}.String()
+}
+
+// DashboardURL is the address of the web dashboard (README: "Dashboard").
+func (s *Server) DashboardURL() string {
+	return "https://" + s.hostWithPort(s.HTTPSAddr(), "443") + ui.Prefix
 }
 
 // CAFile is the path of the CA certificate (PEM) that clients must trust;

@@ -39,6 +39,7 @@ func serve(ctx context.Context, c *config, stdout io.Writer) error {
 	if f := srv.CAFile(); f != "" {
 		fmt.Fprintf(stdout, "  CA certificate:     %s\n", f)
 	}
+	fmt.Fprintf(stdout, "  dashboard:          %s\n", srv.DashboardURL())
 	fmt.Fprintf(stdout, "  service connection string (iothubowner):\n    %s\n", srv.ConnectionString())
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "shutting down")

@@ -20,6 +20,7 @@ type Options struct {
 	WebSocket http.Handler // MQTT over WebSockets, mounted at /$iothub/websocket; nil: not served
 	Ready     func() bool  // /health answers 200 only when this says so; nil: always ready
 	CAPEM     []byte       // served at /emulator/ca.pem for containers to trust
+	UI        http.Handler // the dashboard (package ui), mounted at /ui/; nil: not served
 }
 
 // route is one line of the route table: the whole API is declared in
@@ -116,6 +117,11 @@ func New(opts Options) http.Handler {
 	r.HandleFunc("/health", s.health).Methods("GET", "HEAD")
 	if opts.WebSocket != nil {
 		r.Handle("/$iothub/websocket", opts.WebSocket)
+	}
+	if opts.UI != nil {
+		// Static pages that call the routes below like any other client.
+		r.Handle("/ui", opts.UI)
+		r.PathPrefix("/ui/").Handler(opts.UI)
 	}
 	for _, rt := range routes() {
 		r.Handle(rt.path, s.pipeline(rt)).Methods(rt.method)
