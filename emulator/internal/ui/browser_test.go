@@ -348,6 +348,26 @@ func TestDashboard(t *testing.T) {
 	}
 	b.shot("device-identity")
 
+	t.Run("modules", func(t *testing.T) {
+		b := b.at(t)
+		b.setValue(`#create-module input[name=moduleId]`, "no/slash")
+		b.click(`#create-module button[type=submit]`)
+		b.formError("#modules-card", "400")
+		b.setValue(`#create-module input[name=moduleId]`, "filter")
+		b.click(`#create-module button[type=submit]`)
+		b.waitFor("module row", `document.querySelector('#modules tr[data-module-id=filter] a') !== null`)
+		b.click(`#modules tr[data-module-id=filter] a`)
+		b.waitFor("module page", `document.body.dataset.page === 'identity' && location.hash.endsWith('/modules/filter')`)
+		b.click(`button[data-action=show][data-which=primaryKey]`)
+		b.waitFor("module connection string", `document.querySelector('input.connstring[data-which=primaryKey]').value.includes(';ModuleId=filter;SharedAccessKey=')`)
+		mcs := eval[string](b, `document.querySelector('input.connstring[data-which=primaryKey]').value`)
+		if _, err := device.NewFromConnectionString(mcs, device.WithRootCAs(srv.CAPool())); err != nil {
+			t.Errorf("module connection string %q: %v", mcs, err)
+		}
+		b.shot("module")
+		b.goTo("#/devices/"+id, "identity")
+	})
+
 	desired := make(chan device.Properties, 10)
 	c2d := make(chan *device.Message, 10)
 	dev, err := device.NewFromConnectionString(cs, device.WithRootCAs(srv.CAPool()))
@@ -525,28 +545,29 @@ func TestDashboard(t *testing.T) {
 		b := b.at(t)
 		b.goTo("#/telemetry?device="+url.QueryEscape(id), "telemetry")
 		b.waitFor("stream live", `document.querySelector('.live').dataset.live === 'live'`)
-		for i := range 5 {
-			body := fmt.Sprintf(`{"temperature": %d, "env": {"humidity": %d}}`, 20+i, 40+i)
+		temps := []string{"20.5", "21.25", "21", "22.5", "22"}
+		for i, temp := range temps {
+			body := fmt.Sprintf(`{"temperature": %s, "env": {"humidity": %d}}`, temp, 40+i)
 			if err := dev.SendMessage(ctx, &device.Message{Body: []byte(body), ContentType: "application/json", ContentEncoding: "utf-8",
 				Properties: map[string]string{"alert": "no"}}); err != nil {
 				t.Fatal(err)
 			}
 		}
 		b.waitFor("five messages", `document.querySelectorAll('#stream tbody tr').length === 5`)
-		if row := b.text(`#stream tbody tr`); !strings.Contains(row, "alert=no") || !strings.Contains(row, `"temperature":24`) {
+		if row := b.text(`#stream tbody tr`); !strings.Contains(row, "alert=no") || !strings.Contains(row, `"temperature":22,`) {
 			t.Errorf("newest stream row %q lacks the property or body", row)
 		}
 		b.choose(`select[name=field]`, "env.humidity")
 		b.choose(`select[name=field]`, "temperature")
 		b.waitFor("chart points", `document.querySelectorAll('svg.chart circle.pt').length === 5`)
 		got := eval[[]string](b, `[...document.querySelectorAll('svg.chart circle.pt')].map(c => c.dataset.value)`)
-		if strings.Join(got, ",") != "20,21,22,23,24" {
-			t.Errorf("chart values %v, want 20..24", got)
+		if strings.Join(got, ",") != strings.Join(temps, ",") {
+			t.Errorf("chart values %v, want %v", got, temps)
 		}
 
 		b.click("#pause")
 		b.waitFor("paused", `document.querySelector('.live').dataset.live === 'paused'`)
-		if err := dev.SendMessage(ctx, &device.Message{Body: []byte(`{"temperature": 99}`)}); err != nil {
+		if err := dev.SendMessage(ctx, &device.Message{Body: []byte(`{"temperature": 23.75}`)}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := srv.WaitMessages(id, 6, waitLimit); err != nil {
@@ -558,7 +579,7 @@ func TestDashboard(t *testing.T) {
 			t.Errorf("paused stream shows %d rows, want 5", n)
 		}
 		b.click("#pause")
-		b.waitFor("resumed with the new point", `[...document.querySelectorAll('svg.chart circle.pt')].some(c => c.dataset.value === '99')`)
+		b.waitFor("resumed with the new point", `[...document.querySelectorAll('svg.chart circle.pt')].some(c => c.dataset.value === '23.75')`)
 		b.shot("telemetry")
 	})
 

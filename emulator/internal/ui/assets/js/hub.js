@@ -59,6 +59,9 @@ function decodeKey(key) {
 // sasToken signs resource (unencoded) until expiry (Unix seconds): the
 // string to sign is the encoded resource, a newline and the expiry.
 export async function sasToken(resource, keyName, key, expiry) {
+  if (!globalThis.crypto || !crypto.subtle) {
+    throw new Error('this page cannot sign tokens: the browser offers WebCrypto only to secure pages (HTTPS with a certificate it accepts; trust the emulator\'s ca.pem)');
+  }
   const k = await crypto.subtle.importKey('raw', decodeKey(key), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
   const sr = encodeStrict(resource);
   const se = String(expiry);

@@ -134,7 +134,7 @@ function identitySection(ctx, { deviceId, moduleId }, { base }) {
 
 function modulesCard(ctx, deviceId) {
   const msg = message();
-  const input = h('input', { name: 'moduleId', autocomplete: 'off', placeholder: 'filter' });
+  const input = h('input', { name: 'moduleId', autocomplete: 'off', placeholder: 'module id' });
   const tbody = h('tbody');
   async function refresh() {
     const list = await ctx.get(route`/devices/${deviceId}/modules`);
@@ -169,7 +169,7 @@ function modulesCard(ctx, deviceId) {
     }
   } }, field('Module id', input), h('button', { type: 'submit' }, 'Add module'));
   ctx.every(3000, refresh);
-  return h('div', { class: 'card' }, h('h2', {}, 'Modules'), form, msg.el,
+  return h('div', { class: 'card', id: 'modules-card' }, h('h2', {}, 'Modules'), form, msg.el,
     h('table', { class: 'list', id: 'modules' }, h('thead', {}, h('tr', {}, ['Module', 'Connection', 'Last activity', 'Managed by', ''].map((t) => h('th', {}, t)))), tbody));
 }
 
