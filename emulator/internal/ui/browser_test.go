@@ -527,6 +527,13 @@ func TestDashboard(t *testing.T) {
 			t.Errorf("hub queue of thermo-2: %+v", p)
 		}
 		b.shot("c2d-queue")
+		b.click("#c2d-purge")
+		b.click("#c2d-purge") // confirm
+		b.waitFor("purged", `document.querySelector('#c2d-queue').closest('.card').querySelector('.msg.ok')?.textContent === 'Purged 1 message.'`)
+		b.waitFor("queue empty", `document.querySelectorAll('#c2d-queue tbody tr').length === 0`)
+		if p, _ := srv.PendingC2D("thermo-2"); len(p) != 0 {
+			t.Errorf("hub queue of thermo-2 after purge: %+v", p)
+		}
 	})
 
 	t.Run("twin history", func(t *testing.T) {

@@ -384,9 +384,22 @@ function c2dSection(ctx, { deviceId }) {
     field('Content type', ct), field('TTL (s)', ttl)),
   h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Send')), msg.el);
 
+  const queueMsg = message();
+  const purge = confirmButton('Purge queue', 'Really purge?', async () => {
+    queueMsg.clear();
+    try {
+      const r = (await ctx.request('DELETE', route`/devices/${deviceId}/commands`)).json;
+      queueMsg.ok(`Purged ${r.totalMessagesPurged} message${r.totalMessagesPurged === 1 ? '' : 's'}.`);
+      await refresh();
+    } catch (e) {
+      queueMsg.error(e);
+    }
+  });
+  purge.id = 'c2d-purge';
+
   ctx.every(2000, refresh);
   return h('div', {}, form,
-    h('div', { class: 'card' }, h('h2', {}, 'Queue'), h('table', { class: 'list', id: 'c2d-queue' },
+    h('div', { class: 'card' }, h('div', { class: 'cardhead' }, h('h2', {}, 'Queue'), purge), queueMsg.el, h('table', { class: 'list', id: 'c2d-queue' },
       h('thead', {}, h('tr', {}, ['Seq', 'Message id', 'Enqueued', 'Expires', 'Ack', 'Properties', 'Body', 'Deliveries', 'State'].map((t) => h('th', {}, t)))), queue)),
     h('div', { class: 'card' }, h('h2', {}, 'Feedback'), h('table', { class: 'list', id: 'c2d-feedback' },
       h('thead', {}, h('tr', {}, ['Time', 'Message id', 'Status', 'Description'].map((t) => h('th', {}, t)))), feedback)));
