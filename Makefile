@@ -15,8 +15,11 @@ lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
+# IOTHUB_E2E_NODE turns on the official Node SDK tests (they need npm ci and
+# ports 443 and 8883), IOTHUB_E2E_BROWSER the dashboard's browser tests (they
+# need chromium); a plain `go test ./...` skips both.
 unit:
-	$(GO) test -race -count=1 -timeout 30m ./...
+	IOTHUB_E2E_NODE=1 IOTHUB_E2E_BROWSER=1 $(GO) test -race -count=1 -timeout 30m ./...
 
 node-deps:
 	@if [ ! -d e2e/node/node_modules ]; then cd e2e/node && npm ci --no-audit --no-fund; fi

@@ -7,8 +7,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -113,14 +111,7 @@ func TestExternalHub(t *testing.T) {
 	}
 
 	t.Run("node", func(t *testing.T) {
-		nodeDir, _ := filepath.Abs("node")
-		if _, err := os.Stat(filepath.Join(nodeDir, "node_modules")); err != nil {
-			t.Fatalf("%s/node_modules is missing: run `npm ci` in e2e/node first", nodeDir)
-		}
-		node, err := exec.LookPath("node")
-		if err != nil {
-			t.Fatal(err)
-		}
+		nodeDir, node := nodeSDK(t)
 		runNodeSuite(t, nodeDir, node, connString, caFile, svc)
 	})
 }
