@@ -633,7 +633,7 @@ func TestDashboard(t *testing.T) {
 		b.waitFor("row", `document.querySelector('`+row+`') !== null`)
 		b.click(row + ` td.actions button`) // Disable
 		b.waitFor("disabled and dropped", `document.querySelector('`+row+`').dataset.status === 'disabled' && document.querySelector('`+row+`').dataset.state === 'Disconnected'`)
-		if d, err := srv.Device(id); err != nil || d.Status != "disabled" {
+		if d, err := srv.Device(id); err != nil || !d.Disabled {
 			t.Errorf("hub device %+v, %v; want disabled", d, err)
 		}
 		del := `tr[data-device-id="thermo-2"] td.actions button.danger`
