@@ -70,11 +70,11 @@ func LoadConfigFile(path string) (*Config, error) {
 	dec.DisallowUnknownFields()
 	var c Config
 	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("config file %s: %v", path, err)
+		return nil, fmt.Errorf("config file %s: %w", path, err)
 	}
 	c.dir = filepath.Dir(path)
 	if err := c.check(); err != nil {
-		return nil, fmt.Errorf("config file %s: %v", path, err)
+		return nil, fmt.Errorf("config file %s: %w", path, err)
 	}
 	return &c, nil
 }
@@ -90,7 +90,7 @@ func (c *Config) check() error {
 		}
 		for _, r := range p.Rights {
 			if _, err := hub.ParseRights(r); err != nil {
-				return fmt.Errorf("policy %s: %v", p.Name, err)
+				return fmt.Errorf("policy %s: %w", p.Name, err)
 			}
 		}
 	}

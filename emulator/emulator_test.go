@@ -6,12 +6,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -233,6 +235,9 @@ func TestStartErrors(t *testing.T) {
 	err = s.Start()
 	if err == nil || !strings.Contains(err.Error(), "already in use") || !strings.Contains(err.Error(), "--https-addr") {
 		t.Fatalf("got %v, want an 'already in use' error naming --https-addr", err)
+	}
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		t.Errorf("errors.Is(%v, EADDRINUSE) is false; the cause must stay wrapped", err)
 	}
 	s2, err := emulator.New(emulator.Options{DataDir: t.TempDir(), MQTTAddr: l.Addr().String(), HTTPSAddr: "127.0.0.1:0"})
 	if err != nil {

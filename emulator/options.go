@@ -5,6 +5,9 @@ package emulator
 import (
 	"log/slog"
 	"time"
+
+	"github.com/iothubemulator/iothub/emulator/internal/hub"
+	"github.com/iothubemulator/iothub/emulator/internal/mqttapi"
 )
 
 // WellKnownOwnerKey is the default primary key of the iothubowner policy.
@@ -12,6 +15,19 @@ import (
 // emulator always has the same service connection string. Never use it for
 // anything but local testing.
 const WellKnownOwnerKey = "SW9USHViRW11bGF0b3JXZWxsS25vd25Pd25lcktleSE="
+
+// Defaults: the one place they are written. The command's flags show
+// them, and setDefaults applies them.
+const (
+	DefaultHostName             = "localhost"
+	DefaultMQTTAddr             = mqttapi.DefaultAddr // the hub's MQTT over TLS port
+	DefaultHTTPSAddr            = ":443"
+	DefaultDataDir              = "./iothub-data"
+	DefaultTelemetryMaxMessages = hub.DefaultRetentionMessages
+	DefaultTelemetryMaxAge      = hub.DefaultRetentionAge
+	DefaultPartitions           = hub.DefaultPartitions
+	DefaultLockTimeout          = time.Second
+)
 
 // Options configure a Server. The zero value works: defaults are applied in
 // one place, setDefaults.
@@ -32,20 +48,21 @@ type Options struct {
 
 	TelemetryMaxMessages int           `json:"telemetryMaxMessages"` // recorded telemetry kept; default 100,000
 	TelemetryMaxAge      time.Duration `json:"telemetryMaxAge"`      // recorded telemetry older than this is dropped; default 24h
+	Partitions           int           `json:"partitions"`           // partitions of the Event Hub-compatible endpoint (1 to 32); default 4
 }
 
 func (o *Options) setDefaults() {
 	if o.HostName == "" {
-		o.HostName = "localhost"
+		o.HostName = DefaultHostName
 	}
 	if o.MQTTAddr == "" {
-		o.MQTTAddr = ":8883"
+		o.MQTTAddr = DefaultMQTTAddr
 	}
 	if o.HTTPSAddr == "" {
-		o.HTTPSAddr = ":443"
+		o.HTTPSAddr = DefaultHTTPSAddr
 	}
 	if o.DataDir == "" {
-		o.DataDir = "./iothub-data"
+		o.DataDir = DefaultDataDir
 	}
 	if o.OwnerKey == "" {
 		o.OwnerKey = WellKnownOwnerKey
@@ -54,6 +71,15 @@ func (o *Options) setDefaults() {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.LockTimeout == 0 {
-		o.LockTimeout = time.Second
+		o.LockTimeout = DefaultLockTimeout
+	}
+	if o.TelemetryMaxMessages == 0 {
+		o.TelemetryMaxMessages = DefaultTelemetryMaxMessages
+	}
+	if o.TelemetryMaxAge == 0 {
+		o.TelemetryMaxAge = DefaultTelemetryMaxAge
+	}
+	if o.Partitions == 0 {
+		o.Partitions = DefaultPartitions
 	}
 }

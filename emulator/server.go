@@ -86,6 +86,7 @@ func New(opts Options) (*Server, error) {
 		Logger:     opts.Logger,
 		Clock:      clock.FromFunc(opts.Clock),
 		Retention:  hub.RetentionConfig{MaxMessages: opts.TelemetryMaxMessages, MaxAge: opts.TelemetryMaxAge},
+		Partitions: opts.Partitions,
 	})
 	if err != nil {
 		return nil, err
@@ -185,13 +186,23 @@ func (s *Server) track(h http.Handler) http.Handler {
 
 func listenError(what, addr, flag string, err error) error {
 	if errors.Is(err, syscall.EADDRINUSE) {
-		return fmt.Errorf("%s address %s is already in use: stop what listens there or choose another with %s", what, addr, flag)
+		return &listenErr{fmt.Sprintf("%s address %s is already in use: stop what listens there or choose another with %s", what, addr, flag), err}
 	}
 	if errors.Is(err, syscall.EACCES) {
-		return fmt.Errorf("%s address %s needs privileges to bind: run as root, grant CAP_NET_BIND_SERVICE, or choose an unprivileged port with %s", what, addr, flag)
+		return &listenErr{fmt.Sprintf("%s address %s needs privileges to bind: run as root, grant CAP_NET_BIND_SERVICE, or choose an unprivileged port with %s", what, addr, flag), err}
 	}
-	return fmt.Errorf("%s listener on %s: %v", what, addr, err)
+	return fmt.Errorf("%s listener on %s: %w", what, addr, err)
 }
+
+// listenErr says what to do about a listen failure in one line, and still
+// wraps the cause, so errors.Is(err, syscall.EADDRINUSE) holds.
+type listenErr struct {
+	msg   string
+	cause error
+}
+
+func (e *listenErr) Error() string { return e.msg }
+func (e *listenErr) Unwrap() error { return e.cause }
 
 // Close stops accepting, lets in-flight HTTPS requests finish (up to five
 // seconds), disconnects devices and closes the database cleanly.

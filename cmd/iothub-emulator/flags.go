@@ -38,11 +38,11 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*c
 	c := &config{}
 	var hostname, sans, mqttAddr, httpsAddr, dataDir, tlsCert, tlsKey, ownerKey string
 	flags := []envFlag{
-		{"hostname", "IOTHUB_HOSTNAME", "localhost", "hub host name used in connection strings, SAS resource URIs and the server certificate", &hostname},
+		{"hostname", "IOTHUB_HOSTNAME", emulator.DefaultHostName, "hub host name used in connection strings, SAS resource URIs and the server certificate", &hostname},
 		{"tls-san", "IOTHUB_TLS_SANS", "", "extra DNS names or IPs for the generated certificate, comma-separated (e.g. the compose service name)", &sans},
-		{"mqtt-addr", "IOTHUB_MQTT_ADDR", ":8883", "MQTT over TLS listen address", &mqttAddr},
-		{"https-addr", "IOTHUB_HTTPS_ADDR", ":443", "HTTPS listen address (REST API and MQTT over WebSockets)", &httpsAddr},
-		{"data-dir", "IOTHUB_DATA_DIR", "./iothub-data", "directory of the database and generated certificates", &dataDir},
+		{"mqtt-addr", "IOTHUB_MQTT_ADDR", emulator.DefaultMQTTAddr, "MQTT over TLS listen address", &mqttAddr},
+		{"https-addr", "IOTHUB_HTTPS_ADDR", emulator.DefaultHTTPSAddr, "HTTPS listen address (REST API and MQTT over WebSockets)", &httpsAddr},
+		{"data-dir", "IOTHUB_DATA_DIR", emulator.DefaultDataDir, "directory of the database and generated certificates", &dataDir},
 		{"tls-cert", "IOTHUB_TLS_CERT", "", "server certificate (PEM); generated into the data dir when empty", &tlsCert},
 		{"tls-key", "IOTHUB_TLS_KEY", "", "server private key (PEM)", &tlsKey},
 		{"owner-key", "IOTHUB_OWNER_KEY", emulator.WellKnownOwnerKey, "primary key (base64) of the iothubowner policy", &ownerKey},
@@ -59,11 +59,13 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*c
 		}
 		fs.StringVar(f.target, f.name, def, f.usage+" (env "+f.env+")")
 	}
-	var maxMsgs, maxAge string
-	fs.StringVar(&maxMsgs, "telemetry-max-messages", orEnv(getenv, "IOTHUB_TELEMETRY_MAX_MESSAGES", "100000"),
+	var maxMsgs, maxAge, partitions string
+	fs.StringVar(&maxMsgs, "telemetry-max-messages", orEnv(getenv, "IOTHUB_TELEMETRY_MAX_MESSAGES", strconv.Itoa(emulator.DefaultTelemetryMaxMessages)),
 		"recorded device-to-cloud messages to keep (env IOTHUB_TELEMETRY_MAX_MESSAGES)")
-	fs.StringVar(&maxAge, "telemetry-max-age", orEnv(getenv, "IOTHUB_TELEMETRY_MAX_AGE", "24h"),
+	fs.StringVar(&maxAge, "telemetry-max-age", orEnv(getenv, "IOTHUB_TELEMETRY_MAX_AGE", shortDuration(emulator.DefaultTelemetryMaxAge)),
 		"drop recorded messages older than this (env IOTHUB_TELEMETRY_MAX_AGE)")
+	fs.StringVar(&partitions, "partitions", orEnv(getenv, "IOTHUB_PARTITIONS", strconv.Itoa(emulator.DefaultPartitions)),
+		"partitions of the Event Hub-compatible endpoint, 1 to 32; device ids are hashed to them (env IOTHUB_PARTITIONS)")
 	inMemDef := isTrue(getenv("IOTHUB_IN_MEMORY"))
 	fs.BoolVar(&c.opts.InMemory, "in-memory", inMemDef, "keep nothing after exit (env IOTHUB_IN_MEMORY)")
 	if err := fs.Parse(args); err != nil {
@@ -84,6 +86,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*c
 		return nil, fmt.Errorf("--telemetry-max-age %q: want a positive duration such as 24h", maxAge)
 	}
 	c.opts.TelemetryMaxMessages, c.opts.TelemetryMaxAge = n, age
+	if c.opts.Partitions, err = strconv.Atoi(partitions); err != nil || c.opts.Partitions < 1 || c.opts.Partitions > 32 {
+		return nil, fmt.Errorf("--partitions %q: want a number from 1 to 32", partitions)
+	}
 	c.opts.HostName = hostname
 	c.opts.MQTTAddr = mqttAddr
 	c.opts.HTTPSAddr = httpsAddr
@@ -101,6 +106,18 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*c
 		return nil, err
 	}
 	return c, nil
+}
+
+// shortDuration writes d as a person would (24h, not 24h0m0s).
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 func orEnv(getenv func(string) string, name, def string) string {

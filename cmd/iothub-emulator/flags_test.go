@@ -28,22 +28,22 @@ func TestParseFlags(t *testing.T) {
 	}{
 		{
 			name: "defaults",
-			want: emulator.Options{HostName: "localhost", MQTTAddr: ":8883", HTTPSAddr: ":443", DataDir: "./iothub-data", OwnerKey: emulator.WellKnownOwnerKey, TelemetryMaxMessages: 100000, TelemetryMaxAge: 24 * time.Hour},
+			want: emulator.Options{HostName: "localhost", MQTTAddr: ":8883", HTTPSAddr: ":443", DataDir: "./iothub-data", OwnerKey: emulator.WellKnownOwnerKey, TelemetryMaxMessages: 100000, TelemetryMaxAge: 24 * time.Hour, Partitions: 4},
 		},
 		{
 			name: "environment",
 			env: map[string]string{"IOTHUB_HOSTNAME": "hub.local", "IOTHUB_TLS_SANS": "iothub, 10.0.0.5", "IOTHUB_MQTT_ADDR": ":1883",
 				"IOTHUB_HTTPS_ADDR": ":8443", "IOTHUB_DATA_DIR": "/data", "IOTHUB_OWNER_KEY": "a2V5", "IOTHUB_IN_MEMORY": "true",
-				"IOTHUB_TLS_CERT": "c.pem", "IOTHUB_TLS_KEY": "k.pem", "IOTHUB_TELEMETRY_MAX_MESSAGES": "500", "IOTHUB_TELEMETRY_MAX_AGE": "1h"},
+				"IOTHUB_TLS_CERT": "c.pem", "IOTHUB_TLS_KEY": "k.pem", "IOTHUB_TELEMETRY_MAX_MESSAGES": "500", "IOTHUB_TELEMETRY_MAX_AGE": "1h", "IOTHUB_PARTITIONS": "2"},
 			want: emulator.Options{HostName: "hub.local", TLSSANs: []string{"iothub", "10.0.0.5"}, MQTTAddr: ":1883", HTTPSAddr: ":8443",
 				DataDir: "/data", OwnerKey: "a2V5", InMemory: true, TLSCertFile: "c.pem", TLSKeyFile: "k.pem",
-				TelemetryMaxMessages: 500, TelemetryMaxAge: time.Hour},
+				TelemetryMaxMessages: 500, TelemetryMaxAge: time.Hour, Partitions: 2},
 		},
 		{
 			name: "flag wins over environment",
 			args: []string{"--hostname", "flag.local", "--https-addr=127.0.0.1:9443", "--in-memory=false"},
 			env:  map[string]string{"IOTHUB_HOSTNAME": "env.local", "IOTHUB_HTTPS_ADDR": ":1", "IOTHUB_IN_MEMORY": "1"},
-			want: emulator.Options{HostName: "flag.local", MQTTAddr: ":8883", HTTPSAddr: "127.0.0.1:9443", DataDir: "./iothub-data", OwnerKey: emulator.WellKnownOwnerKey, TelemetryMaxMessages: 100000, TelemetryMaxAge: 24 * time.Hour},
+			want: emulator.Options{HostName: "flag.local", MQTTAddr: ":8883", HTTPSAddr: "127.0.0.1:9443", DataDir: "./iothub-data", OwnerKey: emulator.WellKnownOwnerKey, TelemetryMaxMessages: 100000, TelemetryMaxAge: 24 * time.Hour, Partitions: 4},
 		},
 	}
 	for _, tc := range cases {
@@ -72,6 +72,8 @@ func TestParseFlagsErrors(t *testing.T) {
 		{"bad log format", []string{"--log-format", "xml"}, "--log-format"},
 		{"bad retention count", []string{"--telemetry-max-messages", "0"}, "--telemetry-max-messages"},
 		{"bad retention age", []string{"--telemetry-max-age", "soon"}, "--telemetry-max-age"},
+		{"no partitions", []string{"--partitions", "0"}, "--partitions"},
+		{"too many partitions", []string{"--partitions", "33"}, "--partitions"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -150,4 +152,12 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+func TestShortDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{24 * time.Hour: "24h", 90 * time.Minute: "1h30m", time.Minute: "1m", 90 * time.Second: "1m30s", 1500 * time.Millisecond: "1.5s"} {
+		if got := shortDuration(d); got != want {
+			t.Errorf("shortDuration(%v) = %q, want %q", d, got, want)
+		}
+	}
 }

@@ -111,11 +111,11 @@ func New(db *store.DB, cfg Config) (*Hub, error) {
 	}
 	for _, p := range pols {
 		if err := validateKey("primary", p.PrimaryKey); err != nil {
-			return nil, fmt.Errorf("policy %s: %v", p.Name, err)
+			return nil, fmt.Errorf("policy %s: %w", p.Name, err)
 		}
 		if p.SecondaryKey != "" {
 			if err := validateKey("secondary", p.SecondaryKey); err != nil {
-				return nil, fmt.Errorf("policy %s: %v", p.Name, err)
+				return nil, fmt.Errorf("policy %s: %w", p.Name, err)
 			}
 		}
 		h.policies[p.Name] = p

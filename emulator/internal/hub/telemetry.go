@@ -119,12 +119,18 @@ type RetentionConfig struct {
 	MaxAge      time.Duration // drop older messages; default 24h (the hub's default retention is one day)
 }
 
+// Retention defaults: the hub keeps telemetry for one day by default.
+const (
+	DefaultRetentionMessages = 100000
+	DefaultRetentionAge      = 24 * time.Hour
+)
+
 func (r RetentionConfig) withDefaults() RetentionConfig {
 	if r.MaxMessages <= 0 {
-		r.MaxMessages = 100000
+		r.MaxMessages = DefaultRetentionMessages
 	}
 	if r.MaxAge <= 0 {
-		r.MaxAge = 24 * time.Hour
+		r.MaxAge = DefaultRetentionAge
 	}
 	return r
 }
