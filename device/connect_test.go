@@ -15,6 +15,7 @@ import (
 	"github.com/iothubemulator/iothub/device"
 	"github.com/iothubemulator/iothub/device/internal/fakehub"
 	"github.com/iothubemulator/iothub/internal/sas"
+	"github.com/iothubemulator/iothub/internal/testutil"
 )
 
 // userAgent is the DeviceClientType value as it appears in the username.
@@ -208,7 +209,7 @@ func TestConnectRefused(t *testing.T) {
 
 func TestConnectUntrustedServer(t *testing.T) {
 	h := fakehub.Start(t)
-	other, err := fakehub.NewCA()
+	other, err := testutil.NewCA("a CA the device does not trust")
 	if err != nil {
 		t.Fatal(err)
 	}

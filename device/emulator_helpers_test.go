@@ -4,19 +4,10 @@ package device_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha1"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/hex"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -24,6 +15,7 @@ import (
 	"github.com/iothubemulator/iothub/device"
 	"github.com/iothubemulator/iothub/emulator"
 	"github.com/iothubemulator/iothub/internal/sas"
+	"github.com/iothubemulator/iothub/internal/testutil"
 	svc "github.com/iothubemulator/iothub/service"
 )
 
@@ -252,41 +244,21 @@ func is(st device.ConnectionState) func(stateChange) bool {
 // to a requested renewal, which has no error).
 func dropped(c stateChange) bool { return c.state == device.StateReconnecting && c.err != nil }
 
-// eventually polls cond until it holds or waitTimeout passes.
+// eventually polls cond until it holds.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", waitTimeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, what, cond)
 }
 
 // selfSignedCert returns a fresh self-signed client certificate and its
-// SHA-1 thumbprint as the registry stores it (upper-case hex).
+// SHA-1 thumbprint as the registry stores it.
 func selfSignedCert(t *testing.T, commonName string) (tls.Certificate, string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	c, err := testutil.SelfSigned(commonName)
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(now.UnixNano()),
-		Subject:      pkix.Name{CommonName: commonName},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha1.Sum(der)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, strings.ToUpper(hex.EncodeToString(sum[:]))
+	return c, testutil.Thumbprint(c)
 }
 
 // createX509Device registers a device that authenticates with the

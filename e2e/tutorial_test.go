@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iothubemulator/iothub/internal/testutil"
 	"github.com/iothubemulator/iothub/service"
 )
 
@@ -111,13 +112,7 @@ func buildSample(t *testing.T, pkg, name string) string {
 
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.EventuallyWithin(t, d, what, cond)
 }
 
 type safeBuffer struct {

@@ -15,6 +15,7 @@ import (
 	"github.com/iothubemulator/iothub/device"
 	"github.com/iothubemulator/iothub/emulator"
 	"github.com/iothubemulator/iothub/internal/sas"
+	"github.com/iothubemulator/iothub/internal/testutil"
 )
 
 // The emulator's cloud-to-device test API (SendC2D, PendingC2D, Feedback,
@@ -217,14 +218,8 @@ func c2dPaho(t *testing.T, srv *emulator.Server, cs string) *c2dDevice {
 	return d
 }
 
-// c2dEventually polls cond until it holds or c2dWait passes.
+// c2dEventually polls cond until it holds.
 func c2dEventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(c2dWait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, c2dWait)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.EventuallyWithin(t, c2dWait, what, cond)
 }

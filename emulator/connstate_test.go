@@ -10,6 +10,7 @@ import (
 
 	"github.com/iothubemulator/iothub/device"
 	"github.com/iothubemulator/iothub/emulator"
+	"github.com/iothubemulator/iothub/internal/testutil"
 )
 
 // TestConnectionTimesSurviveRestart: after a device disconnects, the
@@ -48,10 +49,7 @@ func TestConnectionTimesSurviveRestart(t *testing.T) {
 		t.Fatalf("while connected: connected %v, last activity %v", d.Connected, d.LastActivity)
 	}
 	dc.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for s.IsConnected("d", "") && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, "the hub to see the disconnect", func() bool { return !s.IsConnected("d", "") })
 	before, _ := s.Device("d")
 	if before.Connected || before.StateUpdated.IsZero() || before.LastActivity.IsZero() {
 		t.Fatalf("after disconnect: %+v", before)

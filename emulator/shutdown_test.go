@@ -9,6 +9,7 @@ import (
 
 	"github.com/iothubemulator/iothub/device"
 	"github.com/iothubemulator/iothub/emulator"
+	"github.com/iothubemulator/iothub/internal/testutil"
 )
 
 // TestCloseFinishesRequestsInFlight: a direct method being invoked when
@@ -30,8 +31,13 @@ func TestCloseFinishesRequestsInFlight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	working := make(chan struct{}, 2)
 	dc.HandleMethod("work", func(ctx context.Context, r *device.MethodRequest) (int, any) {
-		time.Sleep(300 * time.Millisecond)
+		select {
+		case working <- struct{}{}:
+		default:
+		}
+		time.Sleep(300 * time.Millisecond) // the work: Close must wait for it
 		return 200, "done"
 	})
 	if err := dc.Connect(ctx); err != nil {
@@ -39,10 +45,13 @@ func TestCloseFinishesRequestsInFlight(t *testing.T) {
 	}
 	defer dc.Close()
 	rest := newREST(t, srv, srv.ConnectionString())
-	waitFor(t, func() bool {
+	testutil.Eventually(t, "the device to answer methods", func() bool {
 		code, _ := rest.do("POST", "/twins/slow/methods", map[string]any{"methodName": "work", "responseTimeoutInSeconds": 5})
 		return code == 200
 	})
+	for len(working) > 0 {
+		<-working
+	}
 	type result struct {
 		code int
 		body string
@@ -52,7 +61,7 @@ func TestCloseFinishesRequestsInFlight(t *testing.T) {
 		code, body := rest.do("POST", "/twins/slow/methods", map[string]any{"methodName": "work", "responseTimeoutInSeconds": 5})
 		got <- result{code, string(body)}
 	}()
-	time.Sleep(100 * time.Millisecond)
+	<-working // the request is in flight: the device is working on it
 	start := time.Now()
 	if err := srv.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
@@ -63,16 +72,5 @@ func TestCloseFinishesRequestsInFlight(t *testing.T) {
 	}
 	if d := time.Since(start); d > 4*time.Second {
 		t.Fatalf("Close took %v with one short request in flight", d)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

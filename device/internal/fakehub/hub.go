@@ -26,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iothubemulator/iothub/internal/testutil"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 )
@@ -91,9 +92,9 @@ type TwinReply struct {
 
 // Hub is the fake hub. Its methods are safe for concurrent use.
 type Hub struct {
-	TLSAddr string // host:port of the MQTT over TLS listener
-	WSAddr  string // host:port of the MQTT over WSS listener
-	CA      *CA    // issued the server certificate; trust it in clients
+	TLSAddr string       // host:port of the MQTT over TLS listener
+	WSAddr  string       // host:port of the MQTT over WSS listener
+	CA      *testutil.CA // issued the server certificate; trust it in clients
 
 	srv *mqtt.Server
 	wg  sync.WaitGroup // goroutines answering devices
@@ -138,10 +139,7 @@ func Start(t testing.TB) *Hub {
 
 // New starts a hub; Close stops it.
 func New() (*Hub, error) {
-	ca, err := NewCA()
-	if err != nil {
-		return nil, err
-	}
+	ca := testutil.FixedCA()
 	cert, err := ca.Issue("fakehub", "127.0.0.1", "localhost")
 	if err != nil {
 		return nil, err

@@ -4,20 +4,14 @@ package hub
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha1"
+	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/hex"
 	"errors"
-	"math/big"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/iothubemulator/iothub/internal/sas"
+	"github.com/iothubemulator/iothub/internal/testutil"
 )
 
 // regToken signs a token valid until expiry.
@@ -172,51 +166,31 @@ func TestAuthorizeService(t *testing.T) {
 	}
 }
 
-// testCert makes a certificate signed by parent (self-signed when parent is
-// nil) valid around regNow.
-func testCert(t *testing.T, cn string, isCA bool, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey) {
+// leafAt returns a certificate for cn valid an hour either side of regNow,
+// signed by ca (self-signed when ca is nil).
+func leafAt(t *testing.T, cn string, ca *testutil.CA) *x509.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	var c tls.Certificate
+	var err error
+	if ca == nil {
+		c, err = testutil.SelfSignedAt(cn, regNow.Add(-time.Hour), regNow.Add(time.Hour))
+	} else {
+		c, err = ca.IssueAt(cn, regNow.Add(-time.Hour), regNow.Add(time.Hour))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    regNow.Add(-time.Hour),
-		NotAfter:     regNow.Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	if isCA {
-		tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
-		tmpl.KeyUsage |= x509.KeyUsageCertSign
-	}
-	signer, signerKey := tmpl, key
-	if parent != nil {
-		signer, signerKey = parent, parentKey
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, &key.PublicKey, signerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c, key
+	return c.Leaf
 }
 
 func TestAuthenticateDeviceX509(t *testing.T) {
-	ca, caKey := testCert(t, "Test CA", true, nil, nil)
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
-	leaf, _ := testCert(t, "cadev", false, ca, caKey)
-	wrongCN, _ := testCert(t, "someone", false, ca, caKey)
-	selfCert, _ := testCert(t, "selfdev", false, nil, nil)
-	otherSelf, _ := testCert(t, "selfdev", false, nil, nil)
-	sum := sha1.Sum(selfCert.Raw)
-	thumb := strings.ToUpper(hex.EncodeToString(sum[:]))
+	testCA := testutil.FixedCA()
+	ca, pool := testCA.Cert, testCA.Pool
+	leaf := leafAt(t, "cadev", testCA)
+	wrongCN := leafAt(t, "someone", testCA)
+	selfCert := leafAt(t, "selfdev", nil)
+	otherSelf := leafAt(t, "selfdev", nil)
+	thumb := testutil.Thumbprint(tls.Certificate{Certificate: [][]byte{selfCert.Raw}})
 
 	h := newRegHub(t)
 	h.cfg.DeviceCAs = pool

@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/iothubemulator/iothub/emulator/internal/store"
+	"github.com/iothubemulator/iothub/internal/testutil"
 )
 
 // c2dSession is a connected device that records the cloud-to-device
@@ -529,9 +530,7 @@ func TestC2DHTTPSLocks(t *testing.T) {
 		// The redelivery runs on a timer goroutine, then on the
 		// connection's send goroutine: wait for it to be posted.
 		var got []C2DMessage
-		for deadline := time.Now().Add(10 * time.Second); len(got) == 0 && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-			got = s.take()
-		}
+		testutil.Eventually(t, "the redelivery", func() bool { got = s.take(); return len(got) > 0 })
 		if len(got) != 1 || got[0].DeliveryCount != 2 {
 			t.Fatalf("after the lock ran out: got %+v, want the message with delivery count 2", got)
 		}
@@ -677,11 +676,7 @@ func TestC2DNoDoubleDeliveryWhileCompleting(t *testing.T) {
 	for i := range n {
 		e.send("dev1", fmt.Sprintf("m%03d", i), "", 0)
 		if i%40 == 39 {
-			for deadline := time.Now().Add(10 * time.Second); len(e.pending("dev1")) > 0; time.Sleep(time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatal("acknowledged messages stay queued")
-				}
-			}
+			testutil.Eventually(t, "acknowledged messages to leave the queue", func() bool { return len(e.pending("dev1")) == 0 })
 		}
 	}
 	close(s.acks)

@@ -5,12 +5,14 @@ package hub
 import (
 	"context"
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/iothubemulator/iothub/emulator/internal/huberr"
+	"github.com/iothubemulator/iothub/internal/testutil"
 )
 
 // methodSession answers (or ignores) method requests through a function
@@ -133,11 +135,7 @@ func TestInvokeMethodTimesOut(t *testing.T) {
 // so that a test moves the clock only once the code under test waits.
 func waitTimers(t *testing.T, h *Hub, n int) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); h.Clock().Pending() < n; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d clock timers armed after 10 s; want %d", h.Clock().Pending(), n)
-		}
-	}
+	testutil.Eventually(t, fmt.Sprintf("%d clock timers to be armed", n), func() bool { return h.Clock().Pending() >= n })
 }
 
 // TestStuckDeviceStallsNoOne: a device whose writes block (it stopped
@@ -188,10 +186,22 @@ func stripe(id string) uint32 {
 	return f.Sum32() % 64
 }
 
-// failingSession is a connection that is already gone: writes fail.
-type failingSession struct{ methodSession }
+// failingSession is a connection that is already gone: writes fail. tried,
+// when set, hears of each attempt.
+type failingSession struct {
+	methodSession
+	tried chan struct{}
+}
 
-func (s *failingSession) SendMethod(string, string, []byte) error { return errors.New("closed") }
+func (s *failingSession) SendMethod(string, string, []byte) error {
+	if s.tried != nil {
+		select {
+		case s.tried <- struct{}{}:
+		default:
+		}
+	}
+	return errors.New("closed")
+}
 
 // TestInvokeMethodWaitsPastAFailedSend: a request that cannot be written
 // (the connection went away under it) waits, within connectTimeout, for
@@ -200,11 +210,11 @@ func TestInvokeMethodWaitsPastAFailedSend(t *testing.T) {
 	h := newRegHub(t)
 	id := Identity{DeviceID: "flaky"}
 	regDevice(t, h, Device{DeviceID: "flaky"})
-	dead := &failingSession{}
+	dead := &failingSession{tried: make(chan struct{}, 1)}
 	c := h.Connect(id, dead, ConnectInfo{AuthMethod: "sas"})
 	c.SubscribeMethods()
 	go func() {
-		time.Sleep(100 * time.Millisecond)
+		<-dead.tried // the request failed on the old connection; now a new one comes
 		connectMethods(t, h, id, &methodSession{answer: func(c *Conn, rid string) { c.ResolveMethod(rid, 200, []byte(`"new"`)) }})
 	}()
 	res, err := h.InvokeMethod(context.Background(), id, MethodRequest{Name: "m", ResponseTimeout: MinResponseTimeout, ConnectTimeout: 5 * time.Second})

@@ -15,6 +15,7 @@ import (
 
 	"github.com/iothubemulator/iothub/emulator/internal/hub"
 	"github.com/iothubemulator/iothub/internal/sas"
+	"github.com/iothubemulator/iothub/internal/testutil"
 )
 
 // deviceToken signs a token with the device's primary key.
@@ -171,7 +172,7 @@ func TestEmulatorMessages(t *testing.T) {
 		r := e.do(request{method: "GET", path: "/emulator/messages?deviceId=d2&since=" + itoa(all[2].Seq) + "&wait=10", auth: e.token(hub.OwnerPolicy), noVersion: true})
 		done <- decode[[]msg](t, r)
 	}()
-	time.Sleep(100 * time.Millisecond)
+	testutil.Eventually(t, "the long poll to wait", func() bool { return e.hub.Clock().Pending() > 0 })
 	send(d2, "late")
 	select {
 	case ms := <-done:
