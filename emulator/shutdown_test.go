@@ -27,7 +27,7 @@ func TestCloseFinishesRequestsInFlight(t *testing.T) {
 	cs, _ := srv.CreateDevice("slow")
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	dc, err := device.NewFromConnectionString(cs, device.WithRootCAs(srv.CAPool()), device.WithRetryPolicy(device.NoRetry))
+	dc, err := device.NewFromConnectionString(cs, device.WithRootCAs(srv.CAPool()), device.WithoutRetries())
 	if err != nil {
 		t.Fatal(err)
 	}

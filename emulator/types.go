@@ -20,8 +20,6 @@ type Identity struct {
 	ModuleID string
 }
 
-func (i Identity) hub() hub.Identity { return hub.Identity{DeviceID: i.DeviceID, ModuleID: i.ModuleID} }
-
 func identityOf(i hub.Identity) Identity { return Identity{DeviceID: i.DeviceID, ModuleID: i.ModuleID} }
 
 // Authentication types, as the registry names them.

@@ -58,7 +58,7 @@ func TestCASignedDeviceFromConfig(t *testing.T) {
 		t.Run(tr.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			defer cancel()
-			opts := append([]device.Option{device.WithRootCAs(srv.CAPool()), device.WithRetryPolicy(device.NoRetry)}, tr.opts...)
+			opts := append([]device.Option{device.WithRootCAs(srv.CAPool()), device.WithoutRetries()}, tr.opts...)
 			dc, err := device.NewFromX509(tr.host, "cam-1", "", good, opts...)
 			if err != nil {
 				t.Fatal(err)
