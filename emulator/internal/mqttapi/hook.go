@@ -217,10 +217,19 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 // answers what it does not serve (§3.4, §3.10).
 func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if pk.FixedHeader.Type == packets.Connect {
-		if len(pk.Connect.ClientIdentifier) == 0 && !pk.Connect.Clean {
+		// Before mochi validates the CONNECT: its refusals are MQTT 5
+		// reason codes, which a 3.1.1 client cannot read.
+		if r := screenConnect(&pk); r != nil {
+			h.srv.log.Info("mqtt connect refused", "remote", cl.Net.Remote, "code", r.code, "reason", r.reason)
+			if r.code != 0 {
+				writeConnack(cl, r.code)
+			}
+			return pk, packets.ErrRejectPacket
+		}
+		if len(pk.Connect.ClientIdentifier) == 0 && !pk.Connect.Clean && pk.ProtocolVersion == 4 {
 			// [MQTT-3.1.3-8]: code 2. mochi would answer 0x80, which is not a
 			// 3.1.1 return code.
-			_ = h.srv.mochi.SendConnack(cl, packets.ErrClientIdentifierNotValid, false, nil)
+			writeConnack(cl, 2)
 			return pk, packets.ErrRejectPacket
 		}
 		return pk, nil
@@ -242,6 +251,12 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 		return pk, packets.ErrRejectPacket
 	}
 	return pk, nil
+}
+
+// writeConnack refuses a CONNECT with a MQTT 3.1.1 return code (1 to 5),
+// written as is: mochi's SendConnack takes MQTT 5 reason codes.
+func writeConnack(cl *mqtt.Client, code byte) {
+	_ = cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connack}, ReasonCode: code})
 }
 
 // checkPublish enforces §3.4: QoS 0 or 1, and only the identity's own topics.

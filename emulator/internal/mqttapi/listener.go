@@ -31,9 +31,12 @@ const (
 	transportMQTTWS = "mqtt-ws"
 )
 
-// connectTimeout bounds the TLS handshake and the wait for CONNECT; mochi
-// sets the keep-alive deadline once CONNECT is read.
-const connectTimeout = 30 * time.Second
+// connectTimeout bounds the time from accepting a connection (or from a
+// WebSocket upgrade) to a complete CONNECT: the TLS handshake and the
+// CONNECT itself. It is all an unauthenticated peer may hold a connection
+// for; a device sends its CONNECT right after the handshake. mochi sets
+// the keep-alive deadline once it has the CONNECT.
+const connectTimeout = 10 * time.Second
 
 // writeTimeout bounds every write to a device. A device that stops reading
 // lets its TCP window close, and a write then waits for buffer space. mochi
@@ -61,6 +64,23 @@ type clientConn struct {
 	// hook.OnConnect); nil when not held. Only the connection's own
 	// goroutine, which runs mochi's handling of it, uses it.
 	unlockSetup func()
+	// connect is the CONNECT read by readConnect, handed to mochi by Read
+	// before anything else. Only mochi's read loop reads.
+	connect []byte
+}
+
+// Read gives mochi the CONNECT read before it saw the connection, then
+// the connection's bytes.
+func (c *clientConn) Read(p []byte) (int, error) {
+	if len(c.connect) > 0 {
+		n := copy(p, c.connect)
+		c.connect = c.connect[n:]
+		if len(c.connect) == 0 {
+			c.connect = nil
+		}
+		return n, nil
+	}
+	return c.Conn.Read(p)
 }
 
 // releaseSetup lets the next connection of the client id be set up.
@@ -121,9 +141,10 @@ func (c *clientConn) SetDeadline(t time.Time) error { return c.Conn.SetReadDeadl
 // SetWriteDeadline does nothing: Write sets the deadline of each write.
 func (c *clientConn) SetWriteDeadline(time.Time) error { return nil }
 
-// serveConn hands an accepted connection to mochi and cleans up after it,
-// whichever way mochi's connection handling ends.
-func (s *Server) serveConn(establish listeners.EstablishFn, cc *clientConn) {
+// serveConn reads the connection's CONNECT by deadline, hands the
+// connection to mochi and cleans up after it, whichever way mochi's
+// connection handling ends.
+func (s *Server) serveConn(establish listeners.EstablishFn, cc *clientConn, deadline time.Time) {
 	defer func() {
 		if sess := cc.sess.Load(); sess != nil {
 			sess.end()
@@ -135,7 +156,13 @@ func (s *Server) serveConn(establish listeners.EstablishFn, cc *clientConn) {
 		close(cc.done)
 		s.untrack(cc)
 	}()
-	_ = cc.SetDeadline(time.Now().Add(connectTimeout))
+	_ = cc.SetDeadline(deadline)
+	connect, err := readConnect(cc.Conn)
+	if err != nil {
+		s.log.Debug("mqtt connection closed before a valid CONNECT", "remote", cc.RemoteAddr().String(), "transport", cc.transport, "err", err)
+		return
+	}
+	cc.connect = connect
 	if err := establish(cc.listener, cc); err != nil {
 		s.log.Debug("mqtt connection ended", "remote", cc.RemoteAddr().String(), "transport", cc.transport, "err", err)
 	}
@@ -211,7 +238,8 @@ func (l *tlsListener) Serve(establish listeners.EstablishFn) {
 			continue
 		}
 		go func() {
-			_ = c.SetDeadline(time.Now().Add(connectTimeout))
+			deadline := time.Now().Add(l.srv.connectTimeout)
+			_ = c.SetDeadline(deadline)
 			if err := tc.HandshakeContext(l.srv.ctx); err != nil {
 				l.srv.log.Debug("mqtt tls handshake failed", "remote", c.RemoteAddr().String(), "err", err)
 				_ = c.Close()
@@ -220,7 +248,7 @@ func (l *tlsListener) Serve(establish listeners.EstablishFn) {
 				return
 			}
 			cc.peerCerts = tc.ConnectionState().PeerCertificates
-			l.srv.serveConn(establish, cc)
+			l.srv.serveConn(establish, cc, deadline)
 		}()
 	}
 }
@@ -271,7 +299,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	up := websocket.Upgrader{
-		HandshakeTimeout: connectTimeout,
+		HandshakeTimeout: s.connectTimeout,
 		// Devices are not browsers and authenticate per connection with a
 		// SAS token or certificate, never with cookies.
 		CheckOrigin: func(*http.Request) bool { return true },
@@ -290,7 +318,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		_ = cc.raw.Close()
 		return
 	}
-	s.serveConn(*fn, cc)
+	s.serveConn(*fn, cc, time.Now().Add(s.connectTimeout))
 }
 
 // transportConn returns the connection under a TLS layer, if any. Closing

@@ -47,6 +47,8 @@ type Server struct {
 	cancel    context.CancelFunc
 	// writeTimeout is writeTimeout; tests shorten it before Start.
 	writeTimeout time.Duration
+	// connectTimeout is connectTimeout; tests shorten it before Start.
+	connectTimeout time.Duration
 
 	mu      sync.Mutex // guards tls, started, closed
 	tls     *tlsListener
@@ -84,14 +86,15 @@ func New(opts Options) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		opts:         opts,
-		hub:          opts.Hub,
-		log:          log,
-		tlsConfig:    cfg,
-		ctx:          ctx,
-		cancel:       cancel,
-		writeTimeout: writeTimeout,
-		conns:        map[*clientConn]struct{}{},
+		opts:           opts,
+		hub:            opts.Hub,
+		log:            log,
+		tlsConfig:      cfg,
+		ctx:            ctx,
+		cancel:         cancel,
+		writeTimeout:   writeTimeout,
+		connectTimeout: connectTimeout,
+		conns:          map[*clientConn]struct{}{},
 	}
 	s.ws = &wsListener{srv: s}
 	s.mochi = mqtt.New(&mqtt.Options{

@@ -35,6 +35,12 @@ const rawReceiveBuffer = 4096
 // dialRaw opens a TLS or WebSocket connection to the server.
 func (e *env) dialRaw(t *testing.T, ws bool) *rawDevice {
 	t.Helper()
+	return e.dialRawCert(t, ws, nil)
+}
+
+// dialRawCert is dialRaw presenting a client certificate, if cert is not nil.
+func (e *env) dialRawCert(t *testing.T, ws bool, cert *tls.Certificate) *rawDevice {
+	t.Helper()
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := (&net.Dialer{Timeout: waitTime}).DialContext(ctx, network, addr)
 		if err != nil {
@@ -47,6 +53,9 @@ func (e *env) dialRaw(t *testing.T, ws bool) *rawDevice {
 		return c, nil
 	}
 	tc := &tls.Config{RootCAs: e.roots, ServerName: hostName}
+	if cert != nil {
+		tc.Certificates = []tls.Certificate{*cert}
+	}
 	var conn net.Conn
 	if ws {
 		d := &websocket.Dialer{TLSClientConfig: tc, HandshakeTimeout: waitTime, Subprotocols: []string{"mqtt"}, NetDialContext: dial}
