@@ -201,6 +201,7 @@ func (h *Hub) Reset(ctx context.Context) error {
 	h.queries.mu.Lock()
 	h.queries.entries = nil
 	h.queries.mu.Unlock()
+	h.forgetIdentities(func(Identity) bool { return true })
 	h.msgWake()
 	return err
 }

@@ -60,6 +60,8 @@ type Hub struct {
 
 	msgMu     sync.Mutex
 	msgNotify chan struct{} // closed and replaced when telemetry is recorded
+
+	forget forgetters // transports' callbacks for deleted and disabled identities
 }
 
 type runtimeInfo struct {

@@ -145,5 +145,9 @@ func (h *Hub) DeleteModule(ctx context.Context, deviceID, moduleID, ifMatch stri
 		return err
 	}
 	h.dropIdentity(id)
+	h.mu.Lock()
+	delete(h.runtime, id)
+	h.mu.Unlock()
+	h.forgetIdentities(func(x Identity) bool { return x == id })
 	return nil
 }

@@ -77,6 +77,7 @@ func (h *Hub) putDevice(ctx context.Context, in *Device, ifMatch string, strictS
 	}
 	if disabled {
 		h.dropDevice(id.DeviceID)
+		h.forgetDevice(id.DeviceID)
 	}
 	h.decorate(id, out, nil)
 	return out, nil
@@ -279,6 +280,7 @@ func (h *Hub) DeleteDevice(ctx context.Context, id, ifMatch string) error {
 		}
 	}
 	h.mu.Unlock()
+	h.forgetDevice(id)
 	return nil
 }
 

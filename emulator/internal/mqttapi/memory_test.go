@@ -3,12 +3,19 @@
 package mqttapi
 
 import (
+	"bytes"
+	"context"
 	"crypto/tls"
+	"io"
 	"net"
 	"runtime"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/iothubemulator/iothub/emulator/internal/hub"
 )
 
 // liveHeap is the heap in use after a full collection.
@@ -106,5 +113,64 @@ func BenchmarkPendingConnectHeap(b *testing.B) {
 				b.ReportMetric(after, "heapB/conn-after")
 			}
 		})
+	}
+}
+
+// lifecycle runs one device's life over a real connection: create it,
+// connect with CleanSession=0, subscribe to methods, desired updates and
+// twin responses, disconnect, delete it, and wait until the broker has
+// freed its session.
+func lifecycle(tb testing.TB, e *env, deviceID string) {
+	tb.Helper()
+	id := hub.Identity{DeviceID: deviceID}
+	key := e.addDevice(tb, deviceID)
+	c, err := tls.Dial("tcp", e.srv.Addr().String(), &tls.Config{RootCAs: e.roots, ServerName: hostName})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(waitTime))
+	connect := rawConnect{flags: flagUsername | flagPassword, clientID: deviceID, user: username(deviceID), pass: token(tb, id, "", key, farFuture())}
+	var sub bytes.Buffer
+	pk := packets.Packet{ProtocolVersion: 4, FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, PacketID: 1,
+		Filters: packets.Subscriptions{{Filter: filterMethods}, {Filter: filterDesired}, {Filter: filterTwinResponses}}}
+	if err := pk.SubscribeEncode(&sub); err != nil {
+		tb.Fatal(err)
+	}
+	for _, step := range []struct {
+		send []byte
+		want int // bytes of the answer
+	}{{connect.bytes(), 4}, {sub.Bytes(), 7}, {[]byte{0xe0, 0}, 0}} {
+		if _, err := c.Write(step.send); err != nil {
+			tb.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, make([]byte, step.want)); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	eventually(tb, "disconnected", func() bool { return !e.hub.IsConnected(id) })
+	if err := e.hub.DeleteDevice(context.Background(), deviceID, "*"); err != nil {
+		tb.Fatal(err)
+	}
+	eventually(tb, "the session freed", func() bool { _, ok := e.srv.mochi.Clients.Get(deviceID); return !ok })
+}
+
+// BenchmarkDeviceLifecycleHeap reports the live heap growth per device
+// created, connected with CleanSession=0, subscribed, disconnected and
+// deleted (heapB/cycle); flat means about 0. Run with -benchtime=1x:
+//
+//	go test -run '^$' -bench DeviceLifecycleHeap -benchtime=1x ./emulator/internal/mqttapi
+func BenchmarkDeviceLifecycleHeap(b *testing.B) {
+	const warm, cycles = 50, 1000
+	for range b.N {
+		e := newEnv(b)
+		for i := range warm {
+			lifecycle(b, e, "warm-"+strconv.Itoa(i))
+		}
+		base := liveHeap()
+		for i := range cycles {
+			lifecycle(b, e, "dev-"+strconv.Itoa(i))
+		}
+		b.ReportMetric((float64(liveHeap())-float64(base))/cycles, "heapB/cycle")
 	}
 }

@@ -108,6 +108,7 @@ func New(opts Options) (*Server, error) {
 		cancel()
 		return nil, fmt.Errorf("mqttapi: %w", err)
 	}
+	opts.Hub.OnForget(s.forget)
 	return s, nil
 }
 
