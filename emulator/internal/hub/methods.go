@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/iothubemulator/iothub/emulator/internal/huberr"
 )
@@ -41,6 +42,13 @@ func ValidateMethodRequest(r *MethodRequest) error {
 	if strings.ContainsAny(r.Name, "/#+") {
 		return formB(huberr.ArgumentInvalid("methodName '%s' contains '/', '#' or '+', which method names may not contain.", r.Name))
 	}
+	if i := strings.IndexFunc(r.Name, isControl); i >= 0 || !utf8.ValidString(r.Name) {
+		// The name becomes a segment of the device's MQTT topic, where
+		// U+0000 is forbidden and control characters are advised against
+		// [MQTT-1.5.3-1] [MQTT-1.5.3-2]; the hub documents printable
+		// characters only (iothub-protocol.md §4).
+		return formB(huberr.ArgumentInvalid("methodName %q contains a control character or invalid UTF-8, which method names may not contain.", r.Name))
+	}
 	if r.ResponseTimeout < MinResponseTimeout || r.ResponseTimeout > MaxResponseTimeout {
 		return formB(huberr.ArgumentInvalid("responseTimeoutInSeconds must be within [5; 300]."))
 	}
@@ -51,6 +59,27 @@ func ValidateMethodRequest(r *MethodRequest) error {
 		return huberr.MessageTooLarge("The method payload is %d bytes; the maximum is %d.", len(r.Payload), MaxMethodPayload)
 	}
 	return nil
+}
+
+// isControl reports C0 and C1 control characters and DEL.
+func isControl(r rune) bool { return r < 0x20 || (r >= 0x7f && r <= 0x9f) }
+
+// ResponseTimeout converts responseTimeoutInSeconds as a service sent it.
+// The range is checked on the number itself: a duration of 18446744079
+// seconds wraps around and would pass a check made after the conversion.
+func ResponseTimeout(seconds int64) (time.Duration, error) {
+	if seconds < int64(MinResponseTimeout/time.Second) || seconds > int64(MaxResponseTimeout/time.Second) {
+		return 0, formB(huberr.ArgumentInvalid("responseTimeoutInSeconds must be within [5; 300]."))
+	}
+	return time.Duration(seconds) * time.Second, nil
+}
+
+// ConnectTimeout converts connectTimeoutInSeconds as ResponseTimeout does.
+func ConnectTimeout(seconds int64) (time.Duration, error) {
+	if seconds < 0 || seconds > int64(MaxConnectTimeout/time.Second) {
+		return 0, formB(huberr.ArgumentInvalid("connectTimeoutInSeconds must be within [0; 300]."))
+	}
+	return time.Duration(seconds) * time.Second, nil
 }
 
 func formB(e *huberr.Error) *huberr.Error {

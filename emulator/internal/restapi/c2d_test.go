@@ -93,6 +93,8 @@ func TestC2DControlRefusals(t *testing.T) {
 		{"bad ttl", "dev1", "x", map[string]string{"iothub-ttl": "soon"}, 400, "ArgumentInvalid"},
 		{"zero ttl", "dev1", "x", map[string]string{"iothub-ttl": "0"}, 400, "ArgumentInvalid"},
 		{"ttl over 48 hours", "dev1", "x", map[string]string{"iothub-ttl": strconv.Itoa(48*3600 + 1)}, 400, "ArgumentInvalid"},
+		{"ttl that wraps to 3 s as a duration", "dev1", "x", map[string]string{"iothub-ttl": "18446744077"}, 400, "ArgumentInvalid"},
+		{"ttl that wraps to a negative duration", "dev1", "x", map[string]string{"iothub-ttl": "9223372037"}, 400, "ArgumentInvalid"},
 		{"bad ack", "dev1", "x", map[string]string{"iothub-ack": "maybe"}, 400, "ArgumentInvalid"},
 	}
 	for _, tt := range tests {
@@ -224,6 +226,7 @@ func TestC2DReceiveRefusals(t *testing.T) {
 		{"lock timeout not a number", tok, map[string]string{"iothub-messagelocktimeout": "soon"}, 400, "ArgumentInvalid"},
 		{"lock timeout zero", tok, map[string]string{"iothub-messagelocktimeout": "0"}, 400, "ArgumentInvalid"},
 		{"lock timeout over 300 s", tok, map[string]string{"iothub-messagelocktimeout": "301"}, 400, "ArgumentInvalid"},
+		{"lock timeout that wraps to 9 s", tok, map[string]string{"iothub-messagelocktimeout": "18446744083"}, 400, "ArgumentInvalid"},
 		{"another device's token", e.deviceToken(other), nil, 401, "IotHubUnauthorizedAccess"},
 		{"no token", "", nil, 401, "IotHubUnauthorizedAccess"},
 	}

@@ -3,6 +3,7 @@
 package restapi
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -58,10 +59,11 @@ func (s *server) messages(w http.ResponseWriter, r *http.Request) error {
 	var wait time.Duration
 	if v := q.Get("wait"); v != "" {
 		d, err := strconv.ParseFloat(v, 64)
-		if err != nil || d < 0 {
+		if err != nil || !(d >= 0) { // also NaN
 			return huberr.ArgumentInvalid("wait must be a number of seconds; got '%s'.", v)
 		}
-		wait = min(time.Duration(d*float64(time.Second)), maxWait)
+		// Clamped before the conversion, which overflows for large values.
+		wait = time.Duration(min(d, maxWait.Seconds()) * float64(time.Second))
 	}
 	ms, err := s.hub.WaitTelemetry(r.Context(), q.Get("deviceId"), q.Get("moduleId"), since, limit, wait)
 	if err != nil {
@@ -116,11 +118,9 @@ func (s *server) sendC2D(w http.ResponseWriter, r *http.Request) error {
 		case "iothub-contentencoding":
 			m.ContentEncoding = v
 		case "iothub-ttl":
-			secs, err := strconv.Atoi(v)
-			if err != nil || secs <= 0 {
-				return huberr.ArgumentInvalid("iothub-ttl must be a positive number of seconds; got '%s'.", v)
+			if ttl, err = seconds(v, hub.MaxC2DTTL); err != nil {
+				return huberr.ArgumentInvalid("iothub-ttl must be a positive number of seconds, at most %d; got '%s'.", int64(hub.MaxC2DTTL/time.Second), v)
 			}
-			ttl = time.Duration(secs) * time.Second
 		default:
 			if app, ok := strings.CutPrefix(n, appPrefix); ok && app != "" {
 				m.Properties[app] = v
@@ -170,4 +170,15 @@ func (s *server) twinHistory(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, s.hub.TwinHistory(id.DeviceID, id.ModuleID))
+}
+
+// seconds reads a positive whole number of seconds of at most max. The
+// range is checked on the number: converted first, a large one wraps
+// around to a duration that looks valid.
+func seconds(v string, max time.Duration) (time.Duration, error) {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 || n > int64(max/time.Second) {
+		return 0, errors.New("out of range")
+	}
+	return time.Duration(n) * time.Second, nil
 }

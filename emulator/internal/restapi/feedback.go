@@ -104,9 +104,9 @@ func lockTimeout(r *http.Request) (time.Duration, error) {
 	if v == "" {
 		return 0, nil
 	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n <= 0 {
-		return 0, huberr.ArgumentInvalid("iothub-messagelocktimeout must be a positive number of seconds; got '%s'.", v)
+	lock, err := seconds(v, hub.MaxLockTimeout)
+	if err != nil {
+		return 0, huberr.ArgumentInvalid("iothub-messagelocktimeout must be a positive number of seconds, at most %d; got '%s'.", int64(hub.MaxLockTimeout/time.Second), v)
 	}
-	return time.Duration(n) * time.Second, nil
+	return lock, nil
 }

@@ -45,6 +45,20 @@ func TestMethodArgumentErrors(t *testing.T) {
 		{"method name too long", "/twins/d1/methods", with("methodName", strings.Repeat("m", 101)), 400, 400004, ""},
 		{"missing method name", "/twins/d1/methods", map[string]any{"payload": 1}, 400, 400004, ""},
 		{"bad JSON", "/twins/d1/methods", `{"methodName":`, 400, 400004, ""},
+		// Timeouts that wrap around when multiplied into a duration, to
+		// land inside the range if the check came after the conversion.
+		{"response timeout that wraps to 5 s", "/twins/d1/methods", with("responseTimeoutInSeconds", int64(18446744079)), 400, 400004, "responseTimeoutInSeconds must be within [5; 300]."},
+		{"negative response timeout that wraps", "/twins/d1/methods", with("responseTimeoutInSeconds", int64(-18446744068)), 400, 400004, "responseTimeoutInSeconds must be within [5; 300]."},
+		{"connect timeout that wraps", "/twins/d1/methods", with("connectTimeoutInSeconds", int64(18446744079)), 400, 400004, "connectTimeoutInSeconds must be within [0; 300]."},
+		{"negative connect timeout that wraps", "/twins/d1/methods", with("connectTimeoutInSeconds", int64(-18446744068)), 400, 400004, "connectTimeoutInSeconds must be within [0; 300]."},
+		{"response timeout beyond int64", "/twins/d1/methods", `{"methodName":"m","responseTimeoutInSeconds":99999999999999999999}`, 400, 400004, ""},
+		{"fractional response timeout", "/twins/d1/methods", `{"methodName":"m","responseTimeoutInSeconds":30.5}`, 400, 400004, ""},
+		{"string response timeout", "/twins/d1/methods", `{"methodName":"m","responseTimeoutInSeconds":"30"}`, 400, 400004, ""},
+		// The name becomes an MQTT topic segment [MQTT-1.5.3-2].
+		{"method name with NUL", "/twins/d1/methods", with("methodName", "re\x00boot"), 400, 400004, ""},
+		{"method name with a line feed", "/twins/d1/methods", with("methodName", "re\nboot"), 400, 400004, ""},
+		{"method name with DEL", "/twins/d1/methods", with("methodName", "re\x7fboot"), 400, 400004, ""},
+		{"method name with a C1 control", "/twins/d1/methods", with("methodName", "re\u0085boot"), 400, 400004, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

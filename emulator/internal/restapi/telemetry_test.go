@@ -193,6 +193,26 @@ func TestEmulatorMessages(t *testing.T) {
 	checkFormA(t, "service policy", r, http.StatusUnauthorized, "IotHubUnauthorizedAccess")
 	r = e.do(request{method: "GET", path: "/emulator/messages?since=x", auth: e.token(hub.OwnerPolicy), noVersion: true})
 	checkFormA(t, "bad since", r, http.StatusBadRequest, "ArgumentInvalid")
+	for _, w := range []string{"NaN", "-1", "soon"} {
+		r = e.do(request{method: "GET", path: "/emulator/messages?wait=" + w, auth: e.token(hub.OwnerPolicy), noVersion: true})
+		checkFormA(t, "wait="+w, r, http.StatusBadRequest, "ArgumentInvalid")
+	}
+	// A wait too large for a duration is the longest wait, not none: the
+	// long poll returns the message sent meanwhile.
+	go func() {
+		r := e.do(request{method: "GET", path: "/emulator/messages?deviceId=d2&since=" + itoa(all[2].Seq+1) + "&wait=1e300", auth: e.token(hub.OwnerPolicy), noVersion: true})
+		done <- decode[[]msg](t, r)
+	}()
+	time.Sleep(100 * time.Millisecond)
+	send(d2, "later")
+	select {
+	case ms := <-done:
+		if bodies(ms) != "d2:later" {
+			t.Fatalf("long poll with wait=1e300: got %s, want d2:later", bodies(ms))
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("long poll with wait=1e300 did not return")
+	}
 }
 
 func itoa(n uint64) string { return strconv.FormatUint(n, 10) }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/iothubemulator/iothub/emulator/internal/hub"
 	"github.com/iothubemulator/iothub/emulator/internal/huberr"
@@ -60,8 +59,8 @@ func writeTwin(w http.ResponseWriter, tw *hub.Twin) error {
 type methodBody struct {
 	MethodName               string          `json:"methodName"`
 	Payload                  json.RawMessage `json:"payload"`
-	ResponseTimeoutInSeconds *int            `json:"responseTimeoutInSeconds"`
-	ConnectTimeoutInSeconds  *int            `json:"connectTimeoutInSeconds"`
+	ResponseTimeoutInSeconds *int64          `json:"responseTimeoutInSeconds"`
+	ConnectTimeoutInSeconds  *int64          `json:"connectTimeoutInSeconds"`
 }
 
 func (s *server) invokeMethod(w http.ResponseWriter, r *http.Request) error {
@@ -81,10 +80,14 @@ func (s *server) invokeMethod(w http.ResponseWriter, r *http.Request) error {
 		ResponseTimeout: hub.DefaultResponseTimeout,
 	}
 	if body.ResponseTimeoutInSeconds != nil {
-		req.ResponseTimeout = time.Duration(*body.ResponseTimeoutInSeconds) * time.Second
+		if req.ResponseTimeout, err = hub.ResponseTimeout(*body.ResponseTimeoutInSeconds); err != nil {
+			return err
+		}
 	}
 	if body.ConnectTimeoutInSeconds != nil {
-		req.ConnectTimeout = time.Duration(*body.ConnectTimeoutInSeconds) * time.Second
+		if req.ConnectTimeout, err = hub.ConnectTimeout(*body.ConnectTimeoutInSeconds); err != nil {
+			return err
+		}
 	}
 	res, err := s.hub.InvokeMethod(r.Context(), id, req)
 	if err != nil {
