@@ -160,6 +160,9 @@ func (h *Hub) UpdateTwin(ctx context.Context, id Identity, body []byte, ifMatch 
 	if err := h.react(ctx, OpUpdateTwin, id); err != nil {
 		return nil, err
 	}
+	// Parsed and checked here, before the identity's lock and outside the
+	// store's commit, which every other write waits for: a hostile body
+	// costs its own request only.
 	u, err := twin.ParseServiceUpdate(body)
 	if err != nil {
 		return nil, twinError(err, false)
@@ -191,25 +194,11 @@ func (h *Hub) UpdateTwin(ctx context.Context, id Identity, body []byte, ifMatch 
 		}
 		d = d.Clone()
 		now := h.Now()
-		if hasTags {
-			if replaceTags {
-				err = d.ReplaceTags(tags, now)
-			} else {
-				err = d.PatchTags(tags, now)
-			}
-			if err != nil {
-				return twinError(err, false)
-			}
+		if err := d.ApplyTags(&u, replace, now); err != nil {
+			return twinError(err, false)
 		}
-		if hasDesired {
-			if replaceDesired {
-				notify, err = d.ReplaceDesired(desired, now)
-			} else {
-				notify, err = d.PatchDesired(desired, now)
-			}
-			if err != nil {
-				return twinError(err, false)
-			}
+		if notify, err = d.ApplyDesired(&u, replace, now); err != nil {
+			return twinError(err, false)
 		}
 		r.twinDoc = d
 		version, twinVersion = d.DesiredVersion(), d.Version()
@@ -267,10 +256,15 @@ func (h *Hub) PatchReported(id Identity, patch []byte, baseVersion int64) (int64
 		return 0, err
 	}
 	patch = DeviceJSON(patch)
+	// Parsed and checked before the lock and the commit (see UpdateTwin).
+	p, err := twin.ParseReportedPatch(patch)
+	if err != nil {
+		return 0, twinError(err, true)
+	}
 	unlock := h.lockIdentity(id)
 	defer unlock()
 	var version, twinVersion int64
-	err := h.db.Update(func(tx *store.Tx) error {
+	err = h.db.Update(func(tx *store.Tx) error {
 		r, d, err := mustLoadTwin(tx, id)
 		if err != nil {
 			return err
@@ -279,7 +273,7 @@ func (h *Hub) PatchReported(id Identity, patch []byte, baseVersion int64) (int64
 			return huberr.PreconditionFailed("The reported properties version %d does not match the current version %d.", baseVersion, d.ReportedVersion())
 		}
 		d = d.Clone()
-		version, err = d.PatchReported(patch, h.Now())
+		version, err = d.ApplyReported(p, h.Now())
 		if err != nil {
 			return twinError(err, true)
 		}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -184,6 +185,11 @@ func TestTwinErrors(t *testing.T) {
 		{"bad JSON on PUT", "PUT", "/twins/d1", `[}`, 400, "ArgumentInvalid"},
 		{"desired without properties", "PATCH", "/twins/d1", `{"desired":{"fan":1}}`, 400, "ArgumentInvalid"},
 		{"reported without properties", "PUT", "/twins/d1", `{"reported":{"fan":1}}`, 400, "ArgumentInvalid"},
+		// Limits the parser enforces as it reads, before anything else.
+		{"desired nested 9000 levels", "PATCH", "/twins/d1", `{"properties":{"desired":{"a":` + strings.Repeat("[", 9000) + strings.Repeat("]", 9000) + `}}}`, 400, "ArgumentInvalid"},
+		{"tags nested 9000 levels on PUT", "PUT", "/twins/d1", `{"tags":{"a":` + strings.Repeat("{\"a\":", 9000) + "1" + strings.Repeat("}", 9000) + `}}`, 400, "ArgumentInvalid"},
+		{"ignored section nested 9000 levels", "PATCH", "/twins/d1", `{"properties":{"reported":` + strings.Repeat("[", 9000) + strings.Repeat("]", 9000) + `}}`, 400, "ArgumentInvalid"},
+		{"desired of 100,000 values", "PATCH", "/twins/d1", `{"properties":{"desired":{"a":[` + strings.Repeat("1,", 99999) + `1]}}}`, 400, "ArgumentInvalid"},
 	}
 	before := e.owner("GET", "/twins/d1", nil)
 	for _, tc := range tests {
@@ -298,5 +304,30 @@ func TestTwinGetEqualsQueryRow(t *testing.T) {
 	modTwin := decode[map[string]any](t, e.owner("GET", "/twins/gw/modules/m1", nil))
 	if modTwin["modelId"] != "dtmi:com:example:Thermostat;1" || modTwin["connectionState"] != "Connected" {
 		t.Errorf("module twin lacks a field this test relies on: %v", modTwin)
+	}
+}
+
+// TestReplaceTwinEchoingLargeIgnoredSections: what the back end cannot
+// write (reported properties, metadata, identity fields) is skipped as it
+// is read, so a fetched twin sent back whole is accepted however many
+// values those parts hold.
+func TestReplaceTwinEchoingLargeIgnoredSections(t *testing.T) {
+	e := newEnv(t)
+	e.createDevice("d1")
+	big := "[" + strings.Repeat("1,", 99999) + "1]"
+	body := `{"deviceId":"d1","etag":"*","properties":{"desired":{"fan":3,"$metadata":{"x":` + big + `},"$version":1},"reported":{"r":` + big + `}},"tags":{"site":"B7"}}`
+	r := e.owner("PUT", "/twins/d1", body)
+	wantStatus(t, "PUT", r, http.StatusOK)
+	var tw struct {
+		Tags       map[string]any `json:"tags"`
+		Properties struct {
+			Desired map[string]any `json:"desired"`
+		} `json:"properties"`
+	}
+	if err := json.Unmarshal(r.body, &tw); err != nil {
+		t.Fatal(err)
+	}
+	if tw.Tags["site"] != "B7" || tw.Properties.Desired["fan"] != float64(3) {
+		t.Errorf("got tags %v, desired %v; want site B7 and fan 3", tw.Tags, tw.Properties.Desired)
 	}
 }

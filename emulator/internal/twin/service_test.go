@@ -4,6 +4,7 @@ package twin
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -37,6 +38,13 @@ func TestParseServiceUpdate(t *testing.T) {
 		{name: "body not an object", body: `[]`, wantErr: ErrInvalid},
 		{name: "malformed JSON", body: `{"tags":`, wantErr: ErrInvalid},
 		{name: "empty body", body: ``, wantErr: ErrInvalid},
+		{name: "echoed desired metadata and version skipped", body: `{"properties":{"desired":{"a":1,"$metadata":{"a":{"$lastUpdated":"x"}},"$version":3}}}`,
+			want: ServiceUpdate{Desired: []byte(`{"a":1}`)}},
+		{name: "desired outside the wrapper refused however deep", body: `{"desired":` + strings.Repeat("[", 15) + strings.Repeat("]", 15) + `}`, wantErr: ErrInvalid},
+		{name: "content rules checked", body: `{"tags":{"bad key":1}}`, wantErr: ErrInvalid},
+		{name: "content rules checked in desired", body: `{"properties":{"desired":{"a":[null]}}}`, wantErr: ErrInvalid},
+		{name: "nesting past the parser's limit in an ignored section", body: `{"properties":{"reported":` + strings.Repeat("[", 30) + strings.Repeat("]", 30) + `}}`, wantErr: ErrInvalid},
+		{name: "more values than the parser keeps", body: `{"tags":{"a":[` + strings.Repeat("1,", maxParseValues) + `1]}}`, wantErr: ErrTooLarge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -44,7 +52,7 @@ func TestParseServiceUpdate(t *testing.T) {
 			if !errors.Is(err, tt.wantErr) || (err != nil) != (tt.wantErr != nil) {
 				t.Fatalf("error: got %v, want %v", err, tt.wantErr)
 			}
-			if diff := cmp.Diff(tt.want, got, cmpopts.EquateEmpty()); diff != "" {
+			if diff := cmp.Diff(tt.want, got, cmpopts.EquateEmpty(), cmpopts.IgnoreUnexported(ServiceUpdate{})); diff != "" {
 				t.Errorf("update (-want +got):\n%s", diff)
 			}
 		})

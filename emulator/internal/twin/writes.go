@@ -60,34 +60,70 @@ func (d *Doc) ReplaceDesired(desired []byte, now time.Time) (notify []byte, err 
 // object, and returns the reported $version after the write (unchanged
 // when the patch only deleted absent members). On error d is unchanged.
 func (d *Doc) PatchReported(patch []byte, now time.Time) (version int64, err error) {
-	p, err := parseBody(patch, sectionReported)
+	p, err := ParseReportedPatch(patch)
 	if err != nil {
 		return 0, err
 	}
-	if err := check(p, sectionReported, d.reported, false); err != nil {
+	return d.ApplyReported(p, now)
+}
+
+// ReportedPatch is a device's reported-properties patch, parsed and
+// checked against every content rule. Only the section's size quota,
+// which depends on the twin it is merged into, is left to ApplyReported.
+type ReportedPatch struct {
+	n *node
+}
+
+// ParseReportedPatch parses and checks a reported-properties patch (§5.5,
+// §5.6). Parsing stops at the first value past its limits; none of it
+// depends on a twin, so it belongs before any lock or transaction.
+func ParseReportedPatch(b []byte) (*ReportedPatch, error) {
+	n, err := parseBody(b, sectionReported)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkBody(n, sectionReported); err != nil {
+		return nil, err
+	}
+	return &ReportedPatch{n: n}, nil
+}
+
+// ApplyReported merges p into the reported properties as PatchReported
+// does. p is not consumed: it may be applied again (a store may retry a
+// transaction). On error d is unchanged.
+func (d *Doc) ApplyReported(p *ReportedPatch, now time.Time) (version int64, err error) {
+	body := p.n.clone()
+	if err := checkSize(mergedSize(d.reported, body), sectionReported); err != nil {
 		return 0, err
 	}
-	if merge(d.reported, p, stamp{at: stampTime(now)}) {
+	if merge(d.reported, body, stamp{at: stampTime(now)}) {
 		d.reportedVersion++
 		d.version++
 	}
 	return d.reportedVersion, nil
 }
 
-// parseBody parses the JSON body of a write to sec.
+// parseBody parses the JSON body of a write to sec within the parser's
+// limits for input.
 func parseBody(b []byte, sec sectionID) (*node, error) {
-	n, err := parse(b)
+	p := newParser(b, maxParseDepth, maxParseValues)
+	n, err := p.value()
+	if err == nil {
+		err = p.end()
+	}
 	if err != nil {
-		return nil, invalidf("", "malformed JSON in the %s update: %v", sections[sec].path, err)
+		return nil, inputError(err, sections[sec].path, sections[sec].title)
 	}
 	return n, nil
 }
 
 // update is a back-end write: either section may be nil (absent). A
-// section marked clear replaces the current one even in a merge.
+// section marked clear replaces the current one even in a merge. checked
+// says the sections already passed checkBody.
 type update struct {
 	tags, desired           *node
 	clearTags, clearDesired bool
+	checked                 bool
 }
 
 // serviceWrite validates u completely, then applies it: a merge, or with
@@ -99,10 +135,10 @@ func (d *Doc) serviceWrite(u update, replace bool, now time.Time) (notify []byte
 		dropEcho(u.desired)
 	}
 	replaceTags, replaceDesired := replace || u.clearTags, replace || u.clearDesired
-	if err := check(u.tags, sectionTags, d.tags, replaceTags); err != nil {
+	if err := check(u.tags, sectionTags, d.tags, replaceTags, u.checked); err != nil {
 		return nil, err
 	}
-	if err := check(u.desired, sectionDesired, d.desired, replaceDesired); err != nil {
+	if err := check(u.desired, sectionDesired, d.desired, replaceDesired, u.checked); err != nil {
 		return nil, err
 	}
 
@@ -144,12 +180,14 @@ func (d *Doc) serviceWrite(u update, replace bool, now time.Time) (notify []byte
 
 // check validates a section body about to be written over cur; a nil body
 // (section absent from the write) passes.
-func check(body *node, sec sectionID, cur *node, replace bool) error {
+func check(body *node, sec sectionID, cur *node, replace, checked bool) error {
 	if body == nil {
 		return nil
 	}
-	if err := checkBody(body, sec); err != nil {
-		return err
+	if !checked {
+		if err := checkBody(body, sec); err != nil {
+			return err
+		}
 	}
 	size := body.size()
 	if !replace {
