@@ -43,6 +43,7 @@ type Server struct {
 
 	ready     atomic.Bool
 	active    atomic.Int64 // HTTPS requests in flight (MQTT over WebSockets excluded)
+	limits    httpsLimits  // set by New; internal tests shorten them before Start
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -51,7 +52,7 @@ type Server struct {
 // material and applies the config, but does not listen yet (see Start).
 func New(opts Options) (*Server, error) {
 	opts.setDefaults()
-	s := &Server{opts: opts}
+	s := &Server{opts: opts, limits: defaultHTTPSLimits()}
 	ok := false
 	defer func() {
 		if !ok {
@@ -148,16 +149,24 @@ func (s *Server) Start() error {
 		return listenError("MQTT", s.opts.MQTTAddr, "--mqtt-addr", err)
 	}
 	handler := restapi.New(restapi.Options{
-		Hub:       s.hub,
-		WebSocket: s.mqtt.WebSocketHandler(),
-		Ready:     s.ready.Load,
-		CAPEM:     s.tls.CAPEM,
-		UI:        ui.New(ui.Options{Hub: s.hub, ServiceHost: s.hostWithPort(s.HTTPSAddr(), "443"), DeviceHost: s.mqttHost()}),
+		Hub:          s.hub,
+		WebSocket:    s.mqtt.WebSocketHandler(),
+		Ready:        s.ready.Load,
+		CAPEM:        s.tls.CAPEM,
+		UI:           ui.New(ui.Options{Hub: s.hub, ServiceHost: s.hostWithPort(s.HTTPSAddr(), "443"), DeviceHost: s.mqttHost()}),
+		WriteTimeout: s.limits.write,
+		BodyTimeout:  s.limits.body,
 	})
 	s.https = &http.Server{
 		Handler:           s.track(handler),
 		TLSConfig:         s.serverTLS(),
-		ReadHeaderTimeout: 30 * time.Second,
+		ReadHeaderTimeout: s.limits.readHeader,
+		IdleTimeout:       s.limits.idle,
+		// A backstop for what the REST pipeline does not see (/health,
+		// unknown routes); the pipeline sets each request's own, and a
+		// WebSocket upgrade clears it when it takes the connection over.
+		WriteTimeout:   s.limits.write,
+		MaxHeaderBytes: s.limits.headerBytes,
 		// TLS handshake failures (clients that do not trust the CA) are
 		// routine for an emulator: log them at debug level, not on stderr.
 		ErrorLog: slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelDebug),
@@ -169,6 +178,28 @@ func (s *Server) Start() error {
 	}()
 	s.ready.Store(true)
 	return nil
+}
+
+// httpsLimits bound what a client of the HTTPS port can hold. Headers
+// come before authentication, so they are small and quick; the rest is
+// per request (restapi's deadlines) or per idle connection.
+type httpsLimits struct {
+	readHeader  time.Duration // a request's headers must arrive within this
+	idle        time.Duration // an idle keep-alive connection is closed after this
+	write       time.Duration // an ordinary answer must be written within this (restapi)
+	body        time.Duration // a request body must arrive within this (restapi)
+	headerBytes int           // request headers, HTTP/2 header lists included
+}
+
+func defaultHTTPSLimits() httpsLimits {
+	return httpsLimits{
+		readHeader: 10 * time.Second,
+		idle:       2 * time.Minute,
+		write:      restapi.DefaultWriteTimeout,
+		body:       restapi.DefaultBodyTimeout,
+		// A SAS token is a few hundred bytes; the SDKs send a dozen headers.
+		headerBytes: 64 << 10,
+	}
 }
 
 // track counts requests in flight so that Close can let them finish. A

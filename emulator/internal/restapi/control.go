@@ -65,6 +65,7 @@ func (s *server) messages(w http.ResponseWriter, r *http.Request) error {
 		// Clamped before the conversion, which overflows for large values.
 		wait = time.Duration(min(d, maxWait.Seconds()) * float64(time.Second))
 	}
+	extendWrite(w, wait)
 	ms, err := s.hub.WaitTelemetry(r.Context(), q.Get("deviceId"), q.Get("moduleId"), since, limit, wait)
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ package restapi
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -21,6 +22,9 @@ type Options struct {
 	Ready     func() bool  // /health answers 200 only when this says so; nil: always ready
 	CAPEM     []byte       // served at /emulator/ca.pem for containers to trust
 	UI        http.Handler // the dashboard (package ui), mounted at /ui/; nil: not served
+	// WriteTimeout and BodyTimeout bound each request (see deadlines.go);
+	// zero: DefaultWriteTimeout, DefaultBodyTimeout.
+	WriteTimeout, BodyTimeout time.Duration
 }
 
 // route is one line of the route table: the whole API is declared in
@@ -106,7 +110,13 @@ func routes() []route {
 
 // New returns the HTTPS handler.
 func New(opts Options) http.Handler {
-	s := &server{hub: opts.Hub, ready: opts.Ready, caPEM: opts.CAPEM}
+	s := &server{hub: opts.Hub, ready: opts.Ready, caPEM: opts.CAPEM, writeTimeout: opts.WriteTimeout, bodyTimeout: opts.BodyTimeout}
+	if s.writeTimeout <= 0 {
+		s.writeTimeout = DefaultWriteTimeout
+	}
+	if s.bodyTimeout <= 0 {
+		s.bodyTimeout = DefaultBodyTimeout
+	}
 	r := mux.NewRouter()
 	// Ids may contain escaped characters ('/', '#', '?', '%'): match on the
 	// encoded path and unescape the variables ourselves.

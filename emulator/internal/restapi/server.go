@@ -10,8 +10,10 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -20,9 +22,11 @@ import (
 )
 
 type server struct {
-	hub   *hub.Hub
-	ready func() bool
-	caPEM []byte
+	hub          *hub.Hub
+	ready        func() bool
+	caPEM        []byte
+	writeTimeout time.Duration // see deadlines.go
+	bodyTimeout  time.Duration
 }
 
 // maxBody bounds request bodies; the largest legitimate one is a bulk
@@ -68,11 +72,15 @@ func (s *server) pipeline(rt route) http.Handler {
 			fail(err)
 			return
 		}
+		s.setDeadlines(w, r)
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		if err := rt.handler(s, w, r); err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
 				err = huberr.MessageTooLarge("The request body is larger than %d bytes.", maxBody)
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				err = bodyTimedOut(s.bodyTimeout)
 			}
 			fail(err)
 		}

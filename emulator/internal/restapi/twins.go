@@ -89,6 +89,8 @@ func (s *server) invokeMethod(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
+	// The call may wait for the device to connect, then for its answer.
+	extendWrite(w, req.ConnectTimeout+req.ResponseTimeout)
 	res, err := s.hub.InvokeMethod(r.Context(), id, req)
 	if err != nil {
 		return err
