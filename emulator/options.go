@@ -25,6 +25,7 @@ const (
 	DefaultDataDir              = "./iothub-data"
 	DefaultTelemetryMaxMessages = hub.DefaultRetentionMessages
 	DefaultTelemetryMaxAge      = hub.DefaultRetentionAge
+	DefaultTelemetryMaxBytes    = hub.DefaultRetentionBytes
 	DefaultPartitions           = hub.DefaultPartitions
 	DefaultLockTimeout          = time.Second
 )
@@ -48,6 +49,7 @@ type Options struct {
 
 	TelemetryMaxMessages int           `json:"telemetryMaxMessages"` // recorded telemetry kept; default 100,000
 	TelemetryMaxAge      time.Duration `json:"telemetryMaxAge"`      // recorded telemetry older than this is dropped; default 24h
+	TelemetryMaxBytes    int64         `json:"telemetryMaxBytes"`    // stored bytes of recorded telemetry kept; default 256 MiB
 	Partitions           int           `json:"partitions"`           // partitions of the Event Hub-compatible endpoint (1 to 32); default 4
 }
 
@@ -78,6 +80,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.TelemetryMaxAge == 0 {
 		o.TelemetryMaxAge = DefaultTelemetryMaxAge
+	}
+	if o.TelemetryMaxBytes == 0 {
+		o.TelemetryMaxBytes = DefaultTelemetryMaxBytes
 	}
 	if o.Partitions == 0 {
 		o.Partitions = DefaultPartitions

@@ -86,7 +86,7 @@ func New(opts Options) (*Server, error) {
 		DeviceCAs:  cas,
 		Logger:     opts.Logger,
 		Clock:      clock.FromFunc(opts.Clock),
-		Retention:  hub.RetentionConfig{MaxMessages: opts.TelemetryMaxMessages, MaxAge: opts.TelemetryMaxAge},
+		Retention:  hub.RetentionConfig{MaxMessages: opts.TelemetryMaxMessages, MaxAge: opts.TelemetryMaxAge, MaxBytes: opts.TelemetryMaxBytes},
 		Partitions: opts.Partitions,
 	})
 	if err != nil {

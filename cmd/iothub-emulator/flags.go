@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -59,11 +60,13 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*c
 		}
 		fs.StringVar(f.target, f.name, def, f.usage+" (env "+f.env+")")
 	}
-	var maxMsgs, maxAge, partitions string
+	var maxMsgs, maxAge, maxBytes, partitions string
 	fs.StringVar(&maxMsgs, "telemetry-max-messages", orEnv(getenv, "IOTHUB_TELEMETRY_MAX_MESSAGES", strconv.Itoa(emulator.DefaultTelemetryMaxMessages)),
 		"recorded device-to-cloud messages to keep (env IOTHUB_TELEMETRY_MAX_MESSAGES)")
 	fs.StringVar(&maxAge, "telemetry-max-age", orEnv(getenv, "IOTHUB_TELEMETRY_MAX_AGE", shortDuration(emulator.DefaultTelemetryMaxAge)),
 		"drop recorded messages older than this (env IOTHUB_TELEMETRY_MAX_AGE)")
+	fs.StringVar(&maxBytes, "telemetry-max-bytes", orEnv(getenv, "IOTHUB_TELEMETRY_MAX_BYTES", byteSize(emulator.DefaultTelemetryMaxBytes)),
+		"stored size of recorded messages to keep, in bytes or with KiB, MiB or GiB (env IOTHUB_TELEMETRY_MAX_BYTES)")
 	fs.StringVar(&partitions, "partitions", orEnv(getenv, "IOTHUB_PARTITIONS", strconv.Itoa(emulator.DefaultPartitions)),
 		"partitions of the Event Hub-compatible endpoint, 1 to 32; device ids are hashed to them (env IOTHUB_PARTITIONS)")
 	inMemDef := isTrue(getenv("IOTHUB_IN_MEMORY"))
@@ -85,7 +88,11 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*c
 	if err != nil || age <= 0 {
 		return nil, fmt.Errorf("--telemetry-max-age %q: want a positive duration such as 24h", maxAge)
 	}
-	c.opts.TelemetryMaxMessages, c.opts.TelemetryMaxAge = n, age
+	size, err := parseByteSize(maxBytes)
+	if err != nil || size <= 0 {
+		return nil, fmt.Errorf("--telemetry-max-bytes %q: want a positive size such as 256MiB", maxBytes)
+	}
+	c.opts.TelemetryMaxMessages, c.opts.TelemetryMaxAge, c.opts.TelemetryMaxBytes = n, age, size
 	if c.opts.Partitions, err = strconv.Atoi(partitions); err != nil || c.opts.Partitions < 1 || c.opts.Partitions > 32 {
 		return nil, fmt.Errorf("--partitions %q: want a number from 1 to 32", partitions)
 	}
@@ -148,4 +155,41 @@ func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, o)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+// parseByteSize reads a size in bytes, optionally with a binary unit:
+// 1048576, 1024KiB, 1MiB, 1GiB.
+func parseByteSize(v string) (int64, error) {
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
+		if n, ok := strings.CutSuffix(v, u.suffix); ok {
+			v, mult = n, u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	if n > math.MaxInt64/mult {
+		return 0, errors.New("size overflows")
+	}
+	return n * mult, nil
+}
+
+// byteSize writes n as parseByteSize reads it, in the largest binary unit
+// that divides it (268435456 as 256MiB).
+func byteSize(n int64) string {
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n != 0 && n%u.mult == 0 {
+			return strconv.FormatInt(n/u.mult, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
 }

@@ -5,7 +5,6 @@ package hub
 import (
 	"context"
 	"encoding/json"
-	"sync"
 	"time"
 
 	"github.com/iothubemulator/iothub/emulator/internal/store"
@@ -13,9 +12,6 @@ import (
 
 // Emulator-only test control: recordings of method calls and twin changes,
 // fault injection, and reset. None of this exists on the real hub.
-
-// maxRecords bounds each in-memory recording; the oldest entries go first.
-const maxRecords = 10000
 
 // MethodCall is a recorded direct-method invocation.
 type MethodCall struct {
@@ -41,49 +37,13 @@ type TwinChange struct {
 	Time     time.Time       `json:"time"`
 }
 
-type recorder struct {
-	mu      sync.Mutex
-	methods []MethodCall
-	twins   []TwinChange
-}
-
-// appendBounded appends v and keeps at most maxRecords of the newest
-// entries. It trims in halves so that each append is amortised O(1).
-func appendBounded[T any](s []T, v T) []T {
-	s = append(s, v)
-	if len(s) >= 2*maxRecords {
-		s = append(make([]T, 0, 2*maxRecords), s[len(s)-maxRecords:]...)
-	}
-	return s
-}
-
-// newest returns the last maxRecords entries of s.
-func newest[T any](s []T) []T {
-	if len(s) > maxRecords {
-		return s[len(s)-maxRecords:]
-	}
-	return s
-}
-
-func (r *recorder) method(c MethodCall) {
-	r.mu.Lock()
-	r.methods = appendBounded(r.methods, c)
-	r.mu.Unlock()
-}
-
-func (r *recorder) twin(c TwinChange) {
-	r.mu.Lock()
-	r.twins = appendBounded(r.twins, c)
-	r.mu.Unlock()
-}
-
 // MethodCalls returns recorded invocations, oldest first, for one device
 // (all when deviceID is "").
 func (h *Hub) MethodCalls(deviceID string) []MethodCall {
 	h.rec.mu.Lock()
 	defer h.rec.mu.Unlock()
 	out := []MethodCall{}
-	for _, c := range newest(h.rec.methods) {
+	for _, c := range h.rec.methods.all() {
 		if deviceID == "" || c.DeviceID == deviceID {
 			out = append(out, c)
 		}
@@ -97,7 +57,7 @@ func (h *Hub) TwinHistory(deviceID, moduleID string) []TwinChange {
 	h.rec.mu.Lock()
 	defer h.rec.mu.Unlock()
 	out := []TwinChange{}
-	for _, c := range newest(h.rec.twins) {
+	for _, c := range h.rec.twins.all() {
 		if (deviceID == "" || c.DeviceID == deviceID) && c.ModuleID == moduleID {
 			out = append(out, c)
 		}
@@ -193,11 +153,9 @@ func (h *Hub) Reset(ctx context.Context) error {
 				}
 			}
 		}
-		return nil
+		return putTelemetryBytes(tx, 0)
 	})
-	h.rec.mu.Lock()
-	h.rec.methods, h.rec.twins = nil, nil
-	h.rec.mu.Unlock()
+	h.rec.reset()
 	h.queries.mu.Lock()
 	h.queries.entries = nil
 	h.queries.mu.Unlock()

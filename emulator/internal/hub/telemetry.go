@@ -87,6 +87,10 @@ func (h *Hub) RecordTelemetryBatch(ctx context.Context, id Identity, authMethod,
 	ret := h.cfg.Retention.withDefaults()
 	return h.db.Update(func(tx *store.Tx) error {
 		now := h.Now().UTC()
+		total, err := telemetryBytes(tx)
+		if err != nil {
+			return err
+		}
 		var last uint64
 		for _, m := range ms {
 			seq, err := tx.NextSequence(store.Messages)
@@ -104,8 +108,9 @@ func (h *Hub) RecordTelemetryBatch(ctx context.Context, id Identity, authMethod,
 			if err := tx.Put(store.Messages, seqKey(seq), b); err != nil {
 				return err
 			}
+			total += int64(len(b))
 		}
-		firstKept, err := prune(tx, last, ret, now)
+		firstKept, err := prune(tx, last, total, ret, now)
 		if err != nil {
 			return err
 		}
@@ -117,12 +122,16 @@ func (h *Hub) RecordTelemetryBatch(ctx context.Context, id Identity, authMethod,
 type RetentionConfig struct {
 	MaxMessages int           // keep at most this many; default 100,000
 	MaxAge      time.Duration // drop older messages; default 24h (the hub's default retention is one day)
+	MaxBytes    int64         // keep at most this many bytes of stored messages; default 256 MiB
 }
 
-// Retention defaults: the hub keeps telemetry for one day by default.
+// Retention defaults: the hub keeps telemetry for one day by default. The
+// byte bound is the emulator's: 100,000 messages of the hub's 256 KB would
+// be 25 GB.
 const (
 	DefaultRetentionMessages = 100000
 	DefaultRetentionAge      = 24 * time.Hour
+	DefaultRetentionBytes    = 256 << 20
 )
 
 func (r RetentionConfig) withDefaults() RetentionConfig {
@@ -132,24 +141,56 @@ func (r RetentionConfig) withDefaults() RetentionConfig {
 	if r.MaxAge <= 0 {
 		r.MaxAge = DefaultRetentionAge
 	}
+	if r.MaxBytes <= 0 {
+		r.MaxBytes = DefaultRetentionBytes
+	}
 	return r
 }
 
-// prune drops, oldest first, every message beyond the count limit or
-// older than the age limit. The walk stops at the first message it keeps,
-// so an insert costs what it removes plus one look. It returns the
-// sequence number of the oldest message kept.
-func prune(tx *store.Tx, last uint64, r RetentionConfig, now time.Time) (uint64, error) {
+// metaTelemetryBytes is the Meta key of the telemetry log's size: the
+// stored bytes of every message in it, kept in the same transactions that
+// add and remove them.
+const metaTelemetryBytes = "telemetryBytes"
+
+// telemetryBytes returns the log's size, counting it once for a store that
+// does not have the key yet (written before the byte bound existed).
+func telemetryBytes(tx *store.Tx) (int64, error) {
+	if b := tx.Get(store.Meta, metaTelemetryBytes); len(b) == 8 {
+		return int64(binary.BigEndian.Uint64(b)), nil
+	}
+	var total int64
+	err := tx.ForEach(store.Messages, "", "", func(_ string, v []byte) error {
+		total += int64(len(v))
+		return nil
+	})
+	return total, err
+}
+
+func putTelemetryBytes(tx *store.Tx, total int64) error {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(max(total, 0)))
+	return tx.Put(store.Meta, metaTelemetryBytes, b[:])
+}
+
+// prune drops, oldest first, every message beyond the count limit, older
+// than the age limit, or while the log holds more than its byte limit,
+// and records the log's new size (total is its size before pruning). The
+// walk stops at the first message it keeps, so an insert costs what it
+// removes plus one look. It returns the sequence number of the oldest
+// message kept.
+func prune(tx *store.Tx, last uint64, total int64, r RetentionConfig, now time.Time) (uint64, error) {
 	cutoff := now.Add(-r.MaxAge)
 	var drop []string
 	firstKept := last + 1
 	err := tx.ForEach(store.Messages, "", "", func(k string, v []byte) error {
 		seq := binary.BigEndian.Uint64([]byte(k))
-		if last-seq < uint64(r.MaxMessages) && !enqueuedBefore(v, cutoff) {
+		// The newest message stays, whatever its size: it is acknowledged.
+		if seq == last || (last-seq < uint64(r.MaxMessages) && total <= r.MaxBytes && !enqueuedBefore(v, cutoff)) {
 			firstKept = seq
 			return store.ErrStop
 		}
 		drop = append(drop, k)
+		total -= int64(len(v))
 		return nil
 	})
 	if err != nil {
@@ -160,7 +201,7 @@ func prune(tx *store.Tx, last uint64, r RetentionConfig, now time.Time) (uint64,
 			return 0, err
 		}
 	}
-	return firstKept, nil
+	return firstKept, putTelemetryBytes(tx, total)
 }
 
 // enqueuedBefore reports whether a stored message was enqueued before t. It

@@ -5,6 +5,7 @@ package hub
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -158,4 +159,82 @@ func TestWaitTelemetryEndsWithTheClock(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the long poll outlived its wait on the hub's clock")
 	}
+}
+
+// storedTelemetry sums the stored size of the log's messages, and reads
+// the size the hub keeps of it.
+func storedTelemetry(t *testing.T, h *Hub) (sum, kept int64) {
+	t.Helper()
+	err := h.db.View(func(tx *store.Tx) error {
+		if err := tx.ForEach(store.Messages, "", "", func(_ string, v []byte) error { sum += int64(len(v)); return nil }); err != nil {
+			return err
+		}
+		var err error
+		kept, err = telemetryBytes(tx)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sum, kept
+}
+
+// TestTelemetryRetentionByBytes: the log keeps at most MaxBytes of stored
+// messages, dropping the oldest, across a restart with a smaller limit,
+// for a store written before the size was kept, and after a reset.
+func TestTelemetryRetentionByBytes(t *testing.T) {
+	db, err := store.OpenTemp()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	open := func(maxBytes int64) *Hub {
+		h, err := New(db, Config{HostName: "myhub.example", Policies: DefaultPolicies(regOwnerKey), Retention: RetentionConfig{MaxBytes: maxBytes}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	body := strings.Repeat("x", 1000) // about 1.5 KB stored (base64 and fields)
+	h := open(20 << 10)
+	for range 100 {
+		recordMsg(t, h, body)
+	}
+	sum, kept := storedTelemetry(t, h)
+	if sum != kept {
+		t.Fatalf("the hub counts %d bytes; the messages hold %d", kept, sum)
+	}
+	if sum > 20<<10 || sum < 15<<10 {
+		t.Fatalf("the log holds %d bytes; want at most the 20 KiB limit and not much less", sum)
+	}
+	ms, _ := h.Telemetry("", "", 0, 0)
+	if len(ms) == 0 || ms[len(ms)-1].SequenceNumber != 100 {
+		t.Fatalf("the newest message is gone: %d kept", len(ms))
+	}
+	h.Close()
+
+	// A store written before the size was kept: it is counted once.
+	if err := db.Update(func(tx *store.Tx) error { return tx.Delete(store.Meta, metaTelemetryBytes) }); err != nil {
+		t.Fatal(err)
+	}
+	h = open(5 << 10)
+	recordMsg(t, h, body)
+	sum, kept = storedTelemetry(t, h)
+	if sum != kept || sum > 5<<10 {
+		t.Fatalf("after lowering the limit to 5 KiB: %d bytes kept, %d counted", sum, kept)
+	}
+	// One message over the limit by itself is still kept: it was acknowledged.
+	if err := h.RecordTelemetry(context.Background(), Identity{DeviceID: "d"}, "sas", "mqtt", &Message{Body: make([]byte, 100<<10)}); err != nil {
+		t.Fatal(err)
+	}
+	if ms, _ := h.Telemetry("", "", 0, 0); len(ms) != 1 || len(ms[0].Body) != 100<<10 {
+		t.Fatalf("after a message larger than the limit: %d messages kept", len(ms))
+	}
+	if err := h.Reset(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if sum, kept = storedTelemetry(t, h); sum != 0 || kept != 0 {
+		t.Fatalf("after a reset: %d bytes stored, %d counted", sum, kept)
+	}
+	h.Close()
 }
