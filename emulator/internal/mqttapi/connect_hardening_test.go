@@ -214,3 +214,26 @@ func TestFirstPacketMustBeConnect(t *testing.T) {
 		}
 	}
 }
+
+// TestUnauthenticatedConnectDoesNotQueue: a CONNECT without valid
+// credentials is answered at once, even while a connection of the same
+// client id is being set up: it never waits in that client id's queue,
+// where it could hold its connection for the queue's 30 s and delay the
+// device's own connections.
+func TestUnauthenticatedConnectDoesNotQueue(t *testing.T) {
+	e := newEnv(t)
+	e.addDevice(t, "dev1")
+	unlock, err := e.srv.setup.lock(context.Background(), "dev1") // a setup in progress
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	for _, ws := range []bool{false, true} {
+		d := e.dialRaw(t, ws)
+		c := rawConnect{flags: flagUsername | flagPassword | flagClean, clientID: "dev1", user: username("dev1"), pass: "SharedAccessSignature sr=x&sig=y&se=1"}
+		if _, err := d.Write(c.bytes()); err != nil {
+			t.Fatal(err)
+		}
+		d.expect(t, "CONNACK", []byte{0x20, 2, 0, 5})
+	}
+}

@@ -67,8 +67,9 @@ func sessionOf(cl *mqtt.Client) *session {
 // code 5. Anything else that goes wrong is answered here with CONNACK 3
 // (server unavailable), as the protocol gateway does (§3.3).
 //
-// An authenticated connection keeps its client id's setup lock until its
-// CONNACK is out (OnSessionEstablished) or it ends (serveConn). Both the
+// An authenticated connection takes its client id's setup lock and keeps
+// it until its CONNACK is out (OnSessionEstablished) or it ends
+// (serveConn). Both the
 // hub and mochi let the newest connection of an identity win, but each
 // decides in its own step: hub.Connect in OnSessionEstablish, mochi's
 // takeover after it. Two CONNECTs set up side by side could each be the
@@ -81,13 +82,26 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		return errors.New("mqttapi: connection did not come through an IoT Hub listener")
 	}
 	if pk.ProtocolVersion != 4 {
-		// 3.1 is refused by mochi's minimum version; this refuses MQTT 5 (§3.1).
+		// Other 3.x levels are refused in OnPacketRead; this refuses MQTT 5 (§3.1).
 		_ = h.srv.mochi.SendConnack(cl, packets.ErrUnsupportedProtocolVersion, false, nil)
 		return packets.ErrUnsupportedProtocolVersion
 	}
 	if cl.State.Keepalive == 0 || cl.State.Keepalive > maxKeepAlive {
 		cl.State.Keepalive = maxKeepAlive
 	}
+	sess, err := h.srv.authenticate(cl, cc, pk)
+	switch {
+	case errors.Is(err, errCredentials), errors.Is(err, hub.ErrAuth):
+		h.srv.log.Info("mqtt connection refused", "clientId", string(pk.Connect.ClientIdentifier), "transport", cc.transport, "reason", err)
+		return nil
+	case err != nil:
+		h.srv.log.Error("mqtt connect failed", "clientId", string(pk.Connect.ClientIdentifier), "err", err)
+		_ = h.srv.mochi.SendConnack(cl, packets.ErrServerUnavailable, false, nil)
+		return err
+	}
+	// Authenticated first, so that a peer without credentials never waits
+	// in a client id's queue: it cannot hold its connection past the
+	// pre-CONNECT deadline, nor delay the identity's own connections.
 	ctx, cancel := context.WithTimeout(h.srv.ctx, setupWait)
 	unlock, err := h.srv.setup.lock(ctx, cl.ID)
 	cancel()
@@ -96,21 +110,8 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		_ = h.srv.mochi.SendConnack(cl, packets.ErrServerUnavailable, false, nil)
 		return err
 	}
-	sess, err := h.srv.authenticate(cl, cc, pk)
-	if err != nil {
-		unlock()
-	}
-	switch {
-	case err == nil:
-		cc.unlockSetup = unlock
-		cc.sess.Store(sess)
-	case errors.Is(err, errCredentials), errors.Is(err, hub.ErrAuth):
-		h.srv.log.Info("mqtt connection refused", "clientId", string(pk.Connect.ClientIdentifier), "transport", cc.transport, "reason", err)
-	default:
-		h.srv.log.Error("mqtt connect failed", "clientId", string(pk.Connect.ClientIdentifier), "err", err)
-		_ = h.srv.mochi.SendConnack(cl, packets.ErrServerUnavailable, false, nil)
-		return err
-	}
+	cc.unlockSetup = unlock
+	cc.sess.Store(sess)
 	return nil
 }
 

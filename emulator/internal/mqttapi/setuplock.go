@@ -8,11 +8,11 @@ import (
 	"sync"
 )
 
-// setupLocks serialise the setup of connections that share a client id,
-// from CONNECT to CONNACK (see hook.OnConnect). Waiters are served in the
-// order they asked, so of CONNECTs that overlap, the last read wins, as
-// the hub's rule "the new connection wins" (§3.3) has it. The zero value
-// is ready to use.
+// setupLocks serialise the setup of authenticated connections that share
+// a client id, up to their CONNACK (see hook.OnConnect). Waiters are
+// served in the order they asked, so of CONNECTs that overlap, the last
+// authenticated wins, as the hub's rule "the new connection wins" (§3.3)
+// has it. The zero value is ready to use.
 type setupLocks struct {
 	mu sync.Mutex
 	// queues holds, per client id, the holder's turn first and then the
