@@ -157,7 +157,7 @@ func TestHTTPSWaitingRoutesOutliveWriteTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dc, err := device.NewFromConnectionString(cs, device.WithRootCAs(srv.CAPool()), device.WithRetryPolicy(device.NoRetry))
+	dc, err := device.NewFromConnectionString(cs, device.WithRootCAs(srv.CAPool()), device.WithoutRetries())
 	if err != nil {
 		t.Fatal(err)
 	}
