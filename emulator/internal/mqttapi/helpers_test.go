@@ -24,6 +24,7 @@ import (
 	"github.com/iothubemulator/iothub/emulator/internal/huberr"
 	"github.com/iothubemulator/iothub/emulator/internal/store"
 	"github.com/iothubemulator/iothub/internal/sas"
+	"github.com/iothubemulator/iothub/internal/testutil"
 )
 
 // waitTime bounds every wait for a network event in the tests.
@@ -315,13 +316,7 @@ func (d *device) waitLost(tb testing.TB) {
 // eventually polls cond until it holds or the wait time passes.
 func eventually(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(waitTime)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("%s: not within %v", what, waitTime)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(tb, what, cond)
 }
 
 // ridOf returns the $rid of a hub-to-device topic.

@@ -314,7 +314,9 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 // OnSubscribe grants QoS 1 where QoS 2 is asked for (§3.4). It also
 // holds back the session's hub deliveries until the SUBACK is written (see
 // OnPacketProcessed): the subscription becomes live for the hub before the
-// device learns of it, yet no request overtakes the SUBACK.
+// device learns of it, yet no request overtakes the SUBACK. This relies on
+// mochi calling OnPacketProcessed after every OnSubscribe, whatever the
+// SUBSCRIBE's outcome; TestMochiSubscribeHookOrder pins that.
 func (h *hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	for i := range pk.Filters {
 		if pk.Filters[i].Qos > 1 {

@@ -50,7 +50,7 @@ func parseUsername(username, clientID string) (modelID string, err error) {
 		ok = false
 	}
 	if !ok {
-		return "", fmt.Errorf("%w: username %q is not {host}/%s/?api-version=...", errCredentials, username, clientID)
+		return "", fmt.Errorf("%w: username %q is not {host}/%s/?api-version={version}", errCredentials, username, clientID)
 	}
 	for item := range strings.SplitSeq(query, "&") {
 		k, v, _ := strings.Cut(item, "=")
