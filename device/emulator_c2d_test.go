@@ -12,6 +12,7 @@ import (
 	"github.com/iothubemulator/iothub/device"
 	"github.com/iothubemulator/iothub/emulator"
 	"github.com/iothubemulator/iothub/internal/sas"
+	"github.com/iothubemulator/iothub/internal/testutil"
 )
 
 // Cloud-to-device messages from the emulator's queue to this client, over
@@ -67,20 +68,13 @@ var c2dAwkward = map[string]string{
 // PUBACK has completed every message.
 func waitC2DSettled(t *testing.T, srv *emulator.Server) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testutil.Eventually(t, "the PUBACKs to complete the queued messages", func() bool {
 		q, err := srv.PendingC2D("dev1")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(q) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("queue still holds %d messages: the PUBACK did not complete them", len(q))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return len(q) == 0
+	})
 }
 
 func TestEmulatorC2DOnMessage(t *testing.T) {
