@@ -126,7 +126,9 @@ type DecodeError struct {
 	Msg    string
 }
 
-func (e *DecodeError) Error() string { return fmt.Sprintf("amqp codec: at byte %d: %s", e.Offset, e.Msg) }
+func (e *DecodeError) Error() string {
+	return fmt.Sprintf("amqp codec: at byte %d: %s", e.Offset, e.Msg)
+}
 
 // EncodeError reports a Go value that has no AMQP encoding.
 type EncodeError struct{ Msg string }
