@@ -372,6 +372,9 @@ func (d *Decoder) mapEntries(n int) (any, error) {
 		if err != nil {
 			return nil, err
 		}
+		if b, ok := k.([]byte); ok {
+			k = BinaryKey(b)
+		}
 		if !comparableKey(k) {
 			return nil, d.errf("map key of type %T is not supported", k)
 		}

@@ -133,6 +133,8 @@ func appendValue(b []byte, v any, m mode) ([]byte, error) {
 		return append(append(b, codeUUID), t[:]...), nil
 	case []byte:
 		return appendVariable(b, t, codeVbin8, codeVbin32, m == wide), nil
+	case BinaryKey:
+		return appendVariable(b, []byte(t), codeVbin8, codeVbin32, m == wide), nil
 	case string:
 		if !utf8.ValidString(t) {
 			return b, &EncodeError{"string is not valid UTF-8"}

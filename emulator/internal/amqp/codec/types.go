@@ -22,7 +22,8 @@
 //	symbol                  Symbol
 //	list                    []any
 //	map                     map[string]any when every key is a str, map[Symbol]any when every key
-//	                        is a symbol, else map[any]any (encode takes all three)
+//	                        is a symbol, else map[any]any (encode takes all three); a binary
+//	                        key becomes BinaryKey
 //	array                   []string []Symbol []int32 []int64 []uint32 []uint64 []int16 []uint16
 //	                        []int8 []bool []float32 []float64 []time.Time []UUID [][]byte []Char,
 //	                        or Array for any other element type (ubyte, list, map, described, ...)
@@ -90,6 +91,11 @@ type Described struct {
 	Descriptor any // uint64 or Symbol (any other type decodes too, as found)
 	Value      any
 }
+
+// BinaryKey is a binary map key: Go cannot key a map by []byte, so a
+// binary key decodes to (and BinaryKey encodes as) AMQP binary. Delivery
+// tags key the unsettled map of an attach this way.
+type BinaryKey string
 
 // Array is an AMQP array whose element type has no typed Go slice in this
 // package (ubyte, list, map, described, ...). Every element must encode with
