@@ -50,7 +50,7 @@ var symbolicDescriptors = map[Symbol]uint64{
 	"amqp:sasl-mechanisms:list": descSASLMechanisms, "amqp:sasl-init:list": descSASLInit,
 	"amqp:sasl-challenge:list": descSASLChallenge, "amqp:sasl-response:list": descSASLResponse,
 	"amqp:sasl-outcome:list": descSASLOutcome,
-	"amqp:header:list": descHeader, "amqp:delivery-annotations:map": descDeliveryAnnotations,
+	"amqp:header:list":       descHeader, "amqp:delivery-annotations:map": descDeliveryAnnotations,
 	"amqp:message-annotations:map": descMessageAnnotations, "amqp:properties:list": descProperties,
 	"amqp:application-properties:map": descApplicationProperties, "amqp:data:binary": descData,
 	"amqp:amqp-sequence:list": descAmqpSequence, "amqp:amqp-value:*": descAmqpValue, "amqp:footer:map": descFooter,

@@ -357,7 +357,10 @@ func TestDrainRaw(t *testing.T) {
 	}
 	// With a send waiting, the drain lets it through first.
 	sent := make(chan error, 1)
-	go func() { _, err := l.Send(context.Background(), &Message{Value: "v"}, &SendOptions{Settled: true}); sent <- err }()
+	go func() {
+		_, err := l.Send(context.Background(), &Message{Value: "v"}, &SendOptions{Settled: true})
+		sent <- err
+	}()
 	time.Sleep(20 * time.Millisecond)
 	flow(5, 3, true)
 	tr := expect[*performTransfer](p)
