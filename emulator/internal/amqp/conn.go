@@ -358,16 +358,17 @@ func (c *Conn) loop() error {
 	idle := c.cfg.IdleTimeout
 	for {
 		c.mu.Lock()
-		closing := c.closeSent
-		c.mu.Unlock()
-		if !closing && idle > 0 {
-			// Part 2, 2.4.5: the peer must send something within our idle-time-out.
+		if !c.closeSent && idle > 0 {
+			// Part 2, 2.4.5: the peer must send something within our
+			// idle-time-out. Under the lock, so that Close's shorter deadline
+			// is never overwritten.
 			_ = c.nc.SetReadDeadline(time.Now().Add(idle))
 		}
+		c.mu.Unlock()
 		fr, err := readFrame(c.br, c.cfg.MaxFrameSize)
 		if err != nil {
 			c.mu.Lock()
-			closing = c.closeSent
+			closing := c.closeSent
 			c.mu.Unlock()
 			if closing {
 				return nil // the peer did not answer our close in time, or went away
@@ -563,7 +564,7 @@ func (c *Conn) writer() {
 		}
 		c.mu.Lock()
 		c.spare = buf[:0]
-		if len(c.out) == 0 {
+		if len(c.out) < c.cfg.MaxWriteQueue {
 			c.writable.notify()
 		}
 		c.mu.Unlock()

@@ -5,6 +5,7 @@ package amqp
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/iothubemulator/iothub/emulator/internal/amqp/codec"
+	"github.com/iothubemulator/iothub/emulator/internal/certs"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -929,5 +931,161 @@ func TestManyLinksConcurrently(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// A peer that stops reading is dropped by the write deadline, and another
+// connection on the same server keeps working meanwhile.
+func TestStalledReaderIsDropped(t *testing.T) {
+	links := make(chan *Link, 10)
+	b := newBroker()
+	addr := startServer(t, &Config{WriteTimeout: 300 * time.Millisecond, MaxWriteQueue: 64 << 10,
+		OnAttach: func(l *Link, r *AttachReply) error {
+			if l.Role() == RoleSender && l.Source().Address == "firehose" {
+				links <- l
+				return nil
+			}
+			return b.attach(l, r)
+		}})
+	p := rawDial(t, addr)
+	p.open(nil)
+	p.send(0, &performBegin{IncomingWindow: 1 << 30, OutgoingWindow: 1000, HandleMax: 10}, nil)
+	p.send(0, &performAttach{Name: "r", Handle: 0, Role: RoleReceiver, Source: &Source{Address: "firehose"}, Target: &Target{}}, nil)
+	l := <-links
+	p.send(0, &performFlow{NextIncomingID: u32p(0), IncomingWindow: 1 << 30, OutgoingWindow: 1000, Handle: u32p(0),
+		DeliveryCount: u32p(0), LinkCredit: u32p(1 << 30)}, nil)
+	// The raw peer never reads again. The server keeps sending until the
+	// socket buffers fill, then the write deadline drops the peer.
+	sendErr := make(chan error, 1)
+	go func() {
+		payload := make([]byte, 32<<10)
+		for {
+			if _, err := l.Send(context.Background(), &Message{Data: [][]byte{payload}}, &SendOptions{Settled: true}); err != nil {
+				sendErr <- err
+				return
+			}
+		}
+	}()
+	// Meanwhile a well-behaved client is served.
+	c := dial(t, addr, nil)
+	s := session(t, c)
+	snd, err := s.NewSender(ctx(t), "q", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcv, err := s.NewReceiver(ctx(t), "q", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20; i++ {
+		if err := snd.Send(ctx(t), goamqp.NewMessage([]byte("ok")), nil); err != nil {
+			t.Fatal(err)
+		}
+		m, err := rcv.Receive(ctx(t), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = rcv.AcceptMessage(ctx(t), m)
+	}
+	select {
+	case err := <-sendErr:
+		if err == nil {
+			t.Fatal("send succeeded on a dropped connection")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stalled peer was never dropped")
+	}
+	<-l.Conn().Done()
+	if l.Conn().Err() == nil {
+		t.Fatal("connection ended without an error")
+	}
+}
+
+// TLS: the application sees the client certificate, in Authenticate (SASL
+// EXTERNAL) and on the connection.
+func TestTLSClientCertificate(t *testing.T) {
+	now := time.Now()
+	srvCert, err := certs.SelfSigned("localhost", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	devCert, err := certs.SelfSigned("device-1", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{srvCert}, ClientAuth: tls.RequireAnyClientCert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cn, attachCN atomic.Value
+	cfg := &Config{
+		SASLMechanisms: []Symbol{SASLExternal},
+		RequireSASL:    true,
+		Logger:         testLogger(),
+		Authenticate: func(ctx context.Context, r *SASLRequest) (any, error) {
+			if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+				return nil, errors.New("no client certificate")
+			}
+			cn.Store(r.TLS.PeerCertificates[0].Subject.CommonName)
+			return r.TLS.PeerCertificates[0].Subject.CommonName, nil
+		},
+		OnAttach: func(l *Link, r *AttachReply) error {
+			attachCN.Store(l.Conn().TLS().PeerCertificates[0].Subject.CommonName)
+			return nil
+		},
+	}
+	srvCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = Serve(srvCtx, l, cfg) }()
+	defer func() { cancel(); <-done }()
+	c, err := goamqp.Dial(ctx(t), "amqps://"+l.Addr().String(), &goamqp.ConnOptions{
+		SASLType:  goamqp.SASLTypeExternal(""),
+		TLSConfig: &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{devCert}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := session(t, c).NewSender(ctx(t), "x", nil); err != nil {
+		t.Fatal(err)
+	}
+	if cn.Load() != "device-1" || attachCN.Load() != "device-1" {
+		t.Fatalf("certificate CN seen as %v / %v", cn.Load(), attachCN.Load())
+	}
+}
+
+// Detach called from inside OnAttach turns into the refusal.
+func TestDetachInsideOnAttach(t *testing.T) {
+	addr := startServer(t, &Config{OnAttach: func(l *Link, r *AttachReply) error {
+		l.Detach(Errorf(ErrUnauthorizedAccess, "no claim for %s", l.Target().Address))
+		return nil
+	}})
+	c := dial(t, addr, nil)
+	_, err := session(t, c).NewSender(ctx(t), "/messages/devicebound", nil)
+	var ae *goamqp.Error
+	if !errors.As(err, &ae) || ae.Condition != goamqp.ErrCondUnauthorizedAccess || !strings.Contains(ae.Description, "devicebound") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// A peer that closes with an error: the server's connection ends with it,
+// and its links see it.
+func TestPeerClosesWithError(t *testing.T) {
+	links := make(chan *Link, 1)
+	addr := startServer(t, acceptAll(links))
+	p := rawDial(t, addr)
+	p.open(nil)
+	p.begin(0)
+	p.attach(&performAttach{Name: "r", Handle: 0, Role: RoleReceiver, Source: &Source{Address: "s"}, Target: &Target{}})
+	l := <-links
+	p.send(0, &performClose{Error: &Error{Condition: ErrInternal, Description: "client bug", Info: map[Symbol]any{"k": "v"}}}, nil)
+	p.expectClose("")
+	<-l.Done()
+	var ae *Error
+	if !errors.As(l.Conn().Err(), &ae) || ae.Description != "client bug" || ae.Info["k"] != "v" {
+		t.Fatalf("connection error %v", l.Conn().Err())
+	}
+	if !errors.As(l.Err(), &ae) {
+		t.Fatalf("link error %v", l.Err())
 	}
 }

@@ -44,6 +44,8 @@ type Link struct {
 	tagSeq        uint64
 
 	attached   bool
+	inAttach   bool   // OnAttach is running
+	refusal    *Error // a Detach called from OnAttach
 	detachSent bool
 	ended      bool
 	err        error
@@ -109,6 +111,17 @@ func (l *Link) Detach(e *Error) {
 
 func (l *Link) detachLocked(e *Error) {
 	if l.detachSent || l.ended {
+		return
+	}
+	if l.inAttach {
+		// Called from OnAttach: the attach must be answered first, so this
+		// becomes the refusal.
+		if l.refusal == nil {
+			l.refusal = e
+			if e == nil {
+				l.refusal = &Error{Condition: ErrDetachForced}
+			}
+		}
 		return
 	}
 	s := l.sess
@@ -191,11 +204,16 @@ func (s *Session) attachLocked(p *performAttach) {
 	default:
 		// The callback may take its time; frames of other sessions wait,
 		// application calls do not.
+		l.inAttach = true
 		c.mu.Unlock()
 		refuse = c.cfg.OnAttach(l, reply)
 		c.mu.Lock()
+		l.inAttach = false
 		if s.ended || l.ended || c.closeSent {
 			return
+		}
+		if refuse == nil && l.refusal != nil {
+			refuse = l.refusal
 		}
 	}
 	if reply.Credit > 0 {

@@ -78,7 +78,8 @@ type Header struct {
 }
 
 // Properties is the properties section (part 3, section 3.2.4). MessageID
-// and CorrelationID are uint64, UUID, []byte or string, exactly as sent.
+// and CorrelationID are uint64, UUID, []byte or string (any other type a
+// peer sends is kept as sent).
 // Empty strings and zero times mean the field is absent.
 type Properties struct {
 	MessageID          any
@@ -234,24 +235,21 @@ func (m *Message) decodeSection(code uint64, d *Described) error {
 			return err
 		}
 		m.Properties = &Properties{
-			MessageID: f.at(0), UserID: field(f, 1, []byte(nil)), To: addressField(f, 2), Subject: field(f, 3, ""),
-			ReplyTo: addressField(f, 4), CorrelationID: f.at(5), ContentType: field(f, 6, Symbol("")),
-			ContentEncoding: field(f, 7, Symbol("")), AbsoluteExpiryTime: field(f, 8, time.Time{}),
-			CreationTime: field(f, 9, time.Time{}), GroupID: field(f, 10, ""), GroupSequence: field(f, 11, uint32(0)),
-			ReplyToGroupID: field(f, 12, ""),
+			// str and sym are read interchangeably in the text fields, as
+			// go-amqp and the .NET client do.
+			MessageID: f.at(0), UserID: field(f, 1, []byte(nil)), To: addressField(f, 2), Subject: addressField(f, 3),
+			ReplyTo: addressField(f, 4), CorrelationID: f.at(5), ContentType: Symbol(addressField(f, 6)),
+			ContentEncoding: Symbol(addressField(f, 7)), AbsoluteExpiryTime: field(f, 8, time.Time{}),
+			CreationTime: field(f, 9, time.Time{}), GroupID: addressField(f, 10), GroupSequence: field(f, 11, uint32(0)),
+			ReplyToGroupID: addressField(f, 12),
 		}
-		for _, i := range []int{0, 5} {
-			switch f.at(i).(type) {
-			case nil, uint64, UUID, []byte, string:
-			default:
-				f.fail(i, "message id of type %T (want ulong, uuid, binary or string)", f.at(i))
-			}
-		}
+		// The spec allows ulong, uuid, binary and string ids (3.2.11-14);
+		// other types are kept as sent rather than failing the delivery.
 		return f.err
 	case descDeliveryAnnotations, descMessageAnnotations, descFooter:
 		a, err := toAnnotations(d.Value)
-		if err != nil {
-			return err
+		if err != nil || a == nil {
+			return err // a null map section says nothing
 		}
 		switch code {
 		case descDeliveryAnnotations:
@@ -265,11 +263,24 @@ func (m *Message) decodeSection(code uint64, d *Described) error {
 		switch t := d.Value.(type) {
 		case map[string]any:
 			m.ApplicationProperties = t
-		case map[any]any:
-			if len(t) > 0 {
-				return Errorf(ErrDecode, "application-properties with non-string keys")
+		case map[Symbol]any:
+			// symbol keys break the spec (str, 3.2.5) but are unambiguous.
+			m.ApplicationProperties = make(map[string]any, len(t))
+			for k, v := range t {
+				m.ApplicationProperties[string(k)] = v
 			}
-			m.ApplicationProperties = map[string]any{}
+		case map[any]any:
+			m.ApplicationProperties = make(map[string]any, len(t))
+			for k, v := range t {
+				switch kt := k.(type) {
+				case string:
+					m.ApplicationProperties[kt] = v
+				case Symbol:
+					m.ApplicationProperties[string(kt)] = v
+				default:
+					return Errorf(ErrDecode, "application-properties with non-string keys")
+				}
+			}
 		case nil:
 		default:
 			return Errorf(ErrDecode, "application-properties is a %T, not a map", d.Value)
@@ -304,12 +315,22 @@ func toAnnotations(v any) (Annotations, error) {
 			a[k] = v
 		}
 		return a, nil
+	case map[string]any:
+		// str keys break the spec (symbol or ulong) but go-amqp and others
+		// accept them; read them as the symbols they were meant to be.
+		a := make(Annotations, len(t))
+		for k, v := range t {
+			a[Symbol(k)] = v
+		}
+		return a, nil
 	case map[any]any:
 		a := make(Annotations, len(t))
 		for k, v := range t {
-			switch k.(type) {
+			switch kt := k.(type) {
 			case Symbol, uint64:
 				a[k] = v
+			case string:
+				a[Symbol(kt)] = v
 			default:
 				return nil, Errorf(ErrDecode, "annotation key of type %T (want symbol or ulong)", k)
 			}

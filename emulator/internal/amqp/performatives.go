@@ -438,8 +438,6 @@ func listOf(d *Described, name string) (*fields, error) {
 	switch l := d.Value.(type) {
 	case []any:
 		return &fields{name: name, list: l}, nil
-	case nil:
-		return &fields{name: name}, nil
 	}
 	return nil, Errorf(ErrDecode, "%s: want a list, got %T", name, d.Value)
 }
@@ -540,7 +538,8 @@ func decodeTarget(v any) (t *Target, coordinator bool, err error) {
 	return t, false, f.err
 }
 
-// addressField reads an address-string; a symbol is tolerated.
+// addressField reads an address-string or other text field; a symbol is
+// tolerated where a string belongs (and the reverse).
 func addressField(f *fields, i int) string {
 	switch t := f.at(i).(type) {
 	case nil:
@@ -550,7 +549,7 @@ func addressField(f *fields, i int) string {
 	case Symbol:
 		return string(t)
 	}
-	f.fail(i, "want an address string, got %T", f.at(i))
+	f.fail(i, "want a string, got %T", f.at(i))
 	return ""
 }
 

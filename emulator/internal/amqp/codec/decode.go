@@ -6,9 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"strings"
 	"time"
-	"unicode/utf8"
 )
 
 // Decoder reads AMQP values from a byte slice. Binary values it returns are
@@ -105,9 +103,6 @@ func (d *Decoder) described() (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := desc.(*Described); ok {
-		return nil, d.errf("a descriptor must not itself be described")
-	}
 	val, err := d.Any()
 	if err != nil {
 		return nil, err
@@ -168,10 +163,9 @@ func (d *Decoder) payload(code byte) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		if c > 1 {
-			return nil, d.errf("boolean byte %#x is neither 0 nor 1", c)
-		}
-		return c == 1, nil
+		// Section 1.6.2 defines 0x00 and 0x01; any other byte reads as true,
+		// as go-amqp and other decoders read it.
+		return c != 0, nil
 	case codeUint0:
 		return uint32(0), nil
 	case codeUlong0:
@@ -276,10 +270,8 @@ func (d *Decoder) payload(code byte) (any, error) {
 		case codeVbin8, codeVbin32:
 			return append(make([]byte, 0, n), b...), nil
 		case codeStr8, codeStr32:
-			if !utf8.Valid(b) {
-				// Lenient like the .NET decoder the hub runs: replace, never fail.
-				return strings.ToValidUTF8(string(b), "\uFFFD"), nil
-			}
+			// Kept byte for byte, invalid UTF-8 included, so that what a peer
+			// sends is what it gets back (go-amqp does the same).
 			return string(b), nil
 		}
 		return Symbol(b), nil
@@ -372,8 +364,11 @@ func (d *Decoder) mapEntries(n int) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		if b, ok := k.([]byte); ok {
-			k = BinaryKey(b)
+		switch kt := k.(type) {
+		case []byte:
+			k = BinaryKey(kt)
+		case *Described:
+			k = *kt // by value: equal described keys are one key
 		}
 		if !comparableKey(k) {
 			return nil, d.errf("map key of type %T is not supported", k)
@@ -415,8 +410,9 @@ func comparableKey(k any) bool {
 	case []byte, []any, map[string]any, map[Symbol]any, map[any]any, Array:
 		return false
 	case *Described:
-		_ = t
 		return false // pointer identity would make equal keys distinct
+	case Described:
+		return comparableKey(t.Descriptor) && comparableKey(t.Value)
 	}
 	switch k.(type) {
 	case []string, []Symbol, []int32, []int64, []uint32, []uint64, []int16, []uint16,

@@ -9,7 +9,6 @@ import (
 	"math"
 	"sort"
 	"time"
-	"unicode/utf8"
 )
 
 // Marshaler is implemented by composite types (performatives, terminuses,
@@ -136,9 +135,6 @@ func appendValue(b []byte, v any, m mode) ([]byte, error) {
 	case BinaryKey:
 		return appendVariable(b, []byte(t), codeVbin8, codeVbin32, m == wide), nil
 	case string:
-		if !utf8.ValidString(t) {
-			return b, &EncodeError{"string is not valid UTF-8"}
-		}
 		return appendVariable(b, []byte(t), codeStr8, codeStr32, m == wide), nil
 	case Symbol:
 		return appendVariable(b, []byte(t), codeSym8, codeSym32, m == wide), nil

@@ -23,7 +23,7 @@
 //	list                    []any
 //	map                     map[string]any when every key is a str, map[Symbol]any when every key
 //	                        is a symbol, else map[any]any (encode takes all three); a binary
-//	                        key becomes BinaryKey
+//	                        key becomes BinaryKey, a described key a Described (by value)
 //	array                   []string []Symbol []int32 []int64 []uint32 []uint64 []int16 []uint16
 //	                        []int8 []bool []float32 []float64 []time.Time []UUID [][]byte []Char,
 //	                        or Array for any other element type (ubyte, list, map, described, ...)
