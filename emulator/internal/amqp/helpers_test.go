@@ -115,7 +115,7 @@ func (b *broker) attach(l *Link, reply *AttachReply) error {
 	default:
 	}
 	if l.Role() == RoleReceiver {
-		addr := l.Target().Address
+		addr := l.Address()
 		go func() {
 			for {
 				d, err := l.Receive(context.Background())
@@ -132,7 +132,7 @@ func (b *broker) attach(l *Link, reply *AttachReply) error {
 		}()
 		return nil
 	}
-	addr := l.Source().Address
+	addr := l.Address()
 	go func() {
 		q := b.queue(addr)
 		for {

@@ -64,6 +64,21 @@ func (l *Link) Source() *Source { return l.attach.Source }
 // Target returns the peer's target terminus (nil if it sent none).
 func (l *Link) Target() *Target { return l.attach.Target }
 
+// Address returns the address of the node the link is about: the target's
+// when the peer sends, the source's when it receives ("" if absent).
+func (l *Link) Address() string {
+	if l.role == RoleReceiver {
+		if t := l.attach.Target; t != nil {
+			return t.Address
+		}
+		return ""
+	}
+	if s := l.attach.Source; s != nil {
+		return s.Address
+	}
+	return ""
+}
+
 // Properties returns the peer's link properties (do not modify).
 func (l *Link) Properties() map[Symbol]any { return l.attach.Properties }
 
@@ -176,6 +191,11 @@ func (s *Session) attachLocked(p *performAttach) {
 		if _, used := s.outHandles[h]; !used {
 			break
 		}
+	}
+	if h > s.peerHandleMax {
+		// Part 2, 2.7.2: our handles must stay within the peer's handle-max.
+		s.endLocked(Errorf(ErrResourceLimitExceeded, "no handle left within the peer's handle-max %d", s.peerHandleMax))
+		return
 	}
 	l := &Link{
 		sess: s, attach: p, role: !p.Role, handle: h, peerH: p.Handle,

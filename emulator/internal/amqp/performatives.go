@@ -220,6 +220,9 @@ func (p *performAttach) AppendAMQP(b []byte) ([]byte, error) {
 	if p.Target != nil {
 		tgt = p.Target
 	}
+	if p.Coordinator {
+		tgt = &Described{Descriptor: uint64(descCoordinator), Value: []any{}}
+	}
 	if p.MaxMessageSize > 0 {
 		mms = p.MaxMessageSize
 	}

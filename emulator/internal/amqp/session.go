@@ -29,6 +29,7 @@ type Session struct {
 	remoteIncomingWindow uint32
 	remoteOutgoingWindow uint32
 	nextDeliveryID       uint32
+	peerHandleMax        uint32
 	window               signal // notified when remoteIncomingWindow grows
 
 	links      map[uint32]*Link // by the peer's handle
@@ -50,6 +51,7 @@ func newSession(c *Conn, ch uint16, p *performBegin) *Session {
 		incomingWindow:       c.cfg.SessionWindow,
 		remoteIncomingWindow: p.IncomingWindow,
 		remoteOutgoingWindow: p.OutgoingWindow,
+		peerHandleMax:        p.HandleMax,
 		links:                map[uint32]*Link{},
 		outHandles:           map[uint32]*Link{},
 		outgoing:             map[uint32]*Outgoing{},
