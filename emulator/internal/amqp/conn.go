@@ -293,6 +293,7 @@ func (c *Conn) negotiate() error {
 		if _, err := c.nc.Write(protoHeader(protoSASL)); err != nil {
 			return err
 		}
+		c.tracef("rx", 0, "header AMQP 3 1 0 0 (SASL)")
 		if err := c.sasl(); err != nil {
 			return err
 		}
