@@ -59,6 +59,7 @@ type Config struct {
 	WriteTimeout       time.Duration // a blocked write drops the connection after this; default 30 s
 	CloseTimeout       time.Duration // how long to wait for the peer's close; default 5 s
 	MaxWriteQueue      int           // bytes queued for a peer that does not read before Send waits; default 1 MiB
+	MaxBufferedBytes   int           // incoming message bytes held per connection before credit stops; default 64 MiB
 	Limits             codec.Limits  // decoder limits
 
 	Logger *slog.Logger // frame trace at debug; nil discards
@@ -145,6 +146,9 @@ func (c *Config) withDefaults() *Config {
 	}
 	if cc.CloseTimeout <= 0 {
 		cc.CloseTimeout = 5 * time.Second
+	}
+	if cc.MaxBufferedBytes <= 0 {
+		cc.MaxBufferedBytes = 64 << 20
 	}
 	if cc.MaxWriteQueue <= 0 {
 		cc.MaxWriteQueue = 1 << 20

@@ -53,6 +53,8 @@ type Conn struct {
 	peerIdle     time.Duration
 	sessions     map[uint16]*Session
 	nLinks       int
+	buffered     int                // bytes of incoming deliveries not yet settled by the application
+	starved      map[*Link]struct{} // links denied credit by MaxBufferedBytes
 	closeSent    bool
 	ended        bool
 	err          error // why the connection ended (nil for a clean close by the peer)
@@ -93,6 +95,7 @@ func ServeConn(ctx context.Context, nc net.Conn, cfg *Config) error {
 		stopWriter: make(chan struct{}),
 		writerDone: make(chan struct{}),
 		sessions:   map[uint16]*Session{},
+		starved:    map[*Link]struct{}{},
 		done:       make(chan struct{}),
 	}
 	c.log = c.cfg.Logger.With("remote", nc.RemoteAddr().String())
@@ -492,6 +495,24 @@ func (c *Conn) beginLocked(ch uint16, p *performBegin) {
 		OutgoingWindow: outgoingWindow,
 		HandleMax:      uint32(c.cfg.MaxLinksPerSession - 1),
 	}, nil)
+}
+
+// releaseLocked returns n bytes of l's deliveries to the connection's
+// budget and gives credit back to links that went without.
+func (c *Conn) releaseLocked(l *Link, n int) {
+	l.bufBytes -= n
+	c.buffered -= n
+	if l.ended {
+		delete(c.starved, l)
+	}
+	if c.buffered >= c.cfg.MaxBufferedBytes || len(c.starved) == 0 {
+		return
+	}
+	starved := c.starved
+	c.starved = map[*Link]struct{}{}
+	for s := range starved {
+		s.replenishLocked()
+	}
 }
 
 // sendLocked encodes one frame onto the write queue.

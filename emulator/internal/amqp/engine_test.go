@@ -1089,3 +1089,68 @@ func TestPeerClosesWithError(t *testing.T) {
 		t.Fatalf("link error %v", l.Err())
 	}
 }
+
+// Config.MaxBufferedBytes bounds what one connection holds for the
+// application across links: past it, no link gets new credit until the
+// application settles.
+func TestConnectionBufferBudget(t *testing.T) {
+	deliveries := make(chan *Delivery, 100)
+	addr := startServer(t, &Config{Credit: 5, MaxBufferedBytes: 3000, OnAttach: func(l *Link, r *AttachReply) error {
+		go func() {
+			for {
+				d, err := l.Receive(context.Background())
+				if err != nil {
+					return
+				}
+				deliveries <- d
+			}
+		}()
+		return nil
+	}})
+	c := dial(t, addr, nil)
+	s := session(t, c)
+	a, err := s.NewSender(ctx(t), "a", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []*Delivery
+	for i := 0; i < 5; i++ {
+		if _, err := a.SendWithReceipt(ctx(t), goamqp.NewMessage(make([]byte, 1000)), nil); err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, <-deliveries)
+	}
+	// 5 KB held: a second link gets no credit at all.
+	bLink, err := s.NewSender(ctx(t), "b", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := make(chan error, 1)
+	go func() { sent <- bLink.Send(context.Background(), goamqp.NewMessage([]byte("b")), nil) }()
+	select {
+	case d := <-deliveries:
+		t.Fatalf("a delivery (%d bytes) arrived over the budget", len(d.Raw))
+	case <-time.After(200 * time.Millisecond):
+	}
+	for _, d := range held[:3] {
+		if err := d.Accept(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Now below the budget: b gets credit, its message arrives.
+	select {
+	case d := <-deliveries:
+		if string(d.Message.Data[0]) != "b" {
+			t.Fatalf("got %q", d.Message.Data[0])
+		}
+		_ = d.Accept()
+	case <-time.After(5 * time.Second):
+		t.Fatal("credit never came back after settling")
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range held[3:] {
+		_ = d.Accept()
+	}
+}

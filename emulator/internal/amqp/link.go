@@ -30,7 +30,8 @@ type Link struct {
 	maxMsgSize  uint64
 	partial     *Delivery
 	queue       []*Delivery
-	held        int // delivered to the application, not yet settled by it
+	held        int    // delivered to the application, not yet settled by it
+	bufBytes    int    // bytes of partial, queued and held deliveries (Config.MaxBufferedBytes)
 	recvSig     signal
 	manualDrain bool
 
@@ -170,6 +171,7 @@ func (l *Link) endedLocked(err error) {
 	}
 	l.queue = nil
 	l.partial = nil
+	l.sess.conn.releaseLocked(l, l.bufBytes)
 	l.recvSig.notify()
 	l.creditSig.notify()
 	close(l.done)
@@ -283,8 +285,7 @@ func (s *Session) attachLocked(p *performAttach) {
 	l.attached = true
 	c.sendLocked(s.ch, out, nil)
 	if l.role == RoleReceiver {
-		l.credit = l.window
-		c.sendLocked(s.ch, l.flowFrame(), nil)
+		l.replenishLocked()
 	}
 }
 
@@ -414,6 +415,8 @@ func (l *Link) Receive(ctx context.Context) (*Delivery, error) {
 			l.queue = l.queue[1:]
 			if !d.Settled {
 				l.held++
+			} else {
+				c.releaseLocked(l, len(d.Raw))
 			}
 			l.replenishLocked()
 			return d, nil
@@ -444,6 +447,13 @@ func (l *Link) replenishLocked() {
 		outstanding++
 	}
 	if outstanding >= l.window || l.credit+outstanding > l.window/2 {
+		return
+	}
+	c := l.sess.conn
+	if c.buffered >= c.cfg.MaxBufferedBytes {
+		// The connection holds as much as it may: no new credit until the
+		// application settles something (releaseLocked retries).
+		c.starved[l] = struct{}{}
 		return
 	}
 	l.credit = l.window - outstanding
@@ -481,6 +491,7 @@ func (l *Link) transferLocked(p *performTransfer) {
 	}
 	if p.Aborted {
 		l.partial = nil
+		s.conn.releaseLocked(l, len(d.Raw))
 		l.replenishLocked()
 		return
 	}
@@ -489,6 +500,8 @@ func (l *Link) transferLocked(p *performTransfer) {
 		return
 	}
 	d.Raw = append(d.Raw, p.Payload...)
+	l.bufBytes += len(p.Payload)
+	s.conn.buffered += len(p.Payload)
 	if p.More {
 		return
 	}
@@ -499,6 +512,7 @@ func (l *Link) transferLocked(p *performTransfer) {
 			s.conn.sendLocked(s.ch, &performDisposition{Role: RoleReceiver, First: d.id, Settled: true,
 				State: &Rejected{Error: asError(err)}}, nil)
 		}
+		s.conn.releaseLocked(l, len(d.Raw))
 		l.replenishLocked()
 		return
 	}
@@ -544,6 +558,7 @@ func (d *Delivery) Settle(state DeliveryState) error {
 	if l.ended {
 		return l.err
 	}
+	c.releaseLocked(l, len(d.Raw))
 	if d.peerSettled {
 		l.replenishLocked()
 		return nil

@@ -4,6 +4,7 @@ package amqp
 
 import (
 	"context"
+	"fmt"
 	"encoding/binary"
 	"testing"
 	"time"
@@ -408,46 +409,105 @@ func TestManualDrain(t *testing.T) {
 	}
 }
 
-// The session windows stay right over many deliveries (more than the
-// window, so it must be reopened many times) in both directions.
+// The session windows and link credit stay right over many deliveries
+// (more than the window, so it must be reopened many times) and across the
+// wrap of the 32-bit serial numbers (part 2, 2.5.6 and 2.6.7).
 func TestSessionWindowsLongRun(t *testing.T) {
-	links := make(chan *Link, 1)
-	addr := startServer(t, &Config{SessionWindow: 16, Credit: 8, OnAttach: func(l *Link, r *AttachReply) error {
-		links <- l
-		go func() {
-			for {
-				d, err := l.Receive(context.Background())
+	for _, start := range []uint32{0, 0xffffff00} {
+		t.Run(fmt.Sprintf("from %#x", start), func(t *testing.T) {
+			addr := startServer(t, &Config{SessionWindow: 16, Credit: 8, OnAttach: func(l *Link, r *AttachReply) error {
+				go func() {
+					for {
+						d, err := l.Receive(context.Background())
+						if err != nil {
+							return
+						}
+						_ = d.Accept()
+					}
+				}()
+				return nil
+			}})
+			p := rawDial(t, addr)
+			p.open(nil)
+			p.send(0, &performBegin{NextOutgoingID: start, IncomingWindow: 1000, OutgoingWindow: 1000, HandleMax: 10}, nil)
+			b := expect[*performBegin](p)
+			p.attach(&performAttach{Name: "s", Handle: 0, Role: RoleSender, Target: &Target{Address: "q"}, Source: &Source{}, InitialDeliveryCount: u32p(start)})
+			msg := mustMarshal(t, &Message{Value: "x"})
+			credit, window := uint32(0), b.IncomingWindow
+			next, dc := start, start
+			accepted := 0
+			for sent := 0; sent < 500; {
+				if credit == 0 || window == 0 {
+					_, v := p.next()
+					switch f := v.(type) {
+					case *performFlow:
+						window = *f.NextIncomingID + f.IncomingWindow - next
+						if f.Handle != nil {
+							credit = *f.DeliveryCount + *f.LinkCredit - dc
+						}
+					case *performDisposition:
+						accepted++
+					}
+					continue
+				}
+				p.send(0, &performTransfer{Handle: 0, DeliveryID: u32p(start + uint32(sent)), DeliveryTag: []byte{byte(sent)}}, msg)
+				sent++
+				next++
+				dc++
+				credit--
+				window--
+			}
+			for accepted < 500 {
+				if _, v := p.next(); perfName(v) == "disposition" {
+					accepted++
+				}
+			}
+		})
+	}
+}
+
+// One disposition can settle a range of our deliveries; mode second makes
+// us settle after the peer's outcome.
+func TestDispositionRanges(t *testing.T) {
+	for _, mode := range []ReceiverSettleMode{ReceiverFirst, ReceiverSecond} {
+		t.Run(fmt.Sprint("rcv-settle-mode ", mode), func(t *testing.T) {
+			links := make(chan *Link, 1)
+			addr := startServer(t, acceptAll(links))
+			p := rawDial(t, addr)
+			p.open(nil)
+			p.begin(0)
+			p.attach(&performAttach{Name: "r", Handle: 0, Role: RoleReceiver, RcvSettleMode: mode, Source: &Source{Address: "s"}, Target: &Target{}})
+			l := <-links
+			p.send(0, &performFlow{IncomingWindow: 100, OutgoingWindow: 100, Handle: u32p(0), DeliveryCount: u32p(0), LinkCredit: u32p(10)}, nil)
+			var outs []*Outgoing
+			for i := 0; i < 3; i++ {
+				o, err := l.Send(ctx(t), &Message{Value: int32(i)}, nil)
 				if err != nil {
-					return
+					t.Fatal(err)
 				}
-				_ = d.Accept()
+				outs = append(outs, o)
 			}
-		}()
-		return nil
-	}})
-	p := rawDial(t, addr)
-	p.open(nil)
-	b := p.begin(0)
-	p.attach(&performAttach{Name: "s", Handle: 0, Role: RoleSender, Target: &Target{Address: "q"}, Source: &Source{}, InitialDeliveryCount: u32p(0)})
-	<-links
-	msg := mustMarshal(t, &Message{Value: "x"})
-	credit, window := uint32(0), b.IncomingWindow
-	next := uint32(0)
-	for sent := uint32(0); sent < 500; {
-		if credit == 0 || window == 0 {
-			_, v := p.next()
-			if f, ok := v.(*performFlow); ok {
-				window = *f.NextIncomingID + f.IncomingWindow - next
-				if f.Handle != nil {
-					credit = *f.DeliveryCount + *f.LinkCredit - sent
+			for i := 0; i < 3; i++ {
+				tr := expect[*performTransfer](p)
+				if tr.Settled == nil || *tr.Settled {
+					t.Fatalf("transfer %d sent settled", i)
 				}
 			}
-			continue
-		}
-		p.send(0, &performTransfer{Handle: 0, DeliveryID: u32p(sent), DeliveryTag: []byte{byte(sent)}}, msg)
-		sent++
-		next++
-		credit--
-		window--
+			p.send(0, &performDisposition{Role: RoleReceiver, First: 0, Last: u32p(2), Settled: mode == ReceiverFirst, State: &Accepted{}}, nil)
+			if mode == ReceiverSecond {
+				for i := uint32(0); i < 3; i++ {
+					d := expect[*performDisposition](p)
+					if d.Role != RoleSender || !d.Settled || d.First != i {
+						t.Fatalf("our settlement %+v", d)
+					}
+				}
+			}
+			for i, o := range outs {
+				st, err := o.Wait(ctx(t))
+				if _, ok := st.(*Accepted); !ok || err != nil {
+					t.Fatalf("delivery %d: %s %v", i, stateName(st), err)
+				}
+			}
+		})
 	}
 }
