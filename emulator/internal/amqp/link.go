@@ -30,8 +30,8 @@ type Link struct {
 	maxMsgSize  uint64
 	partial     *Delivery
 	queue       []*Delivery
-	held        int    // delivered to the application, not yet settled by it
-	bufBytes    int    // bytes of partial, queued and held deliveries (Config.MaxBufferedBytes)
+	held        int // delivered to the application, not yet settled by it
+	bufBytes    int // bytes of partial, queued and held deliveries (Config.MaxBufferedBytes)
 	recvSig     signal
 	manualDrain bool
 

@@ -4,8 +4,8 @@ package amqp
 
 import (
 	"context"
-	"fmt"
 	"encoding/binary"
+	"fmt"
 	"testing"
 	"time"
 
