@@ -209,9 +209,12 @@ func (c *Conn) serve() (err error) {
 	if err := c.negotiate(); err != nil {
 		return err
 	}
-	fr, err := readFrame(c.br, c.cfg.MaxFrameSize)
-	if err != nil {
-		return c.readFailed(err)
+	var fr frame
+	for len(fr.body) == 0 { // heartbeats may come before open
+		var err error
+		if fr, err = readFrame(c.br, c.cfg.MaxFrameSize); err != nil {
+			return c.readFailed(err)
+		}
 	}
 	p, perr := c.decode(fr)
 	open, ok := p.(*performOpen)

@@ -692,14 +692,18 @@ func (l *Link) SendRaw(ctx context.Context, payload []byte, opts *SendOptions) (
 		if c.closeSent || c.ended {
 			return nil, ErrConnClosed
 		}
-		if l.credit > 0 && len(c.out) < c.cfg.MaxWriteQueue {
+		// The first frame must be sendable at once (credit and session
+		// window), so that a delivery never starts before ctx could stop it.
+		if l.credit > 0 && s.remoteIncomingWindow > 0 && len(c.out) < c.cfg.MaxWriteQueue {
 			break
 		}
 		wait := l.creditSig.wait()
+		window := s.window.wait()
 		writable := c.writable.wait()
 		c.mu.Unlock()
 		select {
 		case <-wait:
+		case <-window:
 		case <-writable:
 		case <-ctx.Done():
 			c.mu.Lock()
@@ -740,7 +744,7 @@ func (l *Link) SendRaw(ctx context.Context, payload []byte, opts *SendOptions) (
 			case <-ctx.Done():
 			}
 			c.mu.Lock()
-			if ctx.Err() != nil && !first && !l.ended {
+			if ctx.Err() != nil && !l.ended {
 				// Part 2, 2.6.14: a delivery may be aborted; without window even
 				// for that, the link goes.
 				if s.remoteIncomingWindow > 0 {

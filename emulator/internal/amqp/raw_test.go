@@ -511,3 +511,38 @@ func TestDispositionRanges(t *testing.T) {
 		})
 	}
 }
+
+// A large delivery waits for the peer's session window between frames; if
+// the application gives up midway, the half-sent delivery cannot stand: the
+// link is detached (there is no window left even for an aborted transfer).
+func TestSendCanceledMidDelivery(t *testing.T) {
+	links := make(chan *Link, 1)
+	addr := startServer(t, acceptAll(links))
+	p := rawDial(t, addr)
+	p.open(&performOpen{ContainerID: "raw", MaxFrameSize: 512, ChannelMax: 1})
+	p.send(0, &performBegin{IncomingWindow: 2, OutgoingWindow: 100, HandleMax: 10}, nil)
+	expect[*performBegin](p)
+	p.attach(&performAttach{Name: "r", Handle: 0, Role: RoleReceiver, Source: &Source{Address: "s"}, Target: &Target{}})
+	l := <-links
+	p.send(0, &performFlow{NextIncomingID: u32p(0), IncomingWindow: 2, OutgoingWindow: 100, Handle: u32p(0), DeliveryCount: u32p(0), LinkCredit: u32p(1)}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	res := make(chan error, 1)
+	go func() {
+		_, err := l.Send(ctx, &Message{Data: [][]byte{make([]byte, 5000)}}, nil)
+		res <- err
+	}()
+	for i := 0; i < 2; i++ {
+		tr := expect[*performTransfer](p)
+		if !tr.More {
+			t.Fatalf("frame %d ends the delivery", i)
+		}
+	}
+	cancel()
+	if err := <-res; err == nil {
+		t.Fatal("Send succeeded")
+	}
+	d := expect[*performDetach](p)
+	if d.Error == nil || d.Error.Condition != ErrInternal {
+		t.Fatalf("detach %v", d.Error)
+	}
+}
