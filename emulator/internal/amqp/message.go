@@ -104,6 +104,7 @@ func nilIfZeroTime(t time.Time) any {
 	return t
 }
 
+// AppendAMQP implements codec.Marshaler.
 func (h *Header) AppendAMQP(b []byte) ([]byte, error) {
 	var ttl any
 	if h.TTL > 0 {
@@ -116,6 +117,7 @@ func (h *Header) AppendAMQP(b []byte) ([]byte, error) {
 	return codec.AppendDescribedList(b, descHeader, nilIfFalse(h.Durable), prio, ttl, nilIfFalse(h.FirstAcquirer), nilIfZero(h.DeliveryCount))
 }
 
+// AppendAMQP implements codec.Marshaler.
 func (p *Properties) AppendAMQP(b []byte) ([]byte, error) {
 	var uid any
 	if p.UserID != nil {

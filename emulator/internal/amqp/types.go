@@ -59,6 +59,7 @@ type Error struct {
 	Info        map[Symbol]any
 }
 
+// Error formats the condition and description.
 func (e *Error) Error() string {
 	if e.Description == "" {
 		return string(e.Condition)
@@ -88,6 +89,7 @@ const (
 	RoleReceiver Role = true
 )
 
+// String returns "sender" or "receiver".
 func (r Role) String() string {
 	if r == RoleReceiver {
 		return "receiver"
