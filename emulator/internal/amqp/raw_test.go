@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -544,5 +545,75 @@ func TestSendCanceledMidDelivery(t *testing.T) {
 	d := expect[*performDetach](p)
 	if d.Error == nil || d.Error.Condition != ErrInternal {
 		t.Fatalf("detach %v", d.Error)
+	}
+}
+
+// The SASL layer from a raw peer: MSSBCBS (the C SDK's), malformed PLAIN,
+// a mechanism not offered.
+func TestSASLRaw(t *testing.T) {
+	var got atomic.Value
+	addr := startServer(t, &Config{
+		SASLMechanisms: []Symbol{SASLMSSBCBS, SASLPlain},
+		Authenticate: func(ctx context.Context, r *SASLRequest) (any, error) {
+			got.Store(*r)
+			return "id", nil
+		},
+	})
+	sasl := func(t *testing.T, init *saslInit) (*rawPeer, *saslOutcome) {
+		p := rawDial(t, addr)
+		p.write(protoHeader(protoSASL))
+		if id := p.header(); id != protoSASL {
+			t.Fatalf("protocol id %d", id)
+		}
+		fr, err := readFrame(p.br, 1<<16)
+		if err != nil || fr.typ != frameSASL {
+			t.Fatalf("mechanisms frame: %v type %d", err, fr.typ)
+		}
+		v, err := decodeFrameBody(fr.body, codec.Limits{})
+		if m, ok := v.(*saslMechanisms); err != nil || !ok || len(m.Mechanisms) != 2 || m.Mechanisms[0] != SASLMSSBCBS {
+			t.Fatalf("mechanisms %#v %v", v, err)
+		}
+		b, _ := appendFrame(nil, frameSASL, 0, init, nil)
+		p.write(b)
+		fr, err = readFrame(p.br, 1<<16)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err = decodeFrameBody(fr.body, codec.Limits{})
+		o, ok := v.(*saslOutcome)
+		if err != nil || !ok {
+			t.Fatalf("outcome %#v %v", v, err)
+		}
+		return p, o
+	}
+	t.Run("MSSBCBS", func(t *testing.T) {
+		p, o := sasl(t, &saslInit{Mechanism: SASLMSSBCBS, InitialResponse: []byte{}, Hostname: "hub.example"})
+		if o.Code != saslOK {
+			t.Fatalf("outcome code %d", o.Code)
+		}
+		if r := got.Load().(SASLRequest); r.Mechanism != SASLMSSBCBS || r.Hostname != "hub.example" {
+			t.Fatalf("request %+v", r)
+		}
+		p.open(nil) // AMQP header and open follow
+	})
+	t.Run("PLAIN fields", func(t *testing.T) {
+		_, o := sasl(t, &saslInit{Mechanism: SASLPlain, InitialResponse: []byte("authz\x00dev1@sas.hub\x00SharedAccessSignature sr=a&sig=b")})
+		r := got.Load().(SASLRequest)
+		if o.Code != saslOK || r.AuthzID != "authz" || r.AuthcID != "dev1@sas.hub" || r.Password != "SharedAccessSignature sr=a&sig=b" {
+			t.Fatalf("code %d request %+v", o.Code, r)
+		}
+	})
+	for name, init := range map[string]*saslInit{
+		"PLAIN without separators": {Mechanism: SASLPlain, InitialResponse: []byte("user password")},
+		"PLAIN without authcid":    {Mechanism: SASLPlain, InitialResponse: []byte("\x00\x00pw")},
+		"mechanism not offered":    {Mechanism: SASLAnonymous},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p, o := sasl(t, init)
+			if o.Code != saslAuth {
+				t.Fatalf("outcome code %d, want 1 (auth)", o.Code)
+			}
+			p.expectEOF()
+		})
 	}
 }
