@@ -499,7 +499,11 @@ func (l *Link) transferLocked(p *performTransfer) {
 		l.detachLocked(Errorf(ErrMessageSizeExceeded, "message larger than the max-message-size of %d bytes", l.maxMsgSize))
 		return
 	}
-	d.Raw = append(d.Raw, p.Payload...)
+	if d.Raw == nil && !p.More {
+		d.Raw = p.Payload // a one-frame delivery: the frame buffer is ours alone
+	} else {
+		d.Raw = append(d.Raw, p.Payload...)
+	}
 	l.bufBytes += len(p.Payload)
 	s.conn.buffered += len(p.Payload)
 	if p.More {
