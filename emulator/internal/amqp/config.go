@@ -48,13 +48,13 @@ type Config struct {
 	OnAttach func(l *Link, reply *AttachReply) error
 
 	MaxFrameSize       uint32        // we accept; default 65536, at least 512
-	MaxSessions        int           // concurrent sessions (channel-max+1); default 1024
+	MaxSessions        int           // concurrent sessions (channel-max+1); default 5000 (the service's channel-max is 4999)
 	MaxLinksPerSession int           // handle-max+1; default 1024
 	MaxLinks           int           // concurrent links per connection; default 4096
 	MaxMessageSize     uint64        // largest incoming message; default 1 MiB (the adapter may lower it per link)
 	SessionWindow      uint32        // incoming-window in transfer frames; default 2048
 	Credit             uint32        // default credit window for links where the peer sends; default 100
-	IdleTimeout        time.Duration // advertised and enforced; default 4 min, negative disables
+	IdleTimeout        time.Duration // advertised and enforced; default 2 min (what Service Bus and Event Hubs advertise), negative disables
 	OpenTimeout        time.Duration // from accept to the peer's open (SASL included); default 30 s
 	WriteTimeout       time.Duration // a blocked write drops the connection after this; default 30 s
 	CloseTimeout       time.Duration // how long to wait for the peer's close; default 5 s
@@ -118,7 +118,7 @@ func (c *Config) withDefaults() *Config {
 		cc.MaxFrameSize = minMaxFrameSize
 	}
 	if cc.MaxSessions <= 0 || cc.MaxSessions > 65536 {
-		cc.MaxSessions = 1024
+		cc.MaxSessions = 5000
 	}
 	if cc.MaxLinksPerSession <= 0 {
 		cc.MaxLinksPerSession = 1024
@@ -136,7 +136,7 @@ func (c *Config) withDefaults() *Config {
 		cc.Credit = 100
 	}
 	if cc.IdleTimeout == 0 {
-		cc.IdleTimeout = 4 * time.Minute
+		cc.IdleTimeout = 2 * time.Minute
 	}
 	if cc.OpenTimeout <= 0 {
 		cc.OpenTimeout = 30 * time.Second

@@ -195,7 +195,7 @@ func TestBareAMQPHeaderWithoutSASL(t *testing.T) {
 	p := rawDial(t, addr)
 	so := p.open(&performOpen{ContainerID: "rhea", Hostname: "hub.example", MaxFrameSize: 4096, ChannelMax: 9, IdleTimeout: time.Minute,
 		Properties: map[Symbol]any{"com.microsoft:client-version": "azure-iothub/1.16.6"}})
-	if so.ContainerID == "" || so.MaxFrameSize != 65536 || so.IdleTimeout != 4*time.Minute || so.Properties["product"] != "test" {
+	if so.ContainerID == "" || so.MaxFrameSize != 65536 || so.IdleTimeout != 2*time.Minute || so.ChannelMax != 4999 || so.Properties["product"] != "test" {
 		t.Fatalf("server open: %+v", so)
 	}
 	if host.Load() != "hub.example" {
