@@ -101,6 +101,9 @@ type AttachReply struct {
 	// RcvSettleMode overrides the receiver settle mode we answer with on a
 	// link where the peer sends (nil: the mode the peer asked for).
 	RcvSettleMode *ReceiverSettleMode
+	// SndSettleMode overrides the sender settle mode we answer with on a
+	// link where the peer receives (nil: the mode the peer asked for).
+	SndSettleMode *SenderSettleMode
 }
 
 func (c *Config) withDefaults() *Config {

@@ -1154,3 +1154,51 @@ func TestConnectionBufferBudget(t *testing.T) {
 		_ = d.Accept()
 	}
 }
+
+// The application may answer with other settle modes than the peer asked
+// for; go-amqp, which asked for none in particular, follows.
+func TestReplySettleModes(t *testing.T) {
+	links := make(chan *Link, 2)
+	addr := startServer(t, &Config{OnAttach: func(l *Link, r *AttachReply) error {
+		settled, second := SenderSettled, ReceiverSecond
+		r.SndSettleMode, r.RcvSettleMode = &settled, &second
+		links <- l
+		if l.Role() == RoleReceiver {
+			go func() {
+				for {
+					d, err := l.Receive(context.Background())
+					if err != nil {
+						return
+					}
+					_ = d.Accept()
+				}
+			}()
+		}
+		return nil
+	}})
+	c := dial(t, addr, nil)
+	s := session(t, c)
+	rcv, err := s.NewReceiver(ctx(t), "r", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := <-links
+	if l.SenderSettleMode() != SenderSettled {
+		t.Fatalf("snd-settle-mode %d", l.SenderSettleMode())
+	}
+	go func() { _, _ = l.Send(context.Background(), &Message{Value: "v"}, nil) }()
+	m, err := rcv.Receive(ctx(t), nil)
+	if err != nil || m.Value != "v" {
+		t.Fatalf("got %v %v", m, err)
+	}
+	snd, err := s.NewSender(ctx(t), "s", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l2 := <-links; l2.ReceiverSettleMode() != ReceiverSecond {
+		t.Fatalf("rcv-settle-mode %d", l2.ReceiverSettleMode())
+	}
+	if err := snd.Send(ctx(t), goamqp.NewMessage([]byte("x")), nil); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -247,6 +247,9 @@ func (s *Session) attachLocked(p *performAttach) {
 	if reply.RcvSettleMode != nil && l.role == RoleReceiver {
 		l.rcvMode = *reply.RcvSettleMode
 	}
+	if reply.SndSettleMode != nil && l.role == RoleSender {
+		l.sndMode = *reply.SndSettleMode
+	}
 	l.manualDrain = reply.ManualDrain
 	out := &performAttach{
 		Name: p.Name, Handle: h, Role: l.role, SndSettleMode: l.sndMode, RcvSettleMode: l.rcvMode,
