@@ -21,7 +21,6 @@ type Link struct {
 	attach  *performAttach // the peer's attach; never changed
 	role    Role
 	handle  uint32 // ours
-	peerH   uint32 // the peer's
 	sndMode SenderSettleMode
 	rcvMode ReceiverSettleMode
 
@@ -200,7 +199,7 @@ func (s *Session) attachLocked(p *performAttach) {
 		return
 	}
 	l := &Link{
-		sess: s, attach: p, role: !p.Role, handle: h, peerH: p.Handle,
+		sess: s, attach: p, role: !p.Role, handle: h,
 		sndMode: p.SndSettleMode, rcvMode: p.RcvSettleMode,
 		window: c.cfg.Credit, maxMsgSize: c.cfg.MaxMessageSize,
 		sendSem: make(chan struct{}, 1), done: make(chan struct{}),
