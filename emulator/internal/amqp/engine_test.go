@@ -706,9 +706,9 @@ func TestHeartbeatsAndIdleTimeout(t *testing.T) {
 	t.Run("server sends heartbeats", func(t *testing.T) {
 		b := newBroker()
 		addr := startServer(t, &Config{OnAttach: b.attach, IdleTimeout: -1})
-		c := dial(t, addr, &goamqp.ConnOptions{SASLType: goamqp.SASLTypeAnonymous(), IdleTimeout: 300 * time.Millisecond})
+		c := dial(t, addr, &goamqp.ConnOptions{SASLType: goamqp.SASLTypeAnonymous(), IdleTimeout: 600 * time.Millisecond})
 		s := session(t, c)
-		time.Sleep(1200 * time.Millisecond) // four client idle windows without traffic
+		time.Sleep(2 * time.Second) // three client idle windows without traffic
 		snd, err := s.NewSender(ctx(t), "hb", nil)
 		if err != nil {
 			t.Fatalf("connection died while idle: %v", err)
@@ -730,10 +730,10 @@ func TestHeartbeatsAndIdleTimeout(t *testing.T) {
 	})
 	t.Run("go-amqp heartbeats satisfy our idle timeout", func(t *testing.T) {
 		b := newBroker()
-		addr := startServer(t, &Config{OnAttach: b.attach, IdleTimeout: 300 * time.Millisecond})
+		addr := startServer(t, &Config{OnAttach: b.attach, IdleTimeout: 800 * time.Millisecond})
 		c := dial(t, addr, nil)
 		s := session(t, c)
-		time.Sleep(900 * time.Millisecond)
+		time.Sleep(2 * time.Second)
 		if _, err := s.NewSender(ctx(t), "hb", nil); err != nil {
 			t.Fatalf("connection died although the client sent heartbeats: %v", err)
 		}
