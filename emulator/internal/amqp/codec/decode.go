@@ -413,6 +413,10 @@ func comparableKey(k any) bool {
 		return false // pointer identity would make equal keys distinct
 	case Described:
 		return comparableKey(t.Descriptor) && comparableKey(t.Value)
+	case float32:
+		return !math.IsNaN(float64(t)) // a NaN key could never be looked up
+	case float64:
+		return !math.IsNaN(t)
 	}
 	switch k.(type) {
 	case []string, []Symbol, []int32, []int64, []uint32, []uint64, []int16, []uint16,
