@@ -250,10 +250,6 @@ func TestDecodeHugeCountsDoNotAllocate(t *testing.T) {
 
 func TestDecodeLimits(t *testing.T) {
 	// 40 nested lists exceed the default depth of 32.
-	deep := []byte{}
-	for i := 0; i < 40; i++ {
-		deep = append(deep, codeList8)
-	}
 	v := any([]any{})
 	for i := 0; i < 40; i++ {
 		v = []any{v}
