@@ -27,6 +27,7 @@ const (
 	DefaultTelemetryMaxAge      = hub.DefaultRetentionAge
 	DefaultTelemetryMaxBytes    = hub.DefaultRetentionBytes
 	DefaultPartitions           = hub.DefaultPartitions
+	DefaultMaxConcurrentJobs    = hub.DefaultMaxActiveJobs
 	DefaultLockTimeout          = time.Second
 )
 
@@ -51,6 +52,12 @@ type Options struct {
 	TelemetryMaxAge      time.Duration `json:"telemetryMaxAge"`      // recorded telemetry older than this is dropped; default 24h
 	TelemetryMaxBytes    int64         `json:"telemetryMaxBytes"`    // stored bytes of recorded telemetry kept; default 256 MiB
 	Partitions           int           `json:"partitions"`           // partitions of the Event Hub-compatible endpoint (1 to 32); default 4
+
+	// MaxConcurrentJobs is how many jobs (/jobs/v2) may be queued,
+	// scheduled or running at once; more are refused with 429
+	// ThrottlingMaxActiveJobCountExceeded. Default 1, the Free and S1
+	// tiers' limit (S2 allows 5, S3 10).
+	MaxConcurrentJobs int `json:"maxConcurrentJobs"`
 }
 
 func (o *Options) setDefaults() {
@@ -86,5 +93,8 @@ func (o *Options) setDefaults() {
 	}
 	if o.Partitions == 0 {
 		o.Partitions = DefaultPartitions
+	}
+	if o.MaxConcurrentJobs == 0 {
+		o.MaxConcurrentJobs = DefaultMaxConcurrentJobs
 	}
 }

@@ -88,6 +88,8 @@ func New(opts Options) (*Server, error) {
 		Clock:      clock.FromFunc(opts.Clock),
 		Retention:  hub.RetentionConfig{MaxMessages: opts.TelemetryMaxMessages, MaxAge: opts.TelemetryMaxAge, MaxBytes: opts.TelemetryMaxBytes},
 		Partitions: opts.Partitions,
+
+		MaxActiveJobs: opts.MaxConcurrentJobs,
 	})
 	if err != nil {
 		return nil, err
@@ -257,6 +259,12 @@ func (s *Server) Close() error {
 				errs = append(errs, err)
 			}
 			cancel()
+		}
+		if s.hub != nil {
+			// Before devices are disconnected: a job must not see them go
+			// offline because the emulator is stopping (it resumes on the
+			// next start).
+			s.hub.StopJobs()
 		}
 		if s.mqtt != nil {
 			if err := s.mqtt.Close(); err != nil {

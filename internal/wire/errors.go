@@ -40,6 +40,7 @@ const (
 	CodeThrottlingException         = 429001
 	CodeThrottleBacklogLimit        = 429002
 	CodeThrottlingBacklogTimeout    = 429003
+	CodeMaxActiveJobCountExceeded   = 429004
 	CodeServerError                 = 500001
 	CodeServiceUnavailable          = 503001
 	CodeGatewayTimeout              = 504101
@@ -73,6 +74,7 @@ var codeNames = map[int]string{
 	CodeThrottlingException:         "ThrottlingException",
 	CodeThrottleBacklogLimit:        "ThrottleBacklogLimitExceeded",
 	CodeThrottlingBacklogTimeout:    "ThrottlingBacklogTimeout",
+	CodeMaxActiveJobCountExceeded:   "ThrottlingMaxActiveJobCountExceeded",
 	CodeServerError:                 "ServerError",
 	CodeServiceUnavailable:          "ServiceUnavailable",
 	CodeGatewayTimeout:              "GatewayTimeout",

@@ -141,8 +141,9 @@ func (h *Hub) Reset(ctx context.Context) error {
 	h.mu.Lock()
 	h.runtime = map[Identity]*runtimeInfo{}
 	h.mu.Unlock()
+	h.stopJobRuns(false)
 	err := h.db.Update(func(tx *store.Tx) error {
-		for _, b := range []store.Bucket{store.Devices, store.Modules, store.Messages, store.PartitionIndex, store.C2D, store.Feedback, store.FeedbackQueue} {
+		for _, b := range []store.Bucket{store.Devices, store.Modules, store.Messages, store.PartitionIndex, store.C2D, store.Feedback, store.FeedbackQueue, store.Jobs, store.DeviceJobs} {
 			var keys []string
 			if err := tx.ForEach(b, "", "", func(k string, _ []byte) error { keys = append(keys, k); return nil }); err != nil {
 				return err

@@ -31,6 +31,11 @@ type Config struct {
 	Clock      *clock.Clock    // nil: a clock of its own on wall time
 	Retention  RetentionConfig // bounds of the recorded telemetry log
 	Partitions int             // partitions of the Event Hub-compatible endpoint; DefaultPartitions if 0
+
+	// MaxActiveJobs is how many jobs may be queued, scheduled or running
+	// at once (the hub's limit per tier: 1 on Free and S1, 5 on S2, 10 on
+	// S3); DefaultMaxActiveJobs if 0.
+	MaxActiveJobs int
 }
 
 // Hub is the IoT Hub core.
@@ -62,6 +67,8 @@ type Hub struct {
 	msgNotify chan struct{} // closed and replaced when telemetry is recorded
 
 	forget forgetters // transports' callbacks for deleted and disabled identities
+
+	jobs jobsState // scheduled jobs (jobs_run.go)
 }
 
 type runtimeInfo struct {
@@ -125,6 +132,9 @@ func New(db *store.DB, cfg Config) (*Hub, error) {
 	if err := h.ensurePartitionIndex(); err != nil {
 		return nil, fmt.Errorf("hub: index telemetry partitions: %w", err)
 	}
+	if err := h.initJobs(cfg.MaxActiveJobs); err != nil {
+		return nil, fmt.Errorf("hub: resume jobs: %w", err)
+	}
 	return h, nil
 }
 
@@ -163,6 +173,7 @@ func fnv32(s string) uint32 {
 // Close disconnects every session and stops background work. The store is
 // the caller's to close.
 func (h *Hub) Close() {
+	h.StopJobs()
 	h.mu.Lock()
 	conns := make([]*Conn, 0, len(h.conns))
 	for _, c := range h.conns {

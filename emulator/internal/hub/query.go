@@ -83,8 +83,7 @@ func (h *Hub) Query(ctx context.Context, text string, pageSize int, continuation
 func (h *Hub) runQuery(ctx context.Context, q *query.Query) ([]json.RawMessage, error) {
 	var items []json.RawMessage
 	if q.Collection() == query.CollectionJobs {
-		// Jobs are not implemented, so there are no device jobs to list.
-		return []json.RawMessage{}, nil
+		return h.runJobsQuery(ctx, q)
 	}
 	err := h.db.View(func(tx *store.Tx) error {
 		var walkErr error

@@ -133,7 +133,7 @@ func New(opts Options) http.Handler {
 		r.Handle("/ui", opts.UI)
 		r.PathPrefix("/ui/").Handler(opts.UI)
 	}
-	for _, rt := range routes() {
+	for _, rt := range append(routes(), jobRoutes()...) {
 		r.Handle(rt.path, s.pipeline(rt)).Methods(rt.method)
 	}
 	r.NotFoundHandler = http.HandlerFunc(s.notFound)

@@ -39,9 +39,15 @@ const (
 	// FeedbackQueue holds the feedback messages the service receives over
 	// HTTPS: big-endian sequence -> a batch of feedback records.
 	FeedbackQueue Bucket = "feedbackqueue"
+
+	// Jobs holds scheduled jobs (Jobs v2): jobId -> job record.
+	Jobs Bucket = "jobs"
+	// DeviceJobs holds each job's per-device records (the devices.jobs
+	// collection): jobId \x00 deviceId -> device job record.
+	DeviceJobs Bucket = "devicejobs"
 )
 
-var allBuckets = []Bucket{Devices, Modules, Meta, Messages, C2D, Feedback, PartitionIndex, FeedbackQueue}
+var allBuckets = []Bucket{Devices, Modules, Meta, Messages, C2D, Feedback, PartitionIndex, FeedbackQueue, Jobs, DeviceJobs}
 
 // ErrLocked is returned by Open when another process holds the database.
 var ErrLocked = errors.New("database is in use by another process")
