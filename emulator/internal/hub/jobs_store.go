@@ -264,7 +264,7 @@ func (h *Hub) matchDevices(tx *store.Tx, cond *query.Condition) ([]string, error
 		if err != nil {
 			return err
 		}
-		if cond.MatchJSON(doc) {
+		if cond.Match(query.RawDocument(doc)) {
 			ids = append(ids, k)
 		}
 		return nil
