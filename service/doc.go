@@ -2,7 +2,10 @@
 
 // Package service is a Go client for the Azure IoT Hub service REST API:
 // the identity registry (devices, modules, bulk operations, statistics),
-// device and module twins, direct methods and queries. It speaks the same
+// device and module twins, direct methods, queries and jobs (twin updates
+// and direct methods scheduled on the devices a condition selects,
+// ScheduleTwinUpdate and ScheduleDeviceMethod, read back with GetJob,
+// QueryJobs and QueryDeviceJobs). It speaks the same
 // wire protocol as the official service SDKs (api-version 2021-04-12, SAS
 // tokens from a shared access policy) and works both against a real hub and
 // against this project's emulator; it imports nothing of the emulator.
@@ -28,7 +31,7 @@
 //   - Only calls that are safe to repeat are retried (see RetryPolicy;
 //     WithRetryPolicy and WithoutRetries are the device package's options
 //     too). Creates, twin patches, bulk operations and direct methods make
-//     one attempt. Pass WithoutRetries in tests.
+//     one attempt; so does scheduling a job. Pass WithoutRetries in tests.
 //   - Twin tags and properties are open JSON documents and are kept as raw
 //     JSON (TwinCollection) with map and struct accessors.
 //   - The SAS token minted from the policy key is cached and renewed when a

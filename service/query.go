@@ -33,6 +33,9 @@ type Query struct {
 	c        *Client
 	text     string
 	pageSize int
+	// page, when set, makes the page request instead of POST /devices/query
+	// (QueryJobs); h carries the paging headers.
+	page func(h http.Header) *call
 
 	mu           sync.Mutex
 	started      bool
@@ -82,7 +85,7 @@ func (q *Query) NextPage(ctx context.Context) ([]json.RawMessage, error) {
 	if q.started && q.continuation == "" {
 		return nil, ErrNoMorePages
 	}
-	if q.text == "" {
+	if q.text == "" && q.page == nil {
 		return nil, errorf("Query", "query text is required")
 	}
 	// Headers as Node's Registry._executeQueryFunc sends them
@@ -94,17 +97,21 @@ func (q *Query) NextPage(ctx context.Context) ([]json.RawMessage, error) {
 	if q.pageSize > 0 {
 		h.Set("x-ms-max-item-count", strconv.Itoa(q.pageSize))
 	}
-	var raw json.RawMessage
-	header, err := q.c.do(ctx, &call{
+	cl := &call{
 		op: "Query", method: http.MethodPost, path: "/devices/query", header: h,
 		body: map[string]string{"query": q.text}, idempotent: true,
-	}, &raw)
+	}
+	if q.page != nil {
+		cl = q.page(h)
+	}
+	var raw json.RawMessage
+	header, err := q.c.do(ctx, cl, &raw)
 	if err != nil {
 		return nil, err
 	}
 	items, err := decodePage(raw)
 	if err != nil {
-		return nil, errorf("Query", "decoding page: %w", err)
+		return nil, errorf(cl.op, "decoding page: %w", err)
 	}
 	q.started = true
 	// The hub omits x-ms-continuation on the last page (Node's Query sets
