@@ -69,6 +69,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*c
 		"stored size of recorded messages to keep, in bytes or with KiB, MiB or GiB (env IOTHUB_TELEMETRY_MAX_BYTES)")
 	fs.StringVar(&partitions, "partitions", orEnv(getenv, "IOTHUB_PARTITIONS", strconv.Itoa(emulator.DefaultPartitions)),
 		"partitions of the Event Hub-compatible endpoint, 1 to 32; device ids are hashed to them (env IOTHUB_PARTITIONS)")
+	var maxJobs string
+	fs.StringVar(&maxJobs, "max-concurrent-jobs", orEnv(getenv, "IOTHUB_MAX_CONCURRENT_JOBS", strconv.Itoa(emulator.DefaultMaxConcurrentJobs)),
+		"jobs (/jobs/v2) that may be queued, scheduled or running at once: 1 is the Free and S1 tiers' limit, 5 S2's, 10 S3's (env IOTHUB_MAX_CONCURRENT_JOBS)")
 	inMemDef := isTrue(getenv("IOTHUB_IN_MEMORY"))
 	fs.BoolVar(&c.opts.InMemory, "in-memory", inMemDef, "keep nothing after exit (env IOTHUB_IN_MEMORY)")
 	if err := fs.Parse(args); err != nil {
@@ -95,6 +98,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*c
 	c.opts.TelemetryMaxMessages, c.opts.TelemetryMaxAge, c.opts.TelemetryMaxBytes = n, age, size
 	if c.opts.Partitions, err = strconv.Atoi(partitions); err != nil || c.opts.Partitions < 1 || c.opts.Partitions > 32 {
 		return nil, fmt.Errorf("--partitions %q: want a number from 1 to 32", partitions)
+	}
+	if c.opts.MaxConcurrentJobs, err = strconv.Atoi(maxJobs); err != nil || c.opts.MaxConcurrentJobs < 1 {
+		return nil, fmt.Errorf("--max-concurrent-jobs %q: want a positive number such as 1, 5 or 10", maxJobs)
 	}
 	c.opts.HostName = hostname
 	c.opts.MQTTAddr = mqttAddr

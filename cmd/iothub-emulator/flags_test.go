@@ -28,7 +28,7 @@ func TestParseFlags(t *testing.T) {
 	}{
 		{
 			name: "defaults",
-			want: emulator.Options{HostName: "localhost", MQTTAddr: ":8883", HTTPSAddr: ":443", DataDir: "./iothub-data", OwnerKey: emulator.WellKnownOwnerKey, TelemetryMaxMessages: 100000, TelemetryMaxAge: 24 * time.Hour, TelemetryMaxBytes: 256 << 20, Partitions: 4},
+			want: emulator.Options{HostName: "localhost", MQTTAddr: ":8883", HTTPSAddr: ":443", DataDir: "./iothub-data", OwnerKey: emulator.WellKnownOwnerKey, TelemetryMaxMessages: 100000, TelemetryMaxAge: 24 * time.Hour, TelemetryMaxBytes: 256 << 20, Partitions: 4, MaxConcurrentJobs: 1},
 		},
 		{
 			name: "environment",
@@ -38,13 +38,13 @@ func TestParseFlags(t *testing.T) {
 				"IOTHUB_TELEMETRY_MAX_BYTES": "3GiB"},
 			want: emulator.Options{HostName: "hub.local", TLSSANs: []string{"iothub", "10.0.0.5"}, MQTTAddr: ":1883", HTTPSAddr: ":8443",
 				DataDir: "/data", OwnerKey: "a2V5", InMemory: true, TLSCertFile: "c.pem", TLSKeyFile: "k.pem",
-				TelemetryMaxMessages: 500, TelemetryMaxAge: time.Hour, TelemetryMaxBytes: 3 << 30, Partitions: 2},
+				TelemetryMaxMessages: 500, TelemetryMaxAge: time.Hour, TelemetryMaxBytes: 3 << 30, Partitions: 2, MaxConcurrentJobs: 1},
 		},
 		{
 			name: "flag wins over environment",
 			args: []string{"--hostname", "flag.local", "--https-addr=127.0.0.1:9443", "--in-memory=false"},
 			env:  map[string]string{"IOTHUB_HOSTNAME": "env.local", "IOTHUB_HTTPS_ADDR": ":1", "IOTHUB_IN_MEMORY": "1"},
-			want: emulator.Options{HostName: "flag.local", MQTTAddr: ":8883", HTTPSAddr: "127.0.0.1:9443", DataDir: "./iothub-data", OwnerKey: emulator.WellKnownOwnerKey, TelemetryMaxMessages: 100000, TelemetryMaxAge: 24 * time.Hour, TelemetryMaxBytes: 256 << 20, Partitions: 4},
+			want: emulator.Options{HostName: "flag.local", MQTTAddr: ":8883", HTTPSAddr: "127.0.0.1:9443", DataDir: "./iothub-data", OwnerKey: emulator.WellKnownOwnerKey, TelemetryMaxMessages: 100000, TelemetryMaxAge: 24 * time.Hour, TelemetryMaxBytes: 256 << 20, Partitions: 4, MaxConcurrentJobs: 1},
 		},
 	}
 	for _, tc := range cases {
