@@ -12,6 +12,7 @@ import (
 
 	"github.com/iothubemulator/iothub/device"
 	"github.com/iothubemulator/iothub/emulator"
+	"github.com/iothubemulator/iothub/internal/testutil"
 	"github.com/iothubemulator/iothub/service"
 )
 
@@ -83,12 +84,10 @@ func TestEmulatorJobs(t *testing.T) {
 	if j.JobID != "twin-b7" || j.Type != service.JobTypeUpdateTwin || j.Status != service.JobQueued {
 		t.Errorf("scheduled: got %+v", j)
 	}
-	for {
-		if j, err = c.GetJob(ctx, "twin-b7"); err != nil || j.Status == service.JobScheduled {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, "the job to be scheduled", func() bool {
+		j, err = c.GetJob(ctx, "twin-b7")
+		return err != nil || j.Status == service.JobScheduled
+	})
 	if err != nil || !j.StartTime.Equal(start) || j.MaxExecutionTime() != time.Hour || j.UpdateTwin == nil {
 		t.Fatalf("GetJob before the start: %+v, %v", j, err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/iothubemulator/iothub/emulator/internal/clock"
 	"github.com/iothubemulator/iothub/emulator/internal/huberr"
 	"github.com/iothubemulator/iothub/emulator/internal/store"
+	"github.com/iothubemulator/iothub/internal/testutil"
 )
 
 // jobHub is a hub on a frozen clock (regNow) whose store lives in dir, so
@@ -54,38 +55,27 @@ func (h *jobHub) close() {
 	h.db.Close()
 }
 
-// waitJob polls the job until ok accepts it: the runner works on its own
+// waitJob waits until ok accepts the job: the runner works on its own
 // goroutines, and the tests move the clock, never sleep for it.
 func (h *jobHub) waitJob(t *testing.T, id string, what string, ok func(*Job) bool) *Job {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	var last *Job
+	testutil.Eventually(t, "job "+id+" to reach "+what, func() bool {
 		j, err := h.GetJob(context.Background(), id)
 		if err != nil {
 			t.Fatalf("GetJob(%s): %v", id, err)
 		}
-		if ok(j) {
-			return j
-		}
-		if time.Now().After(deadline) {
-			b, _ := json.Marshal(j)
-			t.Fatalf("job %s never reached %s; last %s", id, what, b)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+		last = j
+		return ok(j)
+	})
+	return last
 }
 
 // waitTimers waits until at least n clock timers are armed, so that moving
 // the clock reaches them.
 func (h *jobHub) waitTimers(t *testing.T, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for h.clk.Pending() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d timers armed, want %d", h.clk.Pending(), n)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testutil.Eventually(t, fmt.Sprintf("%d armed timers", n), func() bool { return h.clk.Pending() >= n })
 }
 
 func (h *jobHub) waitStatus(t *testing.T, id, status string) *Job {
@@ -252,19 +242,11 @@ func TestTwinJobRunsAtItsStartTime(t *testing.T) {
 	if strings.Contains(string(tw.Tags), "floor") {
 		t.Errorf("b8-1 is not in the job but its tags changed: %s", tw.Tags)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testutil.Eventually(t, "the connected device's desired notification", func() bool {
 		s.mu.Lock()
-		n := s.desired
-		s.mu.Unlock()
-		if n == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("connected device got %d desired notifications, want 1", n)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+		defer s.mu.Unlock()
+		return s.desired == 1
+	})
 
 	rows := h.deviceJobs(t, "twin-b7")
 	if len(rows) != 2 {

@@ -14,6 +14,7 @@ import (
 	"github.com/iothubemulator/iothub/emulator/internal/clock"
 	"github.com/iothubemulator/iothub/emulator/internal/hub"
 	"github.com/iothubemulator/iothub/emulator/internal/store"
+	"github.com/iothubemulator/iothub/internal/testutil"
 )
 
 // newJobEnv is newEnv with a hub that allows limit active jobs.
@@ -51,19 +52,14 @@ func newJobEnv(t *testing.T, limit int) *env {
 // their own goroutines once the test has moved the hub's clock.
 func (e *env) waitJob(id, what string, ok func(hub.Job) bool) hub.Job {
 	e.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	var last hub.Job
+	testutil.Eventually(e.t, "job "+id+" to reach "+what, func() bool {
 		r := e.owner("GET", "/jobs/v2/"+id, nil)
 		wantStatus(e.t, "GET job", r, http.StatusOK)
-		j := decode[hub.Job](e.t, r)
-		if ok(j) {
-			return j
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("job %s never reached %s; last %s", id, what, r.body)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+		last = decode[hub.Job](e.t, r)
+		return ok(last)
+	})
+	return last
 }
 
 // nodeTwinJob is the body Node's JobClient.scheduleTwinUpdate sends.
