@@ -15,7 +15,7 @@ import (
 // commands returns the leaf commands by their full name. Each closure
 // captures its own flag values.
 func (c *cli) commands() map[string]command {
-	return map[string]command{
+	m := map[string]command{
 		"device create": c.deviceCreate(),
 		"device show":   c.deviceShow(),
 		"device list":   c.deviceList(),
@@ -29,6 +29,10 @@ func (c *cli) commands() map[string]command {
 		"c2d send":       c.c2dSend(),
 		"c2d feedback":   c.c2dFeedback(),
 	}
+	for name, cmd := range c.jobCommands() {
+		m[name] = cmd
+	}
+	return m
 }
 
 // oneID checks that args is exactly one identity id.
