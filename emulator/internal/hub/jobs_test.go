@@ -653,3 +653,38 @@ func TestResetRemovesJobs(t *testing.T) {
 	}
 	h.waitStatus(t, "r2", JobCompleted)
 }
+
+// TestMethodJobConnectTimeout: a method job with connectTimeoutInSeconds
+// waits for a device to connect, as a direct method does: one that
+// connects in time answers; one that does not fails with DeviceNotOnline
+// when the timeout passes.
+func TestMethodJobConnectTimeout(t *testing.T) {
+	h := newJobHub(t, 1)
+	tagged(t, h, "late", "B7")
+	tagged(t, h, "never", "B7")
+	req := methodJob("tags.site = 'B7'", regNow, "m", 30)
+	connect := int64(60)
+	req.CloudToDeviceMethod.ConnectTimeoutInSeconds = &connect
+	if _, err := h.CreateJob(context.Background(), "wait-for-it", req); err != nil {
+		t.Fatal(err)
+	}
+	h.waitJob(t, "wait-for-it", "both devices running", func(j *Job) bool { return stats(j).RunningCount == 2 })
+	connectMethods(t, h.Hub, Identity{DeviceID: "late"}, &methodSession{answer: func(c *Conn, rid string) {
+		c.ResolveMethod(rid, 200, []byte(`"hi"`))
+	}})
+	h.waitJob(t, "wait-for-it", "the late device answered", func(j *Job) bool { return stats(j).SucceededCount == 1 })
+	// The window (1 h) is far; the connect timeout ends the other call.
+	h.waitTimers(t, 2)
+	h.clk.FastForward(time.Minute)
+	j := h.waitStatus(t, "wait-for-it", JobCompleted)
+	if want := (JobStatistics{DeviceCount: 2, SucceededCount: 1, FailedCount: 1}); stats(j) != want {
+		t.Errorf("statistics: got %+v, want %+v", stats(j), want)
+	}
+	rows := h.deviceJobs(t, "wait-for-it")
+	if d := rows["never"]; d.Error == nil || d.Error.Code != "DeviceNotOnline" {
+		t.Errorf("device that never connected: %+v", d)
+	}
+	if d := rows["late"]; d.Outcome == nil || string(d.Outcome.DeviceMethodResponse.Payload) != `"hi"` {
+		t.Errorf("device that connected late: %+v", d)
+	}
+}
