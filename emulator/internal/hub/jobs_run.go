@@ -126,13 +126,7 @@ func (h *Hub) armJobLocked(rec *jobRecord, running bool) {
 func (h *Hub) superviseJob(r *jobRun, toScheduled bool) {
 	defer close(r.done)
 	if toScheduled {
-		h.jobTransition(r.id, func(rec *jobRecord, _ time.Time) bool {
-			if rec.Status != JobQueued {
-				return false
-			}
-			rec.Status = JobScheduled
-			return true
-		})
+		h.markScheduled(r.id)
 	}
 	select {
 	case <-r.started:
@@ -144,32 +138,21 @@ func (h *Hub) superviseJob(r *jobRun, toScheduled bool) {
 	h.runJob(r)
 }
 
-// jobTransition applies change to the stored job in one transaction;
-// change reports whether it changed anything. Failures are logged: the
-// next transition, or a restart, picks the job up from what is stored.
-func (h *Hub) jobTransition(id string, change func(rec *jobRecord, now time.Time) bool) (*jobRecord, bool) {
-	var out *jobRecord
-	var changed bool
+// markScheduled moves a queued job whose start time is ahead to
+// scheduled. A failure is logged: the job runs at its start time anyway,
+// and a restart reads it from the store as it is.
+func (h *Hub) markScheduled(id string) {
 	err := h.db.Update(func(tx *store.Tx) error {
-		out, changed = nil, false
 		rec, err := loadJob(tx, id)
-		if err != nil || rec == nil {
+		if err != nil || rec == nil || rec.Status != JobQueued {
 			return err
 		}
-		out = rec
-		if !change(rec, h.stamp()) {
-			return nil
-		}
-		changed = true
+		rec.Status = JobScheduled
 		return saveJob(tx, rec)
 	})
-	if err != nil {
-		if !errors.Is(err, store.ErrClosed) {
-			h.log.Error("job state not saved", "job", id, "err", err)
-		}
-		return nil, false
+	if err != nil && !errors.Is(err, store.ErrClosed) {
+		h.log.Error("job state not saved", "job", id, "err", err)
 	}
-	return out, changed
 }
 
 // runJob starts the job, works through its devices and ends it.
@@ -177,6 +160,12 @@ func (h *Hub) runJob(r *jobRun) {
 	rec, pending, ok := h.beginJob(r.id)
 	if !ok {
 		h.forgetRun(r)
+		return
+	}
+	if !h.Now().Before(rec.Ends.Time) {
+		// The window closed while the emulator was stopped: no device
+		// starts outside it.
+		h.endJob(r, true)
 		return
 	}
 	// The execution window: its timer is armed before any device starts.

@@ -688,3 +688,32 @@ func TestMethodJobConnectTimeout(t *testing.T) {
 		t.Errorf("device that connected late: %+v", d)
 	}
 }
+
+// TestJobWindowClosedWhileStopped: a job whose whole execution window
+// passed while the emulator was stopped does not run late; it completes
+// with its devices failed, and no twin changes.
+func TestJobWindowClosedWhileStopped(t *testing.T) {
+	dir := t.TempDir()
+	h := openJobHub(t, dir, 1, clock.At(regNow))
+	tagged(t, h, "d1", "B7")
+	req := twinJob("*", regNow.Add(time.Hour), `{"etag":"*","tags":{"late":true}}`)
+	ten := int64(600)
+	req.MaxExecutionTimeInSeconds = &ten
+	if _, err := h.CreateJob(context.Background(), "missed", req); err != nil {
+		t.Fatal(err)
+	}
+	h.waitStatus(t, "missed", JobScheduled)
+	h.close()
+
+	h2 := openJobHub(t, dir, 1, clock.At(regNow.Add(2*time.Hour)))
+	j := h2.waitStatus(t, "missed", JobCompleted)
+	if want := (JobStatistics{DeviceCount: 1, FailedCount: 1}); stats(j) != want {
+		t.Errorf("statistics: got %+v, want %+v", stats(j), want)
+	}
+	if d := h2.deviceJobs(t, "missed")["d1"]; d.Error == nil || d.Error.Code != "GatewayTimeout" {
+		t.Errorf("device: %+v", d)
+	}
+	if tw, _ := h2.GetTwin(context.Background(), Identity{DeviceID: "d1"}); strings.Contains(string(tw.Tags), "late") {
+		t.Errorf("the missed job ran: %s", tw.Tags)
+	}
+}
