@@ -249,7 +249,7 @@ func (c *Client) ScheduleTwinUpdate(ctx context.Context, s JobSchedule, patch *T
 	if patch == nil {
 		return nil, errorf("ScheduleTwinUpdate", "patch is required")
 	}
-	body, err := newJobRequest("ScheduleTwinUpdate", s, JobTypeUpdateTwin)
+	body, err := newJobRequest("ScheduleTwinUpdate", s, JobTypeUpdateTwin, c.now())
 	if err != nil {
 		return nil, err
 	}
@@ -274,7 +274,7 @@ func (c *Client) ScheduleDeviceMethod(ctx context.Context, s JobSchedule, m Meth
 	if m.ResponseTimeout < 0 || m.ConnectTimeout < 0 {
 		return nil, errorf(op, "timeouts must not be negative")
 	}
-	body, err := newJobRequest(op, s, JobTypeDeviceMethod)
+	body, err := newJobRequest(op, s, JobTypeDeviceMethod, c.now())
 	if err != nil {
 		return nil, err
 	}
@@ -291,7 +291,7 @@ func (c *Client) ScheduleDeviceMethod(ctx context.Context, s JobSchedule, m Meth
 	return c.scheduleJob(ctx, op, body)
 }
 
-func newJobRequest(op string, s JobSchedule, typ JobType) (*jobRequest, error) {
+func newJobRequest(op string, s JobSchedule, typ JobType, now time.Time) (*jobRequest, error) {
 	if s.JobID == "" || strings.TrimSpace(s.QueryCondition) == "" {
 		return nil, errorf(op, "job id and query condition are required")
 	}
@@ -300,7 +300,7 @@ func newJobRequest(op string, s JobSchedule, typ JobType) (*jobRequest, error) {
 	}
 	start := s.StartTime
 	if start.IsZero() {
-		start = time.Now()
+		start = now
 	}
 	maxExec := s.MaxExecutionTime
 	if maxExec == 0 {

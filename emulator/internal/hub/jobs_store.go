@@ -211,7 +211,8 @@ func decodeJobContinuation(tok, filter string) (uint64, error) {
 
 // deviceJobDocs yields the devices.jobs collection for a query: every
 // device record of every job still retained, in key order (by job id, then
-// device id).
+// device id). The hub keeps a device's job records in its twin, so those
+// of a deleted device are left out (a job's statistics still count it).
 func deviceJobDocs(ctx context.Context, tx *store.Tx, now time.Time, walkErr *error) func(yield func([]byte) bool) {
 	return func(yield func([]byte) bool) {
 		expired := map[string]bool{}
@@ -232,7 +233,8 @@ func deviceJobDocs(ctx context.Context, tx *store.Tx, now time.Time, walkErr *er
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if id, _, _ := strings.Cut(k, "\x00"); expired[id] {
+			id, dev, _ := strings.Cut(k, "\x00")
+			if expired[id] || tx.Get(store.Devices, dev) == nil {
 				return nil
 			}
 			if !yield(v) {

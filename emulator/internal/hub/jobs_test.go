@@ -717,3 +717,25 @@ func TestJobWindowClosedWhileStopped(t *testing.T) {
 		t.Errorf("the missed job ran: %s", tw.Tags)
 	}
 }
+
+// TestDeviceJobsOfDeletedDevice: a deleted device's job records leave
+// devices.jobs with its twin; the job's statistics keep counting it.
+func TestDeviceJobsOfDeletedDevice(t *testing.T) {
+	h := newJobHub(t, 1)
+	tagged(t, h, "stays", "B7")
+	tagged(t, h, "goes", "B7")
+	if _, err := h.CreateJob(context.Background(), "j", twinJob("*", regNow, `{"etag":"*","tags":{"a":1}}`)); err != nil {
+		t.Fatal(err)
+	}
+	h.waitStatus(t, "j", JobCompleted)
+	if err := h.DeleteDevice(context.Background(), "goes", "*"); err != nil {
+		t.Fatal(err)
+	}
+	rows := h.deviceJobs(t, "j")
+	if _, ok := rows["goes"]; ok || len(rows) != 1 {
+		t.Errorf("devices.jobs after the delete: %v", rows)
+	}
+	if j, _ := h.GetJob(context.Background(), "j"); stats(j).SucceededCount != 2 {
+		t.Errorf("statistics: %+v", stats(j))
+	}
+}
