@@ -420,8 +420,17 @@ func jobMethod(m *JobMethodRequest) (*JobMethod, error) {
 	if m.ConnectTimeoutInSeconds != nil {
 		out.ConnectTimeoutInSeconds = *m.ConnectTimeoutInSeconds
 	}
-	r := out.request()
-	if err := ValidateMethodRequest(&r); err != nil {
+	// The numbers are checked before they become durations, which a huge
+	// value would wrap around.
+	_, err := ResponseTimeout(out.ResponseTimeoutInSeconds)
+	if err == nil {
+		_, err = ConnectTimeout(out.ConnectTimeoutInSeconds)
+	}
+	if err == nil {
+		r := out.request()
+		err = ValidateMethodRequest(&r)
+	}
+	if err != nil {
 		he := huberr.As(err)
 		formA := *he
 		formA.Form, formA.Info = huberr.FormA, nil
