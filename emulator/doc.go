@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 
 // Package emulator is a local Azure IoT Hub: the device registry, twins,
-// direct methods and telemetry, served over MQTT (TLS and WebSockets) and
+// direct methods, jobs and telemetry, served over MQTT (TLS and WebSockets) and
 // HTTPS on the hub's own topics and routes, so that the official SDKs and
 // this module's device and service packages work against it with only the
 // connection string and a CA certificate changed.
@@ -19,6 +19,7 @@
 // consistent (the hub is eventually consistent); nothing is throttled unless
 // a test injects it; connection state is kept in memory (every device is
 // Disconnected after a restart; last activity is saved when a connection
-// ends); AMQP is not served. The README's
+// ends); jobs run on the emulator's clock (FastForward to a job's start
+// time runs it) and resume after a restart; AMQP is not served. The README's
 // support table lists every feature.
 package emulator
