@@ -146,8 +146,18 @@ func (c *Clock) armLocked(t *Timer, now time.Time) {
 	if c.fixed {
 		return
 	}
-	t.real = time.AfterFunc(t.when.Sub(now), func() { c.wake(t) })
+	d := t.when.Sub(now)
+	if c.base != nil && d < minRecheck {
+		// A function base may move slower than wall time, or not at all:
+		// checking it again at once would spin.
+		d = minRecheck
+	}
+	t.real = time.AfterFunc(d, func() { c.wake(t) })
 }
+
+// minRecheck is how often, at most, a timer re-checks a function base that
+// has not reached its deadline.
+const minRecheck = 10 * time.Millisecond
 
 // wake runs when a timer's wall-time wake-up fires. The clock may have
 // been set back meanwhile, or be driven by a function that moved less than

@@ -145,3 +145,24 @@ func TestZeroDurationFiresAtOnce(t *testing.T) {
 		t.Fatal("NewTimer(0) did not fire at once")
 	}
 }
+
+// TestStandingFunctionDoesNotSpin: a function base that never moves leaves
+// a timer pending without waking it more than every minRecheck.
+func TestStandingFunctionDoesNotSpin(t *testing.T) {
+	c := New()
+	var calls atomic.Int64
+	c.SetFunc(func() time.Time { calls.Add(1); return epoch })
+	tm := c.NewTimer(time.Nanosecond)
+	time.Sleep(100 * time.Millisecond)
+	if fired(tm) {
+		t.Fatal("timer fired although the clock stood still")
+	}
+	// About 10 checks in 100 ms; a spin makes millions.
+	if n := calls.Load(); n > 1000 {
+		t.Fatalf("the clock was read %d times in 100 ms: the timer spins", n)
+	}
+	c.FastForward(time.Nanosecond)
+	if !fired(tm) {
+		t.Fatal("timer did not fire when the clock moved past it")
+	}
+}
