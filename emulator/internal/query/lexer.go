@@ -33,6 +33,11 @@ const (
 	tGt
 	tLe
 	tGe
+	// tQuotedName is a member name written [[name]] after a '.', so that it
+	// may hold characters a bare name cannot, such as the '-' of a
+	// configuration id: configurations.[[my-config]].status (the hub's own
+	// metric queries, iot-hub-automatic-device-management). str holds name.
+	tQuotedName
 )
 
 // token is one lexeme. text is the source as written (used in errors), str
@@ -62,6 +67,14 @@ func lex(src string) ([]token, *Error) {
 		c := src[i]
 		afterDot := len(toks) > 0 && toks[len(toks)-1].kind == tDot
 		switch {
+		case afterDot && strings.HasPrefix(src[i:], "[["):
+			end := strings.Index(src[i+2:], "]]")
+			if end <= 0 {
+				return nil, &Error{Pos: i, Token: "[[", Msg: "expected a name and ']]' after '[['"}
+			}
+			i += 2 + end + 2
+			toks = append(toks, token{kind: tQuotedName, pos: start, text: src[start:i], str: src[start+2 : i-2]})
+			continue
 		case afterDot && isNameByte(src, i):
 			// A member name after '.' may start with a digit: twin keys
 			// such as "1stFloor" are legal (§5.6 bans only '.', '$', '#',

@@ -20,7 +20,7 @@ var twinFields = canonical(
 	"statusUpdateTime", "connectionState", "lastActivityTime",
 	"cloudToDeviceMessageCount", "authenticationType", "x509Thumbprint",
 	"modelId", "version", "tags", "properties", "capabilities", "deviceScope",
-	"parentScopes",
+	"parentScopes", "configurations",
 )
 
 // fixedChildren are the members below a twin field whose names are fixed by

@@ -287,10 +287,14 @@ func (p *parser) parsePath(t token) (*pathExpr, *Error) {
 		case tDot:
 			p.next()
 			n := p.next()
-			if n.kind != tIdent {
+			switch n.kind {
+			case tIdent:
+				pe.path = append(pe.path, Step{Name: n.text})
+			case tQuotedName:
+				pe.path = append(pe.path, Step{Name: n.str})
+			default:
 				return nil, errAt(n, "expected a property name after '.'")
 			}
-			pe.path = append(pe.path, Step{Name: n.text})
 			continue
 		case tLBrack:
 			p.next()
