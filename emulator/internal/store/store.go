@@ -45,9 +45,14 @@ const (
 	// DeviceJobs holds each job's per-device records (the devices.jobs
 	// collection): jobId \x00 deviceId -> device job record.
 	DeviceJobs Bucket = "devicejobs"
+
+	// Configurations holds automatic device management configurations:
+	// configuration id -> configuration.
+	Configurations Bucket = "configurations"
 )
 
-var allBuckets = []Bucket{Devices, Modules, Meta, Messages, C2D, Feedback, PartitionIndex, FeedbackQueue, Jobs, DeviceJobs}
+var allBuckets = []Bucket{Devices, Modules, Meta, Messages, C2D, Feedback, PartitionIndex, FeedbackQueue, Jobs, DeviceJobs,
+	Configurations}
 
 // ErrLocked is returned by Open when another process holds the database.
 var ErrLocked = errors.New("database is in use by another process")
