@@ -143,7 +143,7 @@ func (h *Hub) Reset(ctx context.Context) error {
 	h.mu.Unlock()
 	h.stopJobRuns(false)
 	err := h.db.Update(func(tx *store.Tx) error {
-		for _, b := range []store.Bucket{store.Devices, store.Modules, store.Messages, store.PartitionIndex, store.C2D, store.Feedback, store.FeedbackQueue, store.Jobs, store.DeviceJobs} {
+		for _, b := range []store.Bucket{store.Devices, store.Modules, store.Messages, store.PartitionIndex, store.C2D, store.Feedback, store.FeedbackQueue, store.Jobs, store.DeviceJobs, store.Configurations} {
 			var keys []string
 			if err := tx.ForEach(b, "", "", func(k string, _ []byte) error { keys = append(keys, k); return nil }); err != nil {
 				return err
@@ -161,6 +161,7 @@ func (h *Hub) Reset(ctx context.Context) error {
 	h.queries.entries = nil
 	h.queries.mu.Unlock()
 	h.forgetIdentities(func(Identity) bool { return true })
+	h.invalidateConfigurations()
 	h.msgWake()
 	return err
 }

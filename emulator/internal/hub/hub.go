@@ -59,6 +59,7 @@ type Hub struct {
 	c2d       c2dState
 	queries   queryCache
 	rec       recorder
+	adm       configState // automatic device management: configurations.go
 
 	reactorMu sync.RWMutex
 	reactor   Reactor

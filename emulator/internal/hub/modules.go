@@ -76,6 +76,7 @@ func (h *Hub) PutModule(ctx context.Context, in *Module, ifMatch string) (*Modul
 	if err != nil {
 		return nil, err
 	}
+	h.afterTwinWrite(id)
 	h.decorate(id, nil, out)
 	return out, nil
 }

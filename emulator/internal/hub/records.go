@@ -20,6 +20,14 @@ type record struct {
 	ETagSeq int64           `json:"etagSeq"`
 	ModelID string          `json:"modelId,omitempty"`
 	Twin    json.RawMessage `json:"twin"`
+
+	// Automatic device management (configurations.go): the configurations
+	// that target the twin and their status, the desired paths they set,
+	// and an edge device's own modules content.
+	Configs     map[string]string                     `json:"configs,omitempty"`
+	Applied     map[string]appliedSetting             `json:"applied,omitempty"`
+	EdgeContent map[string]map[string]json.RawMessage `json:"edgeContent,omitempty"`
+
 	twinDoc *twin.Doc
 }
 

@@ -79,6 +79,7 @@ func (h *Hub) putDevice(ctx context.Context, in *Device, ifMatch string, strictS
 		h.dropDevice(id.DeviceID)
 		h.forgetDevice(id.DeviceID)
 	}
+	h.afterTwinWrite(id)
 	h.decorate(id, out, nil)
 	return out, nil
 }

@@ -18,25 +18,26 @@ import (
 // SELECT * query. The adapters render it with encoding/json, so every one
 // of those answers carries the same fields in the same form.
 type Twin struct {
-	DeviceID                  string          `json:"deviceId"`
-	ModuleID                  string          `json:"moduleId,omitempty"`
-	ETag                      string          `json:"etag"`
-	DeviceETag                string          `json:"deviceEtag"`
-	Status                    string          `json:"status"`
-	StatusReason              *string         `json:"statusReason,omitempty"`
-	StatusUpdateTime          Time            `json:"statusUpdateTime"`
-	ConnectionState           string          `json:"connectionState"`
-	LastActivityTime          Time            `json:"lastActivityTime"`
-	CloudToDeviceMessageCount int             `json:"cloudToDeviceMessageCount"`
-	AuthenticationType        string          `json:"authenticationType"`
-	X509Thumbprint            X509Thumbprint  `json:"x509Thumbprint"`
-	ModelID                   string          `json:"modelId"`
-	Version                   int64           `json:"version"`
-	Tags                      json.RawMessage `json:"tags"`
-	Properties                TwinProperties  `json:"properties"`
-	Capabilities              *Capabilities   `json:"capabilities,omitempty"`
-	DeviceScope               string          `json:"deviceScope,omitempty"`
-	ParentScopes              []string        `json:"parentScopes,omitempty"`
+	DeviceID                  string                       `json:"deviceId"`
+	ModuleID                  string                       `json:"moduleId,omitempty"`
+	ETag                      string                       `json:"etag"`
+	DeviceETag                string                       `json:"deviceEtag"`
+	Status                    string                       `json:"status"`
+	StatusReason              *string                      `json:"statusReason,omitempty"`
+	StatusUpdateTime          Time                         `json:"statusUpdateTime"`
+	ConnectionState           string                       `json:"connectionState"`
+	LastActivityTime          Time                         `json:"lastActivityTime"`
+	CloudToDeviceMessageCount int                          `json:"cloudToDeviceMessageCount"`
+	AuthenticationType        string                       `json:"authenticationType"`
+	X509Thumbprint            X509Thumbprint               `json:"x509Thumbprint"`
+	ModelID                   string                       `json:"modelId"`
+	Version                   int64                        `json:"version"`
+	Tags                      json.RawMessage              `json:"tags"`
+	Properties                TwinProperties               `json:"properties"`
+	Configurations            map[string]TwinConfiguration `json:"configurations,omitempty"`
+	Capabilities              *Capabilities                `json:"capabilities,omitempty"`
+	DeviceScope               string                       `json:"deviceScope,omitempty"`
+	ParentScopes              []string                     `json:"parentScopes,omitempty"`
 }
 
 // TwinProperties holds a twin's desired and reported sections, each a JSON
@@ -69,6 +70,12 @@ func (h *Hub) viewOf(tx *store.Tx, id Identity, r *record, parent *record) (*Twi
 		Version:    tv.Version,
 		Tags:       tv.Tags,
 		Properties: TwinProperties{Desired: tv.Desired, Reported: tv.Reported},
+	}
+	if len(r.Configs) > 0 {
+		v.Configurations = make(map[string]TwinConfiguration, len(r.Configs))
+		for id, st := range r.Configs {
+			v.Configurations[id] = TwinConfiguration{Status: st}
+		}
 	}
 	var auth Authentication
 	if r.Device != nil {
@@ -227,6 +234,7 @@ func (h *Hub) UpdateTwin(ctx context.Context, id Identity, body []byte, ifMatch 
 			})
 		}
 	}
+	h.afterTwinWrite(id)
 	return out, nil
 }
 
@@ -284,6 +292,7 @@ func (h *Hub) PatchReported(id Identity, patch []byte, baseVersion int64) (int64
 	if err == nil {
 		h.rec.twin(TwinChange{DeviceID: id.DeviceID, ModuleID: id.ModuleID, Section: "reported",
 			Patch: append(json.RawMessage(nil), patch...), Version: twinVersion, Time: h.Now().UTC()})
+		h.afterTwinWrite(id)
 	}
 	return version, err
 }
@@ -315,5 +324,7 @@ func (h *Hub) setModelID(id Identity, modelID string) {
 	})
 	if err != nil {
 		h.log.Warn("could not record model id", "identity", id.String(), "err", err)
+		return
 	}
+	h.afterTwinWrite(id)
 }

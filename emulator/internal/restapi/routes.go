@@ -88,6 +88,21 @@ func routes() []route {
 		// Statistics (§6.7).
 		{"GET", "/statistics/devices", rr, (*server).registryStats, serviceRoute},
 		{"GET", "/statistics/service", sc, (*server).serviceStats, serviceRoute},
+		// Automatic device management (configurations.go). The C# SDK lists
+		// with a trailing slash: /configurations/?top=N.
+		{"GET", "/configurations", rr, (*server).listConfigurations, serviceRoute},
+		{"GET", "/configurations/", rr, (*server).listConfigurations, serviceRoute},
+		{"POST", "/configurations/testQueries", rr, (*server).testConfigurationQueries, serviceRoute},
+		{"PUT", "/configurations/{id}", rw, (*server).putConfiguration, serviceRoute},
+		{"GET", "/configurations/{id}", rr, (*server).getConfiguration, serviceRoute},
+		{"DELETE", "/configurations/{id}", rw, (*server).deleteConfiguration, serviceRoute},
+		{"POST", "/devices/{id}/applyConfigurationContent", rw, (*server).applyConfigurationContent, serviceRoute},
+		// IoT Plug and Play digital twins (digitaltwins.go): views of device
+		// twins, read like twins, written and commanded like them.
+		{"GET", "/digitaltwins/{id}", rr | sc, (*server).getDigitalTwin, serviceRoute},
+		{"PATCH", "/digitaltwins/{id}", sc, (*server).updateDigitalTwin, serviceRoute},
+		{"POST", "/digitaltwins/{id}/commands/{command}", sc, (*server).invokeCommand, serviceRoute},
+		{"POST", "/digitaltwins/{id}/components/{component}/commands/{command}", sc, (*server).invokeCommand, serviceRoute},
 		// Device-facing HTTPS API (§7): authenticated with the device's own SAS.
 		{"POST", "/devices/{id}/messages/events", 0, (*server).deviceSend, deviceRoute},
 		{"POST", "/devices/{id}/modules/{mid}/messages/events", 0, (*server).deviceSend, deviceRoute},
