@@ -5,6 +5,7 @@ package restapi
 import (
 	"encoding/base64"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,6 +64,8 @@ func TestRouteRights(t *testing.T) {
 	e := newEnv(t)
 	e.createDevice("d1")
 	e.createModule("d1", "m1")
+	wantStatus(t, "create edge device", e.owner("PUT", "/devices/edge1", map[string]any{"deviceId": "edge1", "capabilities": map[string]any{"iotEdge": true}}), 200)
+	wantStatus(t, "create configuration", e.owner("PUT", "/configurations/c1", map[string]any{"targetCondition": "*"}), 200)
 	policies := []string{hub.OwnerPolicy, "service", "registryRead", "registryReadWrite", "device"}
 	const (
 		owner = 1 << iota
@@ -128,6 +131,29 @@ func TestRouteRights(t *testing.T) {
 		{name: "complete feedback", tmpl: "/messages/serviceBound/feedback/{lock}", method: "DELETE", path: fixed("/messages/serviceBound/feedback/none"), ok: 412, allowed: servicers},
 		{name: "abandon feedback", tmpl: "/messages/serviceBound/feedback/{lock}/abandon", method: "POST", path: fixed("/messages/serviceBound/feedback/none/abandon"), ok: 412, allowed: servicers},
 		{name: "purge", tmpl: "/devices/{id}/commands", method: "DELETE", path: fixed("/devices/d1/commands"), ok: 200, allowed: servicers},
+		// Configurations are registry data; digital twins are read like
+		// twins, and written and commanded like them.
+		{name: "list configurations", tmpl: "/configurations", method: "GET", path: fixed("/configurations"), ok: 200, allowed: readers},
+		{name: "list configurations (C#'s path)", tmpl: "/configurations/", method: "GET", path: fixed("/configurations/"), ok: 200, allowed: readers},
+		{name: "test queries", tmpl: "/configurations/testQueries", method: "POST", path: fixed("/configurations/testQueries"), ok: 200, allowed: readers,
+			body: func(string) any { return map[string]any{"targetCondition": "tags.x = 1"} }},
+		{name: "create configuration", tmpl: "/configurations/{id}", method: "PUT", path: func(p string) string { return "/configurations/new-" + strings.ToLower(p) },
+			ok: 200, allowed: writers, body: func(string) any { return map[string]any{"targetCondition": "*"} }},
+		{name: "get configuration", tmpl: "/configurations/{id}", method: "GET", path: fixed("/configurations/c1"), ok: 200, allowed: readers},
+		{name: "delete configuration", tmpl: "/configurations/{id}", method: "DELETE", path: func(p string) string { return "/configurations/del-" + strings.ToLower(p) },
+			ok: 204, allowed: writers, setup: func(e *env, p string) {
+				wantStatus(e.t, "create", e.owner("PUT", "/configurations/del-"+strings.ToLower(p), map[string]any{}), 200)
+			}},
+		{name: "apply configuration content", tmpl: "/devices/{id}/applyConfigurationContent", method: "POST", path: fixed("/devices/edge1/applyConfigurationContent"),
+			ok: 204, allowed: writers, body: func(string) any {
+				return map[string]any{"modulesContent": map[string]any{"$edgeAgent": map[string]any{"properties.desired": map[string]any{}}}}
+			}},
+		{name: "get digital twin", tmpl: "/digitaltwins/{id}", method: "GET", path: fixed("/digitaltwins/d1"), ok: 200, allowed: twinReaders},
+		{name: "update digital twin", tmpl: "/digitaltwins/{id}", method: "PATCH", path: fixed("/digitaltwins/d1"), ok: 202, allowed: servicers,
+			body: func(string) any { return []any{map[string]any{"op": "add", "path": "/p", "value": 1}} }},
+		{name: "command", tmpl: "/digitaltwins/{id}/commands/{command}", method: "POST", path: fixed("/digitaltwins/d1/commands/reboot"), ok: 404, allowed: servicers},
+		{name: "component command", tmpl: "/digitaltwins/{id}/components/{component}/commands/{command}", method: "POST",
+			path: fixed("/digitaltwins/d1/components/c1/commands/reboot"), ok: 404, allowed: servicers},
 	}
 	// Every service route of the table is exercised here.
 	covered := map[string]bool{}
