@@ -17,8 +17,9 @@ import (
 // can serve both clients.
 //
 // The client consults the policy only about failures that are safe to
-// repeat, whatever the policy: only reads (GET, and the query POST, which
-// changes nothing), DELETE, and PUT requests carrying If-Match are retried. Creates, twin PATCHes, bulk operations and direct methods are
+// repeat, whatever the policy: only reads (GET, and the query and
+// configuration testQueries POSTs, which change nothing), DELETE, and PUT
+// requests carrying If-Match are retried. Creates, twin PATCHes, bulk operations and direct methods are
 // never retried, because the first attempt may already have taken effect.
 // Retried failures are 429, 500, 502, 503 and 504 (but never 504101, a
 // device that did not answer a method) and network errors. A Retry-After
