@@ -7,6 +7,9 @@ package hub
 // The hub has these locks. Take them only in the order listed; a lock lower
 // in the list is never held while one higher up is taken.
 //
+//  0. adm.writeMu (configurations.go): one configuration write at a time.
+//     Held across the write and the re-evaluation of every device that
+//     follows it, which takes each device's twinLock in turn.
 //  1. twinLock[stripe(deviceID)] (lockIdentity): one per device, shared by
 //     its modules. Held across a whole store.Update, fsync included, so that
 //     writes of one identity commit in order and their notifications (desired
@@ -26,7 +29,7 @@ package hub
 //     another lock: c2d.mu (in-flight lock tokens), Conn.timerMu (token
 //     expiry timer; it calls into the clock, whose own mutex is internal and
 //     released before timer callbacks run), reactorMu, msgMu, queries.mu,
-//     rec.mu.
+//     rec.mu, adm.mu (the compiled configurations).
 //
 // What runs outside every lock: writes to a device (Session calls) run on
 // that connection's send goroutine (Conn.post), so a device that stops
