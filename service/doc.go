@@ -2,10 +2,11 @@
 
 // Package service is a Go client for the Azure IoT Hub service REST API:
 // the identity registry (devices, modules, bulk operations, statistics),
-// device and module twins, direct methods, queries and jobs (twin updates
+// device and module twins, direct methods, queries, jobs (twin updates
 // and direct methods scheduled on the devices a condition selects,
 // ScheduleTwinUpdate and ScheduleDeviceMethod, read back with GetJob,
-// QueryJobs and QueryDeviceJobs). It speaks the same
+// QueryJobs and QueryDeviceJobs), automatic device management
+// configurations and IoT Plug and Play digital twins. It speaks the same
 // wire protocol as the official service SDKs (api-version 2021-04-12, SAS
 // tokens from a shared access policy) and works both against a real hub and
 // against this project's emulator; it imports nothing of the emulator.
