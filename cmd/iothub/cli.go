@@ -35,7 +35,7 @@ Commands:
   twin update <id> [--module M] [--etag E] --patch JSON|@FILE|-
   method invoke <id> [--module M] --name NAME [--payload JSON] [--timeout 30s] [--connect-timeout 0s]
   query [--page-size N] <SQL>
-` + jobUsage + `
+` + jobUsage + configurationUsage + `
 Emulator-only commands (a real hub offers these over AMQP only):
   monitor-events [--device ID] [--module M] [--since N | --from-start] [--timeout D]
   c2d send <id> --body TEXT|@FILE|- [--ack none|positive|negative|full] [--ttl 1h]
@@ -118,7 +118,7 @@ func (c *cli) dispatch(ctx context.Context, args []string) error {
 	name, rest := words[0], words[1:]
 	switch name {
 	case "query", "monitor-events":
-	case "device", "twin", "method", "c2d", "job":
+	case "device", "twin", "method", "c2d", "job", "configuration", "digitaltwin":
 		if len(rest) == 0 {
 			return usagef("%s needs a subcommand", name)
 		}

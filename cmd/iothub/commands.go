@@ -32,6 +32,9 @@ func (c *cli) commands() map[string]command {
 	for name, cmd := range c.jobCommands() {
 		m[name] = cmd
 	}
+	for name, cmd := range c.configurationCommands() {
+		m[name] = cmd
+	}
 	return m
 }
 
