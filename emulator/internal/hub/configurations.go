@@ -768,12 +768,24 @@ func (h *Hub) TestConfigurationQueries(in *ConfigurationQueriesTest) *Configurat
 	return out
 }
 
-// matches reports whether c targets the twin rendered as doc.
-func (c *compiledConfig) matches(doc []byte) bool {
+// matches reports whether c targets the twin doc.
+func (c *compiledConfig) matches(doc query.Document) bool {
 	if c.all {
 		return true
 	}
-	return c.target != nil && c.target.Match(query.RawDocument(doc))
+	return c.target != nil && c.target.Match(doc)
+}
+
+// documentOf decodes a twin view once for the many conditions evaluated
+// against it: map lookups beat scanning the JSON text per condition.
+func documentOf(b []byte) query.Document {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var m map[string]any
+	if dec.Decode(&m) != nil {
+		return query.RawDocument(b)
+	}
+	return query.MapDocument(m)
 }
 
 // outranks reports whether a takes precedence over b where both set a
@@ -815,7 +827,7 @@ type plan struct {
 // twin's service view; parentDoc is the device twin's for a module (edge
 // deployments select devices); edgeContent is the device's own modules
 // content for this module.
-func planTwin(set *configSet, id Identity, r *record, doc, parentDoc []byte, own []setting) plan {
+func planTwin(set *configSet, id Identity, r *record, doc, parentDoc query.Document, own []setting) plan {
 	var cands []candidate
 	for _, c := range set.list {
 		switch {
@@ -958,7 +970,7 @@ var edgeCondition = func() *query.Condition {
 }()
 
 // isEdgeDoc reports whether a device twin view is an IoT Edge device's.
-func isEdgeDoc(doc []byte) bool { return edgeCondition.Match(query.RawDocument(doc)) }
+func isEdgeDoc(doc query.Document) bool { return edgeCondition.Match(doc) }
 
 func equalStatuses(a, b map[string]string) bool {
 	if len(a) != len(b) {
@@ -973,12 +985,16 @@ func equalStatuses(a, b map[string]string) bool {
 }
 
 // twinDoc renders a twin's service view for target conditions.
-func (h *Hub) twinDoc(tx *store.Tx, id Identity, r, parent *record) ([]byte, error) {
+func (h *Hub) twinDoc(tx *store.Tx, id Identity, r, parent *record) (query.Document, error) {
 	tw, err := h.viewOf(tx, id, r, parent)
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(tw)
+	b, err := json.Marshal(tw)
+	if err != nil {
+		return nil, err
+	}
+	return documentOf(b), nil
 }
 
 // reconciled is a twin write that re-evaluation made, to announce after
@@ -1011,7 +1027,7 @@ func (h *Hub) reconcileDeviceTx(tx *store.Tx, set *configSet, deviceID string, d
 	}
 	var out []reconciled
 	found := false
-	apply := func(id Identity, r, parent *record, doc, parentDoc []byte, own []setting) error {
+	apply := func(id Identity, r, parent *record, doc, parentDoc query.Document, own []setting) error {
 		p := planTwin(set, id, r, doc, parentDoc, own)
 		if !p.changed {
 			return nil
@@ -1099,7 +1115,7 @@ func (h *Hub) reconcileDeviceTx(tx *store.Tx, set *configSet, deviceID string, d
 
 // wantsModule reports whether an edge device's own content or an edge
 // deployment that targets it has content for module mid.
-func wantsModule(set *configSet, own map[string][]setting, mid string, devDoc []byte) bool {
+func wantsModule(set *configSet, own map[string][]setting, mid string, devDoc query.Document) bool {
 	if _, ok := own[mid]; ok {
 		return true
 	}
