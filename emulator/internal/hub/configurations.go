@@ -825,8 +825,8 @@ type plan struct {
 
 // planTwin decides what the configurations set on one twin. doc is the
 // twin's service view; parentDoc is the device twin's for a module (edge
-// deployments select devices); edgeContent is the device's own modules
-// content for this module.
+// deployments select devices); own is what the device's own modules
+// content (applyConfigurationContent) sets on this module.
 func planTwin(set *configSet, id Identity, r *record, doc, parentDoc query.Document, own []setting) plan {
 	var cands []candidate
 	for _, c := range set.list {
