@@ -57,6 +57,21 @@ type ConfigurationQueriesTestResult struct {
 	CustomMetricQueryErrors map[string]string `json:"customMetricQueryErrors"` // metric name -> error, for the invalid ones only
 }
 
+// TwinConfiguration is the status of a configuration on a twin that it
+// targets: ConfigurationApplied when it set at least one of the twin's
+// desired properties, ConfigurationTargeted when configurations of higher
+// priority set them all.
+type TwinConfiguration struct {
+	Status string `json:"status"`
+}
+
+// Statuses of TwinConfiguration, as the hub writes them; metric queries
+// compare configurations.[[id]].status with 'Applied'.
+const (
+	ConfigurationTargeted = "Targeted"
+	ConfigurationApplied  = "Applied"
+)
+
 func configurationPath(id string) string { return "/configurations/" + wire.Escape(id) }
 
 // CreateConfiguration creates configuration c (PUT /configurations/{id}

@@ -91,6 +91,10 @@ func TestEmulatorConfigurations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tw, err := c.GetTwin(ctx, "chiller-1")
+	if err != nil || tw.Configurations["chiller-water"].Status != service.ConfigurationApplied {
+		t.Errorf("twin configurations: %v, %v", tw.Configurations, err)
+	}
 	if diff := cmp.Diff(map[string]int64{"targetedCount": 1, "appliedCount": 1}, cfg.SystemMetrics.Results); diff != "" {
 		t.Errorf("system metrics (-want +got):\n%s", diff)
 	}

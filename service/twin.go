@@ -15,25 +15,26 @@ import (
 
 // Twin is a device or module twin as the service API returns it.
 type Twin struct {
-	DeviceID                  string              `json:"deviceId,omitempty"`
-	ModuleID                  string              `json:"moduleId,omitempty"` // module twins only
-	ETag                      string              `json:"etag,omitempty"`     // twin etag, for If-Match on twin writes
-	DeviceETag                string              `json:"deviceEtag,omitempty"`
-	Status                    DeviceStatus        `json:"status,omitempty"`
-	StatusReason              string              `json:"statusReason,omitempty"`
-	StatusUpdateTime          time.Time           `json:"statusUpdateTime,omitzero"`
-	ConnectionState           ConnectionState     `json:"connectionState,omitempty"`
-	LastActivityTime          time.Time           `json:"lastActivityTime,omitzero"`
-	CloudToDeviceMessageCount int                 `json:"cloudToDeviceMessageCount,omitempty"`
-	AuthenticationType        AuthenticationType  `json:"authenticationType,omitempty"`
-	X509Thumbprint            *X509Thumbprint     `json:"x509Thumbprint,omitempty"`
-	ModelID                   string              `json:"modelId,omitempty"` // IoT Plug and Play model id, "" if none
-	Version                   int64               `json:"version,omitempty"`
-	Tags                      TwinCollection      `json:"tags,omitempty"`
-	Properties                TwinProperties      `json:"properties,omitzero"`
-	Capabilities              *DeviceCapabilities `json:"capabilities,omitempty"`
-	DeviceScope               string              `json:"deviceScope,omitempty"`
-	ParentScopes              []string            `json:"parentScopes,omitempty"`
+	DeviceID                  string                       `json:"deviceId,omitempty"`
+	ModuleID                  string                       `json:"moduleId,omitempty"` // module twins only
+	ETag                      string                       `json:"etag,omitempty"`     // twin etag, for If-Match on twin writes
+	DeviceETag                string                       `json:"deviceEtag,omitempty"`
+	Status                    DeviceStatus                 `json:"status,omitempty"`
+	StatusReason              string                       `json:"statusReason,omitempty"`
+	StatusUpdateTime          time.Time                    `json:"statusUpdateTime,omitzero"`
+	ConnectionState           ConnectionState              `json:"connectionState,omitempty"`
+	LastActivityTime          time.Time                    `json:"lastActivityTime,omitzero"`
+	CloudToDeviceMessageCount int                          `json:"cloudToDeviceMessageCount,omitempty"`
+	AuthenticationType        AuthenticationType           `json:"authenticationType,omitempty"`
+	X509Thumbprint            *X509Thumbprint              `json:"x509Thumbprint,omitempty"`
+	ModelID                   string                       `json:"modelId,omitempty"` // IoT Plug and Play model id, "" if none
+	Version                   int64                        `json:"version,omitempty"`
+	Tags                      TwinCollection               `json:"tags,omitempty"`
+	Properties                TwinProperties               `json:"properties,omitzero"`
+	Configurations            map[string]TwinConfiguration `json:"configurations,omitempty"` // configurations that target the twin, by id (read-only)
+	Capabilities              *DeviceCapabilities          `json:"capabilities,omitempty"`
+	DeviceScope               string                       `json:"deviceScope,omitempty"`
+	ParentScopes              []string                     `json:"parentScopes,omitempty"`
 }
 
 // TwinProperties holds the desired and reported sections of a twin.
