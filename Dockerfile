@@ -14,7 +14,7 @@ COPY . .
 RUN go build -trimpath -ldflags="-s -w" -o /out/iothub-emulator ./cmd/iothub-emulator \
  && go build -trimpath -ldflags="-s -w" -o /out/dmpatterns-device ./examples/dmpatterns/device \
  && go build -trimpath -ldflags="-s -w" -o /out/dmpatterns-service ./examples/dmpatterns/service \
- && mkdir -p /out/data
+ && mkdir -p /out/data /out/storage-certs
 
 # The tutorial's two sample apps (docker compose --profile tutorial).
 FROM scratch AS samples
@@ -27,6 +27,8 @@ USER 65532:65532
 FROM scratch AS emulator
 COPY --from=build /out/iothub-emulator /iothub-emulator
 COPY --from=build --chown=65532:65532 /out/data /data
+# issue-cert writes Azurite's certificate here (a compose volume).
+COPY --from=build --chown=65532:65532 /out/storage-certs /storage-certs
 USER 65532:65532
 ENV IOTHUB_DATA_DIR=/data
 VOLUME /data

@@ -2,14 +2,14 @@
 
 GO ?= go
 
-.PHONY: run test lint unit node-deps bench
+.PHONY: run test lint unit node-deps azurite-deps bench
 
 run:
 	$(GO) run ./cmd/iothub-emulator
 
 # Everything: formatting, vet, and every Go test with the race detector,
 # including the e2e suite that drives the official Node.js SDKs.
-test: node-deps lint unit
+test: node-deps azurite-deps lint unit
 
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -17,12 +17,16 @@ lint:
 
 # IOTHUB_E2E_NODE turns on the official Node SDK tests (they need npm ci and
 # ports 443 and 8883), IOTHUB_E2E_BROWSER the dashboard's browser tests (they
-# need chromium); a plain `go test ./...` skips both.
+# need chromium), IOTHUB_E2E_AZURITE the file upload and import/export tests
+# (they start Azurite from e2e/azurite); a plain `go test ./...` skips them.
 unit:
-	IOTHUB_E2E_NODE=1 IOTHUB_E2E_BROWSER=1 $(GO) test -race -count=1 -timeout 30m ./...
+	IOTHUB_E2E_NODE=1 IOTHUB_E2E_BROWSER=1 IOTHUB_E2E_AZURITE=1 $(GO) test -race -count=1 -timeout 30m ./...
 
 node-deps:
 	@if [ ! -d e2e/node/node_modules ]; then cd e2e/node && npm ci --no-audit --no-fund; fi
+
+azurite-deps:
+	@if [ ! -d e2e/azurite/node_modules ]; then cd e2e/azurite && npm ci --no-audit --no-fund; fi
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./...

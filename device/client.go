@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 
 	"github.com/iothubemulator/iothub/internal/sas"
@@ -57,6 +58,10 @@ type Client struct {
 
 	twinMu   sync.Mutex
 	twinWait map[string]chan twinResponse // by $rid
+
+	httpsOnce   sync.Once // the hub's HTTPS API (file upload), built on first use
+	httpsBase   string
+	httpsClient *http.Client
 }
 
 // ConnectionState is the client's connection status.

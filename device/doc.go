@@ -9,8 +9,11 @@
 // Features: telemetry with system and application properties (SendMessage),
 // cloud-to-device messages (OnMessage, ReceiveMessage), direct methods
 // (HandleMethod, SetDefaultMethodHandler, ReceiveMethodRequest,
-// SendMethodResponse), and twins (GetTwin, UpdateReportedProperties,
-// OnDesiredPropertiesUpdate, ReceiveDesiredPatch). Authentication is by
+// SendMethodResponse), twins (GetTwin, UpdateReportedProperties,
+// OnDesiredPropertiesUpdate, ReceiveDesiredPatch), and file upload over
+// HTTPS whatever the transport (UploadToBlob, or GetStorageInfoForBlob and
+// NotifyBlobUploadStatus; WithHTTPSHost when the hub's HTTPS port is not
+// 443). Authentication is by
 // shared access key (tokens are generated and renewed by reconnecting
 // before they expire), ready-made SAS token, or X.509 certificate.
 // Subscriptions are made lazily, when a feature is first used, and are

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"time"
 )
@@ -47,6 +48,8 @@ type settings struct {
 	opTimeout        time.Duration
 	connectTimeout   time.Duration
 	cert             *tls.Certificate
+	httpsHost        string       // WithHTTPSHost
+	storageHTTP      *http.Client // WithStorageHTTPClient
 }
 
 func newSettings(opts []Option) (*settings, error) {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iothubemulator/iothub/internal/azurite"
 	"github.com/iothubemulator/iothub/internal/sas"
 	"github.com/iothubemulator/iothub/service"
 )
@@ -29,16 +30,25 @@ const nodeDeviceID = "node-e2e-device"
 func TestNodeSDK(t *testing.T) {
 	nodeDir, node := nodeSDK(t)
 
-	p := startEmulator(t, procConfig{
+	cfg := procConfig{
 		dataDir:   t.TempDir(),
 		httpsAddr: "127.0.0.1:443",
 		mqttAddr:  "127.0.0.1:8883",
-	})
+	}
+	// With Azurite on, the hub gets a blob store and the file upload and
+	// import/export tests run; without it they skip and say why.
+	var st nodeStorage
+	if azurite.Enabled() {
+		az := azurite.Start(t)
+		cfg.extraArgs = append(cfg.extraArgs, "--storage-connection-string", az.ConnectionString, "--storage-ca-file", az.CAFile)
+		st = nodeStorage{connectionString: az.ConnectionString, caFile: az.CAFile}
+	}
+	p := startEmulator(t, cfg)
 	if p.connString != wellKnownConnectionString {
 		t.Errorf("printed connection string: got %q, want %q", p.connString, wellKnownConnectionString)
 	}
 
-	runNodeSuite(t, nodeDir, node, p.connString, p.caFile, p.serviceClient(t))
+	runNodeSuite(t, nodeDir, node, p.connString, p.caFile, p.serviceClient(t), st)
 	// Even after a failure: the exit status tells whether the emulator
 	// shut down cleanly (with -race, 66 means it found a data race).
 	p.stop(t)
@@ -71,9 +81,17 @@ func nodeSDK(t *testing.T) (dir, node string) {
 	return dir, node
 }
 
+// nodeStorage is the blob store the Node tests read and write (Azurite):
+// its connection string as seen from the tests, and the CA its HTTPS
+// certificate chains to. Empty: the storage tests skip.
+type nodeStorage struct {
+	connectionString string
+	caFile           string
+}
+
 // runNodeSuite registers the Node tests' device through svc and runs
 // `node --test` in nodeDir against the hub of connString.
-func runNodeSuite(t *testing.T, nodeDir, node, connString, caFile string, svc *service.Client) {
+func runNodeSuite(t *testing.T, nodeDir, node, connString, caFile string, svc *service.Client, st nodeStorage) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
@@ -105,8 +123,11 @@ func runNodeSuite(t *testing.T, nodeDir, node, connString, caFile string, svc *s
 		"NODE_OPTIONS=--dns-result-order=ipv4first",
 		"NO_COLOR=1",
 	)
-	if caFile != "" {
-		cmd.Env = append(cmd.Env, "NODE_EXTRA_CA_CERTS="+caFile)
+	if st.connectionString != "" {
+		cmd.Env = append(cmd.Env, "STORAGE_CONNECTION_STRING="+st.connectionString)
+	}
+	if cas := trustFile(t, caFile, st.caFile); cas != "" {
+		cmd.Env = append(cmd.Env, "NODE_EXTRA_CA_CERTS="+cas)
 	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -115,4 +136,38 @@ func runNodeSuite(t *testing.T, nodeDir, node, connString, caFile string, svc *s
 		t.Logf("node --test:\n%s", out)
 	}
 	_ = svc.DeleteDevice(ctx, nodeDeviceID, "")
+}
+
+// trustFile returns one PEM file with every CA given (NODE_EXTRA_CA_CERTS
+// takes one file): the hub's and storage's.
+func trustFile(t *testing.T, files ...string) string {
+	t.Helper()
+	var pem []byte
+	n := 0
+	for _, f := range files {
+		if f == "" {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pem = append(append(pem, b...), '\n')
+		n++
+	}
+	switch n {
+	case 0:
+		return ""
+	case 1:
+		for _, f := range files {
+			if f != "" {
+				return f
+			}
+		}
+	}
+	out := filepath.Join(t.TempDir(), "cas.pem")
+	if err := os.WriteFile(out, pem, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

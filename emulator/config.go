@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/iothubemulator/iothub/emulator/internal/hub"
 	"github.com/iothubemulator/iothub/emulator/internal/huberr"
@@ -21,9 +22,10 @@ import (
 // --config; the README documents the schema and testdata/config.json is an
 // example.
 type Config struct {
-	Policies               []PolicyConfig `json:"policies"`
-	CertificateAuthorities []string       `json:"certificateAuthorities"` // PEM files of CAs for certificateAuthority devices
-	Devices                []DeviceConfig `json:"devices"`
+	Policies               []PolicyConfig    `json:"policies"`
+	CertificateAuthorities []string          `json:"certificateAuthorities"` // PEM files of CAs for certificateAuthority devices
+	Devices                []DeviceConfig    `json:"devices"`
+	FileUpload             *FileUploadConfig `json:"fileUpload,omitempty"` // the hub's file-upload setting; flags win over it
 
 	dir string // the config file's directory: relative paths are resolved against it
 }
@@ -50,6 +52,47 @@ type DeviceConfig struct {
 	Tags                 json.RawMessage `json:"tags,omitempty"`
 	Desired              json.RawMessage `json:"desired,omitempty"`
 	Modules              []ModuleConfig  `json:"modules,omitempty"`
+}
+
+// FileUploadConfig is the file-upload setting in a config file. Each field
+// applies when the matching option (flag, environment) is not set.
+type FileUploadConfig struct {
+	StorageConnectionString string `json:"storageConnectionString"`
+	StorageCAFile           string `json:"storageCaFile,omitempty"` // relative to the config file
+	ContainerName           string `json:"containerName,omitempty"`
+	SASTTL                  string `json:"sasTtl,omitempty"`        // a Go duration, e.g. "1h"
+	Notifications           *bool  `json:"notifications,omitempty"` // default true
+}
+
+// applyFileUpload fills the file-upload options a flag left empty.
+func (c *Config) applyFileUpload(o *Options) error {
+	if c == nil || c.FileUpload == nil {
+		return nil
+	}
+	f := c.FileUpload
+	if o.StorageConnectionString == "" {
+		o.StorageConnectionString = f.StorageConnectionString
+	}
+	if o.StorageCAFile == "" && f.StorageCAFile != "" {
+		o.StorageCAFile = f.StorageCAFile
+		if !filepath.IsAbs(o.StorageCAFile) {
+			o.StorageCAFile = filepath.Join(c.dir, o.StorageCAFile)
+		}
+	}
+	if o.FileUploadContainer == "" {
+		o.FileUploadContainer = f.ContainerName
+	}
+	if o.FileUploadSASTTL == 0 && f.SASTTL != "" {
+		d, err := time.ParseDuration(f.SASTTL)
+		if err != nil {
+			return fmt.Errorf("config: fileUpload.sasTtl %q: %v", f.SASTTL, err)
+		}
+		o.FileUploadSASTTL = d
+	}
+	if f.Notifications != nil && !*f.Notifications {
+		o.DisableFileUploadNotifications = true
+	}
+	return nil
 }
 
 // ModuleConfig declares a module of a pre-registered device.

@@ -87,6 +87,11 @@ func (s *Server) WebSocketHost() string {
 	return net.JoinHostPort(s.opts.HostName, strconv.Itoa(s.httpsPort()))
 }
 
+// HTTPSHost is host:port of the hub's HTTPS API for device clients: their
+// file uploads go there (device.WithHTTPSHost). It is the same address as
+// WebSocketHost.
+func (s *Server) HTTPSHost() string { return s.WebSocketHost() }
+
 // Device returns a device identity.
 func (s *Server) Device(deviceID string) (*Device, error) {
 	d, err := s.hub.GetDevice(context.Background(), deviceID)

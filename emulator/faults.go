@@ -28,6 +28,8 @@ const (
 	OpTelemetry     Op = hub.OpTelemetry     // device sends telemetry
 	OpSendC2D       Op = hub.OpSendC2D       // service queues a cloud-to-device message
 	OpRegistry      Op = hub.OpRegistry      // any registry write
+	OpFileUpload    Op = hub.OpFileUpload    // device starts a file upload
+	OpImportExport  Op = hub.OpImportExport  // service creates an import/export job
 )
 
 // Fault is what happens to one operation: it waits Delay of emulator time

@@ -58,7 +58,19 @@ type Options struct {
 	// ThrottlingMaxActiveJobCountExceeded. Default 1, the Free and S1
 	// tiers' limit (S2 allows 5, S3 10).
 	MaxConcurrentJobs int `json:"maxConcurrentJobs"`
+
+	// File upload, the hub's fileUpload setting: the Azure Storage account
+	// (Azurite's, locally) whose container devices upload to. Without it
+	// the file-upload routes answer as a hub without file upload does.
+	StorageConnectionString        string        `json:"storageConnectionString"`        // e.g. Azurite's; empty: file upload not configured
+	StorageCAFile                  string        `json:"storageCaFile"`                  // PEM CAs trusted for storage over HTTPS, beside the system roots and the emulator's own CA
+	FileUploadContainer            string        `json:"fileUploadContainer"`            // default "fileupload"; created when missing
+	FileUploadSASTTL               time.Duration `json:"fileUploadSasTtl"`               // lifetime of an upload's SAS; default 1h, at most 24h
+	DisableFileUploadNotifications bool          `json:"disableFileUploadNotifications"` // the hub's notifications are on by default
 }
+
+// DefaultFileUploadContainer is the upload container when none is given.
+const DefaultFileUploadContainer = "fileupload"
 
 func (o *Options) setDefaults() {
 	if o.HostName == "" {
@@ -96,5 +108,11 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxConcurrentJobs == 0 {
 		o.MaxConcurrentJobs = DefaultMaxConcurrentJobs
+	}
+	if o.FileUploadContainer == "" {
+		o.FileUploadContainer = DefaultFileUploadContainer
+	}
+	if o.FileUploadSASTTL == 0 {
+		o.FileUploadSASTTL = time.Hour
 	}
 }

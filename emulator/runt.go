@@ -28,6 +28,13 @@ func WithOptions(o Options) Option { return func(p *Options) { *p = o } }
 // WithDataDir keeps the database in dir (to test restarts).
 func WithDataDir(dir string) Option { return func(o *Options) { o.DataDir = dir } }
 
+// WithStorage gives the hub a storage account for file upload, as
+// --storage-connection-string does; caFile (may be empty) is a PEM CA that
+// storage's certificate chains to, such as Azurite's in tests.
+func WithStorage(connectionString, caFile string) Option {
+	return func(o *Options) { o.StorageConnectionString, o.StorageCAFile = connectionString, caFile }
+}
+
 // WithConfig applies a config (policies, devices) at start.
 func WithConfig(c *Config) Option { return func(o *Options) { o.Config = c } }
 

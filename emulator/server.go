@@ -51,6 +51,9 @@ type Server struct {
 // New prepares a Server: it opens the database, loads or generates the TLS
 // material and applies the config, but does not listen yet (see Start).
 func New(opts Options) (*Server, error) {
+	if err := opts.Config.applyFileUpload(&opts); err != nil {
+		return nil, err
+	}
 	opts.setDefaults()
 	s := &Server{opts: opts, limits: defaultHTTPSLimits()}
 	ok := false
@@ -79,6 +82,10 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	fileUpload, storageHTTP, err := s.storageConfig()
+	if err != nil {
+		return nil, err
+	}
 	s.hub, err = hub.New(s.db, hub.Config{
 		HostName:   opts.HostName,
 		ExtraHosts: opts.TLSSANs,
@@ -90,6 +97,9 @@ func New(opts Options) (*Server, error) {
 		Partitions: opts.Partitions,
 
 		MaxActiveJobs: opts.MaxConcurrentJobs,
+
+		FileUpload:  fileUpload,
+		StorageHTTP: storageHTTP,
 	})
 	if err != nil {
 		return nil, err
@@ -97,6 +107,10 @@ func New(opts Options) (*Server, error) {
 	s.hub.SetReactor(&s.reactors)
 	if err := opts.Config.apply(context.Background(), s.hub); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
+	}
+	// Import/export jobs a previous run left unfinished go on.
+	if err := s.hub.ResumeImportExportJobs(); err != nil {
+		return nil, fmt.Errorf("resume import/export jobs: %w", err)
 	}
 	ok = true
 	return s, nil

@@ -6,7 +6,7 @@
 #   3. `docker compose up -d --wait`: the emulator healthy on 443 and 8883;
 #   4. the tutorial profile end to end, asserted on the service app's output;
 #   5. our Go clients and the official Node SDKs against the published ports
-#      (go test ./e2e -run TestExternalHub);
+#      (go test ./e2e -run TestExternalHub), file upload to Azurite included;
 #   6. `docker compose down -v`.
 #
 # If no Docker engine can start, it fails, unless IOTHUB_SKIP_DOCKER=1 is set
@@ -66,9 +66,12 @@ if ! docker compose version >/dev/null 2>&1; then
 fi
 docker compose version
 
-# 2. Images.
+# 2. Images. Azurite's comes from mcr.microsoft.com when it can be pulled;
+# CI has no registry, so it is built from this machine's node.
 scripts/build-builder-image.sh iothub-go-builder:local
 export IOTHUB_GO_IMAGE=iothub-go-builder:local
+scripts/build-azurite-image.sh iothub-azurite:local
+export IOTHUB_AZURITE_IMAGE=iothub-azurite:local
 log "building images"
 docker compose -p "$PROJECT" --profile tutorial build --quiet
 size=$(docker image inspect iothub-emulator:local --format '{{.Size}}')
@@ -77,7 +80,7 @@ log "emulator image size: $((size / 1024 / 1024)) MiB ($size bytes)"
 # 3. Up and healthy.
 compose_ready=1
 start=$(date +%s%N)
-docker compose -p "$PROJECT" up -d --wait iothub
+docker compose -p "$PROJECT" up -d --wait iothub azurite
 log "container start to healthy: $((($(date +%s%N) - start) / 1000000)) ms"
 hc_ok=$(docker compose -p "$PROJECT" exec -T iothub /iothub-emulator healthcheck && echo yes || echo no)
 [ "$hc_ok" = yes ] || die "healthcheck inside the container failed"
@@ -101,8 +104,11 @@ log "tutorial OK (reboot time $reboot)"
 ca=$(mktemp)
 docker compose -p "$PROJECT" cp iothub:/data/ca.pem "$ca" >/dev/null
 [ -d e2e/node/node_modules ] || (cd e2e/node && npm ci --no-audit --no-fund)
+# Azurite shares the emulator's network and port 10000 is published: the
+# host reaches it where the hub sends devices, with the hub's CA.
 IOTHUB_E2E_CONNECTION_STRING="HostName=localhost;SharedAccessKeyName=iothubowner;SharedAccessKey=SW9USHViRW11bGF0b3JXZWxsS25vd25Pd25lcktleSE=" \
 IOTHUB_E2E_CA_FILE="$ca" \
+IOTHUB_E2E_STORAGE_CONNECTION_STRING="DefaultEndpointsProtocol=https;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=https://127.0.0.1:10000/devstoreaccount1;" \
 	go test -count=1 -run '^TestExternalHub$' -v ./e2e
 
 # 6. Down (also in cleanup, for failures).

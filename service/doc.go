@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: MIT
 
 // Package service is a Go client for the Azure IoT Hub service REST API:
-// the identity registry (devices, modules, bulk operations, statistics),
-// device and module twins, direct methods, queries, jobs (twin updates
-// and direct methods scheduled on the devices a condition selects,
-// ScheduleTwinUpdate and ScheduleDeviceMethod, read back with GetJob,
-// QueryJobs and QueryDeviceJobs), automatic device management
-// configurations and IoT Plug and Play digital twins. It speaks the same
+// the identity registry (devices, modules, bulk operations, statistics,
+// import/export jobs), device and module twins, direct methods, queries,
+// jobs (twin updates and direct methods scheduled on the devices a
+// condition selects, ScheduleTwinUpdate and ScheduleDeviceMethod, read
+// back with GetJob, QueryJobs and QueryDeviceJobs), automatic device
+// management configurations and IoT Plug and Play digital twins. It speaks the same
 // wire protocol as the official service SDKs (api-version 2021-04-12, SAS
 // tokens from a shared access policy) and works both against a real hub and
 // against this project's emulator; it imports nothing of the emulator.
@@ -40,8 +40,9 @@
 //     connection only, never in the token's resource.
 //
 // Emulator-only operations: SendC2D (queue a cloud-to-device message),
-// C2DFeedback (delivery feedback) and ReadTelemetry (the device-to-cloud
-// messages the hub recorded, with long polling) call the emulator's
+// C2DFeedback (delivery feedback), ReadTelemetry (the device-to-cloud
+// messages the hub recorded, with long polling) and, for now,
+// FileNotificationReceiver (file-upload notifications) call the emulator's
 // test-control routes under /emulator. A real hub offers these only over
 // AMQP (cloud-to-device send and feedback, and the Event Hub-compatible
 // endpoint for telemetry), which this package does not speak; against a

@@ -52,6 +52,8 @@ var (
 	ErrServerError = errors.New("service: server error")
 	// ErrServiceUnavailable matches a hub 503.
 	ErrServiceUnavailable = errors.New("service: service unavailable")
+	// ErrClosed reports a call on a closed receiver.
+	ErrClosed = errors.New("service: closed")
 )
 
 // classes maps each sentinel to the kind of hub answer it stands for.

@@ -37,7 +37,7 @@ type envFlag struct {
 // variables (a flag on the command line wins over the environment).
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
 	c := &config{}
-	var hostname, sans, mqttAddr, httpsAddr, dataDir, tlsCert, tlsKey, ownerKey string
+	var hostname, sans, mqttAddr, httpsAddr, dataDir, tlsCert, tlsKey, ownerKey, sasTTL, notify string
 	flags := []envFlag{
 		{"hostname", "IOTHUB_HOSTNAME", emulator.DefaultHostName, "hub host name used in connection strings, SAS resource URIs and the server certificate", &hostname},
 		{"tls-san", "IOTHUB_TLS_SANS", "", "extra DNS names or IPs for the generated certificate, comma-separated (e.g. the compose service name)", &sans},
@@ -50,6 +50,12 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*c
 		{"config", "IOTHUB_CONFIG", "", "JSON file declaring policies and pre-registered devices", &c.configFile},
 		{"log-level", "IOTHUB_LOG_LEVEL", "info", "log level: debug, info, warn, error", &c.logLevel},
 		{"log-format", "IOTHUB_LOG_FORMAT", "text", "log format: text or json", &c.logFormat},
+		// File upload: the hub's storage account (README: "File upload").
+		{"storage-connection-string", "IOTHUB_STORAGE_CONNECTION_STRING", "", "Azure Storage connection string (e.g. Azurite's) for file upload; empty: file upload off", &c.opts.StorageConnectionString},
+		{"storage-ca-file", "IOTHUB_STORAGE_CA_FILE", "", "PEM CA that storage's HTTPS certificate chains to, besides the system roots and the emulator's CA", &c.opts.StorageCAFile},
+		{"file-upload-container", "IOTHUB_FILE_UPLOAD_CONTAINER", "", "blob container devices upload to (default " + emulator.DefaultFileUploadContainer + ")", &c.opts.FileUploadContainer},
+		{"file-upload-sas-ttl", "IOTHUB_FILE_UPLOAD_SAS_TTL", "", "lifetime of a file upload's SAS URI, 1m to 24h (default 1h)", &sasTTL},
+		{"file-upload-notifications", "IOTHUB_FILE_UPLOAD_NOTIFICATIONS", "true", "send file-upload notifications to the back end: true or false", &notify},
 	}
 	fs := flag.NewFlagSet("iothub-emulator", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -101,6 +107,20 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*c
 	}
 	if c.opts.MaxConcurrentJobs, err = strconv.Atoi(maxJobs); err != nil || c.opts.MaxConcurrentJobs < 1 {
 		return nil, fmt.Errorf("--max-concurrent-jobs %q: want a positive number such as 1, 5 or 10", maxJobs)
+	}
+	if sasTTL != "" {
+		d, err := time.ParseDuration(sasTTL)
+		if err != nil || d < time.Minute || d > 24*time.Hour {
+			return nil, fmt.Errorf("--file-upload-sas-ttl %q: want a duration from 1m to 24h", sasTTL)
+		}
+		c.opts.FileUploadSASTTL = d
+	}
+	switch strings.ToLower(notify) {
+	case "true", "1", "yes", "on":
+	case "false", "0", "no", "off":
+		c.opts.DisableFileUploadNotifications = true
+	default:
+		return nil, fmt.Errorf("--file-upload-notifications %q: want true or false", notify)
 	}
 	c.opts.HostName = hostname
 	c.opts.MQTTAddr = mqttAddr

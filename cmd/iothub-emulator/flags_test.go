@@ -5,8 +5,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -39,6 +43,14 @@ func TestParseFlags(t *testing.T) {
 			want: emulator.Options{HostName: "hub.local", TLSSANs: []string{"iothub", "10.0.0.5"}, MQTTAddr: ":1883", HTTPSAddr: ":8443",
 				DataDir: "/data", OwnerKey: "a2V5", InMemory: true, TLSCertFile: "c.pem", TLSKeyFile: "k.pem",
 				TelemetryMaxMessages: 500, TelemetryMaxAge: time.Hour, TelemetryMaxBytes: 3 << 30, Partitions: 2, MaxConcurrentJobs: 1},
+		},
+		{
+			name: "file upload",
+			args: []string{"--storage-connection-string", "UseDevelopmentStorage=true", "--file-upload-sas-ttl", "2h", "--file-upload-notifications=false"},
+			env:  map[string]string{"IOTHUB_FILE_UPLOAD_CONTAINER": "uploads", "IOTHUB_STORAGE_CA_FILE": "azurite-ca.pem"},
+			want: emulator.Options{HostName: "localhost", MQTTAddr: ":8883", HTTPSAddr: ":443", DataDir: "./iothub-data", OwnerKey: emulator.WellKnownOwnerKey,
+				TelemetryMaxMessages: 100000, TelemetryMaxAge: 24 * time.Hour, TelemetryMaxBytes: 256 << 20, Partitions: 4, MaxConcurrentJobs: 1, StorageConnectionString: "UseDevelopmentStorage=true",
+				StorageCAFile: "azurite-ca.pem", FileUploadContainer: "uploads", FileUploadSASTTL: 2 * time.Hour, DisableFileUploadNotifications: true},
 		},
 		{
 			name: "flag wins over environment",
@@ -78,6 +90,8 @@ func TestParseFlagsErrors(t *testing.T) {
 		{"bad retention size", []string{"--telemetry-max-bytes", "lots"}, "--telemetry-max-bytes"},
 		{"zero retention size", []string{"--telemetry-max-bytes", "0MiB"}, "--telemetry-max-bytes"},
 		{"overflowing retention size", []string{"--telemetry-max-bytes", "9999999999999GiB"}, "--telemetry-max-bytes"},
+		{"bad SAS lifetime", []string{"--file-upload-sas-ttl", "48h"}, "--file-upload-sas-ttl"},
+		{"bad notifications switch", []string{"--file-upload-notifications", "maybe"}, "--file-upload-notifications"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -163,5 +177,30 @@ func TestShortDuration(t *testing.T) {
 		if got := shortDuration(d); got != want {
 			t.Errorf("shortDuration(%v) = %q, want %q", d, got, want)
 		}
+	}
+}
+
+func TestIssueCert(t *testing.T) {
+	dir, out := t.TempDir(), t.TempDir()
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"issue-cert", "--data-dir", dir, "--out", out, "azurite"}, env(nil), &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	caPEM, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	pair, err := tls.LoadX509KeyPair(filepath.Join(out, "cert.pem"), filepath.Join(out, "key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(pair.Certificate[0])
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: "azurite"}); err != nil {
+		t.Fatalf("the certificate does not chain to the emulator's CA for azurite: %v", err)
+	}
+	if code := run([]string{"issue-cert", "--data-dir", dir, "--out", out, "no such/host"}, env(nil), &stdout, &stderr); code != 1 {
+		t.Fatalf("a bad host: exit %d", code)
 	}
 }

@@ -4,6 +4,7 @@
 //
 //	go run ./cmd/iothub-emulator            # localhost, MQTT :8883, HTTPS :443
 //	iothub-emulator healthcheck             # exit 0 when /health answers 200 (for Docker)
+//	iothub-emulator issue-cert azurite      # a certificate for Azurite, signed by the emulator's CA
 //
 // Every flag can also be set through the environment variable named in its
 // help text; a flag given on the command line wins.
@@ -32,6 +33,9 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 func runContext(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "healthcheck" {
 		return healthcheck(args[1:], getenv, stderr)
+	}
+	if len(args) > 0 && args[0] == "issue-cert" {
+		return issueCert(args[1:], getenv, stdout, stderr)
 	}
 	cfg, err := parseFlags(args, getenv, stderr)
 	if err != nil {

@@ -22,9 +22,15 @@ const (
 	CodeIotHubFormatError           = 400006
 	CodeDeviceDefinedMultipleTimes  = 400011
 	CodeBulkRegistryOperationFailed = 400013
+	CodeBlobContainerValidation     = 400008
+	CodeInvalidFileUploadCorrID     = 400015
+	CodeExpiredFileUploadCorrID     = 400016
+	CodeInvalidStorageEndpointBlob  = 400020
+	CodeInvalidStorageEndpointProp  = 400022
+	CodeActiveFileUploadLimit       = 403006
 	CodeIotHubUnauthorizedAccess    = 401002
 	CodeIotHubUnauthorized          = 401003
-	CodeJobQuotaExceeded            = 403001
+	CodeJobQuotaExceeded            = 403003 // troubleshoot-error-codes; 403001 is IotHubSuspended
 	CodeIotHubQuotaExceeded         = 403002
 	CodeDeviceMaximumQueueDepth     = 403004
 	CodeDeviceNotFound              = 404001
@@ -56,6 +62,12 @@ var codeNames = map[int]string{
 	CodeIotHubFormatError:           "IotHubFormatError",
 	CodeDeviceDefinedMultipleTimes:  "DeviceDefinedMultipleTimes",
 	CodeBulkRegistryOperationFailed: "BulkRegistryOperationFailure",
+	CodeBlobContainerValidation:     "BlobContainerValidationError",
+	CodeInvalidFileUploadCorrID:     "InvalidFileUploadCorrelationId",
+	CodeExpiredFileUploadCorrID:     "ExpiredFileUploadCorrelationId",
+	CodeInvalidStorageEndpointBlob:  "InvalidStorageEndpointOrBlob",
+	CodeInvalidStorageEndpointProp:  "InvalidStorageEndpointProperty",
+	CodeActiveFileUploadLimit:       "DeviceMaximumActiveFileUploadLimitExceeded",
 	CodeIotHubUnauthorizedAccess:    "IotHubUnauthorizedAccess",
 	CodeIotHubUnauthorized:          "IotHubUnauthorized",
 	CodeJobQuotaExceeded:            "JobQuotaExceeded",

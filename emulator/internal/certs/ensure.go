@@ -180,3 +180,38 @@ func writeFile(path string, data []byte, perm fs.FileMode) error {
 	}
 	return nil
 }
+
+// IssueServerFiles writes a server certificate for hosts (plus localhost,
+// 127.0.0.1 and ::1), signed by the CA in caDir, to certFile and keyFile
+// (PEM; the key mode keyMode). The CA is created when caDir has none, the
+// same CA Ensure uses, so clients that trust the emulator trust this
+// certificate too: it is meant for a storage emulator (Azurite) beside the
+// hub. The certificate is issued anew on every call.
+func IssueServerFiles(caDir string, hosts []string, certFile, keyFile string, keyMode fs.FileMode, now time.Time) error {
+	sans, err := newSANSet(hosts)
+	if err != nil {
+		return err
+	}
+	if caDir, err = filepath.Abs(caDir); err != nil {
+		return fmt.Errorf("certs: %w", err)
+	}
+	if err := os.MkdirAll(caDir, 0o700); err != nil {
+		return fmt.Errorf("certs: %w", err)
+	}
+	ca, _, err := loadOrCreateCA(caDir, now)
+	if err != nil {
+		return err
+	}
+	leaf, key, err := ca.issueServer(sans, now)
+	if err != nil {
+		return err
+	}
+	keyPEM, err := encodeKey(key)
+	if err != nil {
+		return err
+	}
+	if err := writeFile(keyFile, keyPEM, keyMode); err != nil {
+		return err
+	}
+	return writeFile(certFile, pem.EncodeToMemory(&pem.Block{Type: pemCertificate, Bytes: leaf.Raw}), 0o644)
+}

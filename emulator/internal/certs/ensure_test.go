@@ -4,6 +4,7 @@ package certs
 
 import (
 	"bytes"
+	"crypto/tls"
 	"crypto/x509"
 	"os"
 	"path/filepath"
@@ -212,5 +213,38 @@ func TestEnsureRejectsBadHost(t *testing.T) {
 				t.Errorf("Ensure(%q) error = %v, want a host error", h, err)
 			}
 		})
+	}
+}
+
+func TestIssueServerFilesChainsToTheHubCA(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	m, err := Ensure(dir, []string{"hub"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	cf, kf := filepath.Join(out, "cert.pem"), filepath.Join(out, "key.pem")
+	if err := IssueServerFiles(dir, []string{"azurite"}, cf, kf, 0o640, now); err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.LoadX509KeyPair(cf, kf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"azurite", "localhost", "127.0.0.1"} {
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: m.Pool, DNSName: name, CurrentTime: now}); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if st, _ := os.Stat(kf); st.Mode().Perm() != 0o640 {
+		t.Errorf("key mode %v", st.Mode().Perm())
+	}
+	if err := IssueServerFiles(dir, []string{"bad name"}, cf, kf, 0o600, now); err == nil {
+		t.Error("a host with a space was accepted")
 	}
 }

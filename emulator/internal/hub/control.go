@@ -74,7 +74,9 @@ const (
 	OpPatchReported = "PatchReported" // device reported PATCH (MQTT)
 	OpTelemetry     = "SendTelemetry"
 	OpSendC2D       = "SendC2D"
-	OpRegistry      = "Registry" // any registry write
+	OpRegistry      = "Registry"   // any registry write
+	OpFileUpload    = "FileUpload" // a device starting a file upload
+	OpImportExport  = "ImportExportJob"
 )
 
 // Fault is what a Reactor asks the hub to do to one operation.
@@ -142,8 +144,15 @@ func (h *Hub) Reset(ctx context.Context) error {
 	h.runtime = map[Identity]*runtimeInfo{}
 	h.mu.Unlock()
 	h.stopJobRuns(false)
+	// Running import/export jobs find their record gone and stop.
+	h.ieJobs.mu.Lock()
+	for _, c := range h.ieJobs.cancels {
+		c()
+	}
+	h.ieJobs.mu.Unlock()
 	err := h.db.Update(func(tx *store.Tx) error {
-		for _, b := range []store.Bucket{store.Devices, store.Modules, store.Messages, store.PartitionIndex, store.C2D, store.Feedback, store.FeedbackQueue, store.Jobs, store.DeviceJobs, store.Configurations} {
+		for _, b := range []store.Bucket{store.Devices, store.Modules, store.Messages, store.PartitionIndex, store.C2D, store.Feedback, store.FeedbackQueue, store.Jobs, store.DeviceJobs, store.Configurations,
+			store.FileUploads, store.FileNotifications, store.ImportExportJobs} {
 			var keys []string
 			if err := tx.ForEach(b, "", "", func(k string, _ []byte) error { keys = append(keys, k); return nil }); err != nil {
 				return err

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -36,6 +37,9 @@ type Config struct {
 	// at once (the hub's limit per tier: 1 on Free and S1, 5 on S2, 10 on
 	// S3); DefaultMaxActiveJobs if 0.
 	MaxActiveJobs int
+
+	FileUpload  *FileUploadConfig // the file-upload setting; nil: file upload is not configured
+	StorageHTTP *http.Client      // how the hub reaches storage (uploads, import/export jobs); nil: http.DefaultClient
 }
 
 // Hub is the IoT Hub core.
@@ -70,6 +74,11 @@ type Hub struct {
 	forget forgetters // transports' callbacks for deleted and disabled identities
 
 	jobs jobsState // scheduled jobs (jobs_run.go)
+
+	uploads        fileUploadState
+	fileNoteMu     sync.Mutex
+	fileNoteNotify chan struct{} // closed and replaced when a file notification is queued
+	ieJobs         ieJobRunner   // import/export jobs (importexport.go)
 }
 
 type runtimeInfo struct {
@@ -97,6 +106,8 @@ func New(db *store.DB, cfg Config) (*Hub, error) {
 		subWake:   make(chan struct{}),
 		pending:   map[string]*pendingMethod{},
 		msgNotify: make(chan struct{}),
+
+		fileNoteNotify: make(chan struct{}),
 	}
 	h.clk = cfg.Clock
 	if h.clk == nil {
@@ -184,6 +195,7 @@ func (h *Hub) Close() {
 	for _, c := range conns {
 		c.session.Close()
 	}
+	h.stopIEJobs()
 }
 
 // stamp is the hub's time at the precision it writes timestamps (100 ns),

@@ -253,6 +253,9 @@ func (h *Hub) DeleteDevice(ctx context.Context, id, ifMatch string) error {
 		if err := tx.Delete(store.Devices, id); err != nil {
 			return err
 		}
+		if err := dropDeviceFileUploads(tx, id); err != nil {
+			return err
+		}
 		if err := dropDeviceFeedback(tx, id); err != nil {
 			return err
 		}

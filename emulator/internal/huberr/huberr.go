@@ -95,6 +95,48 @@ func DeviceDefinedMultipleTimes(id string) *Error {
 	return newErr(400, 400011, "DeviceDefinedMultipleTimes", "Device %s is defined more than once in the request.", id)
 }
 
+// BlobContainerValidationError is 400008: an import/export job's blob
+// container cannot be written (or read) with the URI it was given. Verified
+// on a live hub for a bad SAS at job creation.
+func BlobContainerValidationError(format string, args ...any) *Error {
+	return newErr(400, 400008, "BlobContainerValidationError", format, args...)
+}
+
+// InvalidFileUploadCorrelationID is 400015: a file-upload notification
+// names a correlation id the hub did not hand this device.
+func InvalidFileUploadCorrelationID(format string, args ...any) *Error {
+	return fileErr(400, 400015, "InvalidFileUploadCorrelationId", format, args...)
+}
+
+// ExpiredFileUploadCorrelationID is 400016: the upload's SAS time to live
+// has passed.
+func ExpiredFileUploadCorrelationID(format string, args ...any) *Error {
+	return fileErr(400, 400016, "ExpiredFileUploadCorrelationId", format, args...)
+}
+
+// InvalidStorageEndpointOrBlob is 400020: storage answered Forbidden,
+// Unauthorized, NotFound or BadRequest (or did not answer) when the hub
+// read the uploaded blob.
+func InvalidStorageEndpointOrBlob(format string, args ...any) *Error {
+	return fileErr(400, 400020, "InvalidStorageEndpointOrBlob", format, args...)
+}
+
+// InvalidStorageEndpointProperty is 400022: what a hub answers a file
+// upload request when its storage endpoint is not usable, e.g. not
+// configured (seen from real hubs in azure-iot-sdk-csharp#2936 and
+// azure-iot-samples-csharp#129, in form B).
+func InvalidStorageEndpointProperty(format string, args ...any) *Error {
+	return fileErr(400, 400022, "InvalidStorageEndpointProperty", format, args...)
+}
+
+// fileErr builds a file-upload error: the hub answers the device's file
+// routes with form B bodies.
+func fileErr(status, code int, name, format string, args ...any) *Error {
+	e := newErr(status, code, name, format, args...)
+	e.Form = FormB
+	return e
+}
+
 // UnauthorizedAccess is 401002: the credentials do not grant the request.
 func UnauthorizedAccess(format string, args ...any) *Error {
 	return newErr(401, 401002, "IotHubUnauthorizedAccess", format, args...)
@@ -108,6 +150,19 @@ func Unauthorized(format string, args ...any) *Error {
 // DeviceMaximumQueueDepthExceeded is 403004: the device's cloud-to-device queue is full.
 func DeviceMaximumQueueDepthExceeded(id string, max int) *Error {
 	return newErr(403, 403004, "DeviceMaximumQueueDepthExceeded", "Device %s already has %d messages pending; the maximum queue depth is %d.", id, max, max)
+}
+
+// JobQuotaExceeded is 403003: another import/export job is running (one
+// at a time on every tier).
+func JobQuotaExceeded(format string, args ...any) *Error {
+	return newErr(403, 403003, "JobQuotaExceeded", format, args...)
+}
+
+// DeviceMaximumActiveFileUploadLimitExceeded is 403006: the device has ten
+// uploads neither notified nor expired.
+func DeviceMaximumActiveFileUploadLimitExceeded(max int) *Error {
+	return fileErr(403, 403006, "DeviceMaximumActiveFileUploadLimitExceeded",
+		"Number of active file upload requests cannot exceed %d", max)
 }
 
 // ReportedTooLarge is 403100: a device's reported properties exceed 32 KB.

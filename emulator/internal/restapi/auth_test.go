@@ -130,6 +130,12 @@ func TestRouteRights(t *testing.T) {
 		{name: "receive feedback", tmpl: "/messages/serviceBound/feedback", method: "GET", path: fixed("/messages/serviceBound/feedback"), ok: 204, allowed: servicers},
 		{name: "complete feedback", tmpl: "/messages/serviceBound/feedback/{lock}", method: "DELETE", path: fixed("/messages/serviceBound/feedback/none"), ok: 412, allowed: servicers},
 		{name: "abandon feedback", tmpl: "/messages/serviceBound/feedback/{lock}/abandon", method: "POST", path: fixed("/messages/serviceBound/feedback/none/abandon"), ok: 412, allowed: servicers},
+		// Import/export jobs: an authorized caller reaches the job checks.
+		{name: "create job", tmpl: "/jobs/create", method: "POST", path: fixed("/jobs/create"), ok: 400, allowed: writers,
+			body: func(string) any { return map[string]any{"type": "backup"} }},
+		{name: "list jobs", tmpl: "/jobs", method: "GET", path: fixed("/jobs"), ok: 200, allowed: readers},
+		{name: "get job", tmpl: "/jobs/{job}", method: "GET", path: fixed("/jobs/none"), ok: 404, allowed: readers},
+		{name: "cancel job", tmpl: "/jobs/{job}", method: "DELETE", path: fixed("/jobs/none"), ok: 404, allowed: writers},
 		{name: "purge", tmpl: "/devices/{id}/commands", method: "DELETE", path: fixed("/devices/d1/commands"), ok: 200, allowed: servicers},
 		// Configurations are registry data; digital twins are read like
 		// twins, and written and commanded like them.
@@ -237,7 +243,7 @@ func TestUnknownRouteAndMethod(t *testing.T) {
 	}{
 		{"unknown route", "GET", "/nothing/here", http.StatusNotFound},
 		{"unknown sub-route", "GET", "/devices/d1/unknown", http.StatusNotFound},
-		{"legacy import jobs", "POST", "/jobs/create", http.StatusNotFound},
+		{"unknown job route", "POST", "/jobs/create/x", http.StatusNotFound},
 		{"PATCH a device", "PATCH", "/devices/d1", http.StatusMethodNotAllowed},
 		{"DELETE a twin", "DELETE", "/twins/d1", http.StatusMethodNotAllowed},
 		{"GET methods", "GET", "/twins/d1/methods", http.StatusMethodNotAllowed},

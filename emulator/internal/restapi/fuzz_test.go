@@ -5,6 +5,8 @@ package restapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -31,6 +33,7 @@ var fuzzRoutes = []struct{ method, path string }{
 	{"POST", "/devices/{id}/applyConfigurationContent"},
 	{"PATCH", "/digitaltwins/{id}"},
 	{"POST", "/digitaltwins/{id}/components/c1/commands/reboot"},
+	{"POST", "/jobs/create"},
 }
 
 // FuzzRequests sends arbitrary ids, bodies and If-Match values to the
@@ -52,14 +55,20 @@ func FuzzRequests(f *testing.F) {
 	f.Add(uint8(9), "e1", "", `{"modulesContent":{"$edgeAgent":{"properties.desired":{"modules":{}}}},"deviceContent":{"properties.desired.a.b":1}}`)
 	f.Add(uint8(10), "d1", `"AAAAAAAAAAE="`, `[{"op":"add","path":"/c1","value":{"p":{"q":1},"$metadata":{}}},{"op":"remove","path":"/c1/p"}]`)
 	f.Add(uint8(11), "d1", "", `{"since":"2024"}`)
+	f.Add(uint8(12), "", "", `{"type":"export","outputBlobContainerUri":"https://127.0.0.1:1/a/c?sig=x"}`)
+	f.Add(uint8(12), "", "", `{"type":"import","inputBlobContainerUri":"%zz","outputBlobContainerUri":"x"}`)
 
 	db, err := store.OpenTemp()
 	if err != nil {
 		f.Fatal(err)
 	}
 	now := time.Date(2024, 5, 2, 0, 0, 0, 0, time.UTC)
+	// Job requests name storage URLs: the fuzzer's must never be dialled.
+	noNetwork := &http.Client{Transport: &http.Transport{DialContext: func(context.Context, string, string) (net.Conn, error) {
+		return nil, errors.New("no network in the fuzz test")
+	}}}
 	h, err := hub.New(db, hub.Config{HostName: testHost, Policies: hub.DefaultPolicies(ownerKey),
-		Clock: clock.FromFunc(func() time.Time { return now })})
+		Clock: clock.FromFunc(func() time.Time { return now }), StorageHTTP: noNetwork})
 	if err != nil {
 		f.Fatal(err)
 	}

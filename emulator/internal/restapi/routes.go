@@ -85,6 +85,12 @@ func routes() []route {
 		{"DELETE", "/messages/serviceBound/feedback/{lock}", sc, (*server).completeFeedback, serviceRoute},
 		{"POST", "/messages/serviceBound/feedback/{lock}/abandon", sc, (*server).abandonFeedback, serviceRoute},
 		{"DELETE", "/devices/{id}/commands", sc, (*server).purgeC2D, serviceRoute},
+		// Registry import/export jobs (iot-hub-bulk-identity-mgmt), not
+		// /jobs/v2.
+		{"POST", "/jobs/create", rw, (*server).createIEJob, serviceRoute},
+		{"GET", "/jobs", rr, (*server).listIEJobs, serviceRoute},
+		{"GET", "/jobs/{job}", rr, (*server).getIEJob, serviceRoute},
+		{"DELETE", "/jobs/{job}", rw, (*server).cancelIEJob, serviceRoute},
 		// Statistics (§6.7).
 		{"GET", "/statistics/devices", rr, (*server).registryStats, serviceRoute},
 		{"GET", "/statistics/service", sc, (*server).serviceStats, serviceRoute},
@@ -109,6 +115,10 @@ func routes() []route {
 		{"GET", "/devices/{id}/messages/deviceBound", 0, (*server).deviceReceive, deviceRoute},
 		{"DELETE", "/devices/{id}/messages/deviceBound/{lock}", 0, (*server).deviceComplete, deviceRoute},
 		{"POST", "/devices/{id}/messages/deviceBound/{lock}/abandon", 0, (*server).deviceAbandon, deviceRoute},
+		// File upload (iot-hub-devguide-file-upload); modules have none.
+		{"POST", "/devices/{id}/files", 0, (*server).createFileUpload, deviceRoute},
+		{"POST", "/devices/{id}/files/notifications", 0, (*server).completeFileUpload, deviceRoute},
+		{"POST", "/devices/{id}/files/notifications/{cid}", 0, (*server).completeFileUpload, deviceRoute},
 		// Emulator-only test control (README: "Test-control API").
 		{"GET", "/emulator/ca.pem", 0, (*server).caPEMRoute, publicRoute},
 		{"POST", "/emulator/reset", hub.AllRights, (*server).reset, controlRoute},
@@ -118,6 +128,10 @@ func routes() []route {
 		{"GET", "/emulator/devices/{id}/messages/devicebound", hub.AllRights, (*server).pendingC2D, controlRoute},
 		{"GET", "/emulator/feedback", hub.AllRights, (*server).feedback, controlRoute},
 		{"GET", "/emulator/methods", hub.AllRights, (*server).methodCalls, controlRoute},
+		// File-upload notifications, until the AMQP node serves them.
+		{"GET", "/emulator/filenotifications", hub.AllRights, (*server).fileNotification, controlRoute},
+		{"DELETE", "/emulator/filenotifications/{lock}", hub.AllRights, (*server).completeFileNotification, controlRoute},
+		{"POST", "/emulator/filenotifications/{lock}/abandon", hub.AllRights, (*server).abandonFileNotification, controlRoute},
 		{"GET", "/emulator/twins/{id}/history", hub.AllRights, (*server).twinHistory, controlRoute},
 		{"GET", "/emulator/twins/{id}/modules/{mid}/history", hub.AllRights, (*server).twinHistory, controlRoute},
 	}

@@ -103,6 +103,13 @@ func pathVar(r *http.Request, name string) (string, error) {
 	return v, nil
 }
 
+// routeVar returns a route variable as matched (escaped) and whether the
+// route has it.
+func routeVar(r *http.Request, name string) (string, bool) {
+	v, ok := mux.Vars(r)[name]
+	return v, ok
+}
+
 func identityOf(r *http.Request) (hub.Identity, error) {
 	id, err := pathVar(r, "id")
 	if err != nil {

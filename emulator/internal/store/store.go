@@ -49,10 +49,22 @@ const (
 	// Configurations holds automatic device management configurations:
 	// configuration id -> configuration.
 	Configurations Bucket = "configurations"
+
+	// FileUploads holds the file uploads a device started and has not
+	// notified: deviceId \x00 correlationId -> upload record.
+	FileUploads Bucket = "fileuploads"
+
+	// FileNotifications is the service-bound file-upload notification
+	// queue: big-endian sequence -> notification message.
+	FileNotifications Bucket = "filenotifications"
+
+	// ImportExportJobs holds the registry's import/export jobs (POST
+	// /jobs/create), not those of /jobs/v2: jobId -> job record.
+	ImportExportJobs Bucket = "importexportjobs"
 )
 
 var allBuckets = []Bucket{Devices, Modules, Meta, Messages, C2D, Feedback, PartitionIndex, FeedbackQueue, Jobs, DeviceJobs,
-	Configurations}
+	Configurations, FileUploads, FileNotifications, ImportExportJobs}
 
 // ErrLocked is returned by Open when another process holds the database.
 var ErrLocked = errors.New("database is in use by another process")
