@@ -31,8 +31,9 @@ const (
 // CA is a certificate authority that issues certificates. Ensure uses one for
 // the server certificate; tests use NewCA to issue X.509 device certificates.
 type CA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
+	cert    *x509.Certificate
+	key     *ecdsa.PrivateKey
+	parents [][]byte // DER of the CAs above an intermediate, nearest first
 }
 
 // NewCA creates a self-signed CA named commonName, valid for ten years from
@@ -57,6 +58,52 @@ func NewCA(commonName string, now time.Time) (*CA, error) {
 	return &CA{cert: cert, key: key}, nil
 }
 
+// NewRootCA creates a self-signed CA that may sign intermediate CAs (see
+// IssueCA), for tests of certificate chains.
+func NewRootCA(commonName string, now time.Time) (*CA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("certs: generate CA key: %w", err)
+	}
+	tmpl, err := template(commonName, now, caValidity)
+	if err != nil {
+		return nil, err
+	}
+	tmpl.IsCA = true
+	tmpl.BasicConstraintsValid = true
+	tmpl.MaxPathLen = 2
+	tmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature
+	cert, err := create(tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, err
+	}
+	return &CA{cert: cert, key: key}, nil
+}
+
+// IssueCA returns an intermediate CA signed by ca, which must come from
+// NewRootCA. Certificates the intermediate issues carry the whole chain
+// (leaf, intermediate, root), as devices of a CA-signed fleet present it.
+func (ca *CA) IssueCA(commonName string, now time.Time) (*CA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("certs: generate CA key: %w", err)
+	}
+	tmpl, err := template(commonName, now, caValidity)
+	if err != nil {
+		return nil, err
+	}
+	ca.capValidity(tmpl)
+	tmpl.IsCA = true
+	tmpl.BasicConstraintsValid = true
+	tmpl.MaxPathLenZero = true
+	tmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature
+	cert, err := create(tmpl, ca.cert, key.Public(), ca.key)
+	if err != nil {
+		return nil, err
+	}
+	return &CA{cert: cert, key: key, parents: append([][]byte{ca.cert.Raw}, ca.parents...)}, nil
+}
+
 // Certificate returns the CA certificate.
 func (ca *CA) Certificate() *x509.Certificate { return ca.cert }
 
@@ -69,7 +116,8 @@ func (ca *CA) CertPEM() []byte {
 // Issue returns a client certificate for X.509 device authentication:
 // subject CN=commonName (the device id), extended key usage client auth,
 // valid for a year, signed by ca. The chain holds the leaf and then the CA
-// certificate, so a verifier that only knows the CA can build the path.
+// certificate (and, for an intermediate, the CAs above it), so a verifier
+// that only knows the root can build the path.
 func (ca *CA) Issue(commonName string, now time.Time) (tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -84,7 +132,8 @@ func (ca *CA) Issue(commonName string, now time.Time) (tls.Certificate, error) {
 	if err != nil {
 		return tls.Certificate{}, err
 	}
-	return tls.Certificate{Certificate: [][]byte{leaf.Raw, ca.cert.Raw}, PrivateKey: key, Leaf: leaf}, nil
+	chain := append([][]byte{leaf.Raw, ca.cert.Raw}, ca.parents...)
+	return tls.Certificate{Certificate: chain, PrivateKey: key, Leaf: leaf}, nil
 }
 
 // capValidity keeps a certificate from outliving its issuer, which

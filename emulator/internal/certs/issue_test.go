@@ -102,3 +102,34 @@ func TestEncodePEM(t *testing.T) {
 		t.Errorf("chain changed in PEM round trip (-want +got):\n%s", diff)
 	}
 }
+
+// TestIntermediateChain issues a leaf from an intermediate CA and checks
+// that the chain it carries verifies against the root alone.
+func TestIntermediateChain(t *testing.T) {
+	now := time.Now()
+	root, err := NewRootCA("root", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inter, err := root.IssueCA("intermediate", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := inter.Issue("dev-1", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(leaf.Certificate) != 3 {
+		t.Fatalf("chain length: got %d, want 3 (leaf, intermediate, root)", len(leaf.Certificate))
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(root.Certificate())
+	pool := x509.NewCertPool()
+	pool.AddCert(inter.Certificate())
+	if _, err := leaf.Leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Errorf("leaf does not verify against the root: %v", err)
+	}
+	if _, err := leaf.Leaf.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Errorf("leaf does not verify with the intermediate as anchor: %v", err)
+	}
+}

@@ -61,10 +61,16 @@ const (
 	// ImportExportJobs holds the registry's import/export jobs (POST
 	// /jobs/create), not those of /jobs/v2: jobId -> job record.
 	ImportExportJobs Bucket = "importexportjobs"
+
+	// The Device Provisioning Service's state (package dps), keyed by the
+	// lower-cased id: DPS ids are case-insensitive.
+	DPSEnrollments   Bucket = "dpsenrollments"   // registrationId -> individual enrollment
+	DPSGroups        Bucket = "dpsgroups"        // enrollmentGroupId -> enrollment group
+	DPSRegistrations Bucket = "dpsregistrations" // registrationId -> registration state and last operation
 )
 
 var allBuckets = []Bucket{Devices, Modules, Meta, Messages, C2D, Feedback, PartitionIndex, FeedbackQueue, Jobs, DeviceJobs,
-	Configurations, FileUploads, FileNotifications, ImportExportJobs}
+	Configurations, FileUploads, FileNotifications, ImportExportJobs, DPSEnrollments, DPSGroups, DPSRegistrations}
 
 // ErrLocked is returned by Open when another process holds the database.
 var ErrLocked = errors.New("database is in use by another process")
