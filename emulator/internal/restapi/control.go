@@ -31,6 +31,11 @@ func (s *server) reset(w http.ResponseWriter, r *http.Request) error {
 	if err := s.hub.Reset(r.Context()); err != nil {
 		return err
 	}
+	if s.dps != nil {
+		if err := s.dps.Reset(); err != nil {
+			return err
+		}
+	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

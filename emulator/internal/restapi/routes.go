@@ -12,6 +12,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/iothubemulator/iothub/emulator/internal/dps"
 	"github.com/iothubemulator/iothub/emulator/internal/hub"
 )
 
@@ -25,6 +26,7 @@ type Options struct {
 	// WriteTimeout and BodyTimeout bound each request (see deadlines.go);
 	// zero: DefaultWriteTimeout, DefaultBodyTimeout.
 	WriteTimeout, BodyTimeout time.Duration
+	DPS                       *dps.Service // the Device Provisioning Service's device and service APIs; nil: not served
 }
 
 // route is one line of the route table: the whole API is declared in
@@ -37,6 +39,16 @@ type route struct {
 	kind    routeKind
 }
 
+// dpsRoute is a line of the provisioning route table; the service's
+// rights are its own.
+type dpsRoute struct {
+	method  string
+	path    string
+	rights  dps.Rights // dpsServiceRoute: any one of these satisfies the route
+	handler func(*server, http.ResponseWriter, *http.Request) error
+	kind    routeKind
+}
+
 type routeKind int
 
 const (
@@ -44,6 +56,12 @@ const (
 	deviceRoute                   // device SAS for the identity in the path, api-version required
 	controlRoute                  // emulator-only: iothubowner-equivalent policy, no api-version
 	publicRoute                   // emulator-only, unauthenticated
+
+	// The Device Provisioning Service shares the host and the listener with
+	// the hub, as one process plays both (README: "Device Provisioning
+	// Service"); its routes render DPS errors (dps.Error), not the hub's.
+	dpsDeviceRoute  // device API: the device's SAS token or TLS client certificate, checked by package dps
+	dpsServiceRoute // service API: a provisioning-service policy SAS
 )
 
 // The rights mapping follows iothub-protocol.md §2.4. Reads of twins and
@@ -137,9 +155,55 @@ func routes() []route {
 	}
 }
 
+// dpsRoutes is the Device Provisioning Service's route table: the service
+// API (api-version 2021-10-01) and the device API (2019-03-31). Service
+// routes come first: "/registrations/{id}/query" would otherwise also read
+// as a device status lookup of ID scope "registrations". The Node service
+// SDK spells the group prefix "enrollmentgroups" on its attestation
+// mechanism route, so both spellings are served.
+func dpsRoutes() []dpsRoute {
+	const (
+		er = dps.EnrollmentRead | dps.EnrollmentWrite
+		ew = dps.EnrollmentWrite
+		rr = dps.RegistrationStatusRead | dps.RegistrationStatusWrite
+		rw = dps.RegistrationStatusWrite
+	)
+	svc := func(method, path string, rights dps.Rights, h func(*server, http.ResponseWriter, *http.Request) error) dpsRoute {
+		return dpsRoute{method, path, rights, h, dpsServiceRoute}
+	}
+	dev := func(method, path string, h func(*server, http.ResponseWriter, *http.Request) error) dpsRoute {
+		return dpsRoute{method, path, 0, h, dpsDeviceRoute}
+	}
+	rs := []dpsRoute{
+		svc("POST", "/enrollments/query", er, (*server).dpsQueryEnrollments),
+		svc("POST", "/enrollments", ew, (*server).dpsBulk),
+		svc("PUT", "/enrollments/{id}", ew, (*server).dpsPutEnrollment),
+		svc("GET", "/enrollments/{id}", er, (*server).dpsGetEnrollment),
+		svc("DELETE", "/enrollments/{id}", ew, (*server).dpsDeleteEnrollment),
+		svc("POST", "/enrollments/{id}/attestationmechanism", er, (*server).dpsEnrollmentAttestation),
+		svc("POST", "/registrations/{id}/query", rr, (*server).dpsQueryRegistrations),
+		svc("GET", "/registrations/{id}", rr, (*server).dpsGetRegistration),
+		svc("DELETE", "/registrations/{id}", rw, (*server).dpsDeleteRegistration),
+	}
+	for _, prefix := range []string{"/enrollmentGroups", "/enrollmentgroups"} {
+		rs = append(rs,
+			svc("POST", prefix+"/query", er, (*server).dpsQueryGroups),
+			svc("PUT", prefix+"/{id}", ew, (*server).dpsPutGroup),
+			svc("GET", prefix+"/{id}", er, (*server).dpsGetGroup),
+			svc("DELETE", prefix+"/{id}", ew, (*server).dpsDeleteGroup),
+			svc("POST", prefix+"/{id}/attestationmechanism", er, (*server).dpsGroupAttestation),
+		)
+	}
+	return append(rs,
+		dev("PUT", "/{scope}/registrations/{rid}/register", (*server).dpsRegister),
+		dev("GET", "/{scope}/registrations/{rid}/operations/{op}", (*server).dpsOperation),
+		dev("POST", "/{scope}/registrations/{rid}", (*server).dpsRegistrationStatus),
+	)
+}
+
 // New returns the HTTPS handler.
 func New(opts Options) http.Handler {
-	s := &server{hub: opts.Hub, ready: opts.Ready, caPEM: opts.CAPEM, writeTimeout: opts.WriteTimeout, bodyTimeout: opts.BodyTimeout}
+	s := &server{hub: opts.Hub, ready: opts.Ready, caPEM: opts.CAPEM, dps: opts.DPS, writeTimeout: opts.WriteTimeout, bodyTimeout: opts.BodyTimeout}
 	if s.writeTimeout <= 0 {
 		s.writeTimeout = DefaultWriteTimeout
 	}
@@ -164,6 +228,11 @@ func New(opts Options) http.Handler {
 	}
 	for _, rt := range append(routes(), jobRoutes()...) {
 		r.Handle(rt.path, s.pipeline(rt)).Methods(rt.method)
+	}
+	if s.dps != nil {
+		for _, rt := range dpsRoutes() {
+			r.Handle(rt.path, s.dpsPipeline(rt)).Methods(rt.method)
+		}
 	}
 	r.NotFoundHandler = http.HandlerFunc(s.notFound)
 	r.MethodNotAllowedHandler = http.HandlerFunc(s.methodNotAllowed)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/iothubemulator/iothub/emulator/internal/dps"
 	"github.com/iothubemulator/iothub/emulator/internal/hub"
 	"github.com/iothubemulator/iothub/emulator/internal/huberr"
 )
@@ -27,6 +28,7 @@ type server struct {
 	caPEM        []byte
 	writeTimeout time.Duration // see deadlines.go
 	bodyTimeout  time.Duration
+	dps          *dps.Service // nil: the provisioning routes are not served
 }
 
 // maxBody bounds request bodies; the largest legitimate one is a bulk
