@@ -11,14 +11,17 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/iothubemulator/iothub/emulator/internal/dps"
 	"github.com/iothubemulator/iothub/emulator/internal/hub"
 	"github.com/iothubemulator/iothub/emulator/internal/huberr"
 )
 
 // Config declares shared access policies, device certificate authorities
-// and pre-registered devices. It is read from the JSON file named by
+// and pre-registered devices, and the Device Provisioning Service's
+// policies and enrollments. It is read from the JSON file named by
 // --config; the README documents the schema and testdata/config.json is an
 // example.
 type Config struct {
@@ -26,6 +29,10 @@ type Config struct {
 	CertificateAuthorities []string          `json:"certificateAuthorities"` // PEM files of CAs for certificateAuthority devices
 	Devices                []DeviceConfig    `json:"devices"`
 	FileUpload             *FileUploadConfig `json:"fileUpload,omitempty"` // the hub's file-upload setting; flags win over it
+
+	ProvisioningPolicies []PolicyConfig          `json:"provisioningPolicies,omitempty"` // rights: ServiceConfig, EnrollmentRead, EnrollmentWrite, DeviceConnect, RegistrationStatusRead, RegistrationStatusWrite
+	Enrollments          []EnrollmentConfig      `json:"enrollments,omitempty"`
+	EnrollmentGroups     []EnrollmentGroupConfig `json:"enrollmentGroups,omitempty"`
 
 	dir string // the config file's directory: relative paths are resolved against it
 }
@@ -102,6 +109,38 @@ type ModuleConfig struct {
 	SecondaryKey string `json:"secondaryKey,omitempty"`
 }
 
+// EnrollmentConfig declares an individual enrollment of the provisioning
+// service, created at start if it does not exist. It attests with a
+// symmetric key (generated when empty) or, with CertificateFile, with the
+// device's X.509 certificate.
+type EnrollmentConfig struct {
+	RegistrationID          string          `json:"registrationId"`
+	DeviceID                string          `json:"deviceId,omitempty"`        // the hub device id; default the registration id
+	PrimaryKey              string          `json:"primaryKey,omitempty"`      // symmetric key (base64)
+	SecondaryKey            string          `json:"secondaryKey,omitempty"`    //
+	CertificateFile         string          `json:"certificateFile,omitempty"` // X.509: the device's certificate (PEM)
+	Status                  string          `json:"status,omitempty"`          // enabled (default) or disabled
+	IotEdge                 bool            `json:"iotEdge,omitempty"`
+	Tags                    json.RawMessage `json:"tags,omitempty"`    // initial twin tags
+	Desired                 json.RawMessage `json:"desired,omitempty"` // initial desired properties
+	CustomAllocationWebhook string          `json:"customAllocationWebhook,omitempty"`
+}
+
+// EnrollmentGroupConfig declares an enrollment group: devices attest with
+// a key derived from the group key per registration id, or, with
+// CertificateFile, with a certificate chaining to the group's CA.
+type EnrollmentGroupConfig struct {
+	EnrollmentGroupID       string          `json:"enrollmentGroupId"`
+	PrimaryKey              string          `json:"primaryKey,omitempty"`
+	SecondaryKey            string          `json:"secondaryKey,omitempty"`
+	CertificateFile         string          `json:"certificateFile,omitempty"` // X.509: the group's CA certificate (PEM)
+	Status                  string          `json:"status,omitempty"`
+	IotEdge                 bool            `json:"iotEdge,omitempty"`
+	Tags                    json.RawMessage `json:"tags,omitempty"`
+	Desired                 json.RawMessage `json:"desired,omitempty"`
+	CustomAllocationWebhook string          `json:"customAllocationWebhook,omitempty"`
+}
+
 // LoadConfigFile reads and checks a config file. Errors name the file and
 // the problem.
 func LoadConfigFile(path string) (*Config, error) {
@@ -145,6 +184,144 @@ func (c *Config) check() error {
 			return fmt.Errorf("device %s is declared twice", d.DeviceID)
 		}
 		seen[d.DeviceID] = true
+	}
+	for i, p := range c.ProvisioningPolicies {
+		if p.Name == "" {
+			return fmt.Errorf("provisioningPolicies[%d]: name is required", i)
+		}
+		if len(p.Rights) == 0 {
+			return fmt.Errorf("provisioning policy %s: rights are required", p.Name)
+		}
+		for _, r := range p.Rights {
+			if _, err := dps.ParseRights(r); err != nil {
+				return fmt.Errorf("provisioning policy %s: %v", p.Name, err)
+			}
+		}
+	}
+	seen = map[string]bool{}
+	for i, e := range c.Enrollments {
+		if err := dps.ValidateID("registration id", e.RegistrationID); err != nil {
+			return fmt.Errorf("enrollments[%d]: %s", i, dps.AsError(err).Message)
+		}
+		if seen[strings.ToLower(e.RegistrationID)] {
+			return fmt.Errorf("enrollment %s is declared twice", e.RegistrationID)
+		}
+		seen[strings.ToLower(e.RegistrationID)] = true
+	}
+	seen = map[string]bool{}
+	for i, g := range c.EnrollmentGroups {
+		if err := dps.ValidateID("enrollment group id", g.EnrollmentGroupID); err != nil {
+			return fmt.Errorf("enrollmentGroups[%d]: %s", i, dps.AsError(err).Message)
+		}
+		if seen[strings.ToLower(g.EnrollmentGroupID)] {
+			return fmt.Errorf("enrollment group %s is declared twice", g.EnrollmentGroupID)
+		}
+		seen[strings.ToLower(g.EnrollmentGroupID)] = true
+	}
+	return nil
+}
+
+// provisioningPolicies merges the config's provisioning policies over the
+// default owner policy.
+func (c *Config) provisioningPolicies(ownerKey string) ([]dps.Policy, error) {
+	out := dps.DefaultPolicies(ownerKey)
+	if c == nil {
+		return out, nil
+	}
+	for _, pc := range c.ProvisioningPolicies {
+		p := dps.Policy{Name: pc.Name, PrimaryKey: pc.PrimaryKey, SecondaryKey: pc.SecondaryKey}
+		for _, r := range pc.Rights {
+			v, err := dps.ParseRights(r)
+			if err != nil {
+				return nil, err
+			}
+			p.Rights |= v
+		}
+		replaced := false
+		for i := range out {
+			if out[i].Name == p.Name {
+				out[i], replaced = p, true
+			}
+		}
+		if !replaced {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// readPEM reads a PEM file named in the config, relative to its directory.
+func (c *Config) readPEM(f string) (string, error) {
+	if !filepath.IsAbs(f) && c.dir != "" {
+		f = filepath.Join(c.dir, f)
+	}
+	b, err := os.ReadFile(f)
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
+}
+
+// provisioningSettings turns the shared config fields into the service's.
+func provisioningSettings(primary, secondary, certFile string, iotEdge bool, tags, desired json.RawMessage, webhook string,
+	readPEM func(string) (string, error), group bool) (a dps.AttestationMechanism, caps *dps.DeviceCapabilities, t *dps.InitialTwin, alloc string, custom *dps.CustomAllocationDefinition, err error) {
+	if certFile != "" {
+		pemText, err := readPEM(certFile)
+		if err != nil {
+			return a, nil, nil, "", nil, fmt.Errorf("certificate: %w", err)
+		}
+		slot := &dps.X509CertificateWithInfo{Certificate: pemText}
+		a = dps.AttestationMechanism{Type: dps.AttestationX509, X509: &dps.X509Attestation{}}
+		if group {
+			a.X509.SigningCertificates = &dps.X509Certificates{Primary: slot}
+		} else {
+			a.X509.ClientCertificates = &dps.X509Certificates{Primary: slot}
+		}
+	} else {
+		a = dps.AttestationMechanism{Type: dps.AttestationSymmetricKey, SymmetricKey: &dps.SymmetricKeyAttestation{PrimaryKey: primary, SecondaryKey: secondary}}
+	}
+	if len(tags) > 0 || len(desired) > 0 {
+		t = &dps.InitialTwin{Tags: tags}
+		if len(desired) > 0 {
+			t.Properties = &dps.InitialTwinProperties{Desired: desired}
+		}
+	}
+	if webhook != "" {
+		alloc, custom = dps.AllocCustom, &dps.CustomAllocationDefinition{WebhookURL: webhook, APIVersion: "2019-03-31"}
+	}
+	return a, &dps.DeviceCapabilities{IotEdge: iotEdge}, t, alloc, custom, nil
+}
+
+// applyProvisioning creates the declared enrollments and groups that do
+// not exist yet; existing ones, changed through the service API or not,
+// are left as they are, so a restart keeps state.
+func (c *Config) applyProvisioning(s *dps.Service) error {
+	if c == nil {
+		return nil
+	}
+	for _, ec := range c.Enrollments {
+		a, caps, t, alloc, custom, err := provisioningSettings(ec.PrimaryKey, ec.SecondaryKey, ec.CertificateFile, ec.IotEdge,
+			ec.Tags, ec.Desired, ec.CustomAllocationWebhook, c.readPEM, false)
+		if err != nil {
+			return fmt.Errorf("enrollment %s: %v", ec.RegistrationID, err)
+		}
+		e := &dps.IndividualEnrollment{RegistrationID: ec.RegistrationID, DeviceID: ec.DeviceID, Attestation: a, Capabilities: caps,
+			InitialTwin: t, ProvisioningStatus: ec.Status, AllocationPolicy: alloc, CustomAllocationDefinition: custom}
+		if _, err := s.CreateEnrollment(e); err != nil && !errors.Is(err, dps.Conflict("")) {
+			return fmt.Errorf("enrollment %s: %s", ec.RegistrationID, dps.AsError(err).Message)
+		}
+	}
+	for _, gc := range c.EnrollmentGroups {
+		a, caps, t, alloc, custom, err := provisioningSettings(gc.PrimaryKey, gc.SecondaryKey, gc.CertificateFile, gc.IotEdge,
+			gc.Tags, gc.Desired, gc.CustomAllocationWebhook, c.readPEM, true)
+		if err != nil {
+			return fmt.Errorf("enrollment group %s: %v", gc.EnrollmentGroupID, err)
+		}
+		g := &dps.EnrollmentGroup{EnrollmentGroupID: gc.EnrollmentGroupID, Attestation: a, Capabilities: caps,
+			InitialTwin: t, ProvisioningStatus: gc.Status, AllocationPolicy: alloc, CustomAllocationDefinition: custom}
+		if _, err := s.CreateGroup(g); err != nil && !errors.Is(err, dps.Conflict("")) {
+			return fmt.Errorf("enrollment group %s: %s", gc.EnrollmentGroupID, dps.AsError(err).Message)
+		}
 	}
 	return nil
 }

@@ -73,8 +73,15 @@ func (s *Server) TwinHistory(deviceID, moduleID string) []TwinChange {
 	return out
 }
 
-// Reset empties the hub (devices, twins, messages, recordings) without a restart.
-func (s *Server) Reset() error { return s.hub.Reset(context.Background()) }
+// Reset empties the hub (devices, twins, messages, recordings) and the
+// provisioning service (enrollments, registration states) without a
+// restart.
+func (s *Server) Reset() error {
+	if err := s.hub.Reset(context.Background()); err != nil {
+		return err
+	}
+	return s.dps.Reset()
+}
 
 // WaitMessages waits until the device has sent at least n messages (counted
 // from the start of the log) or timeout passes, and returns them.

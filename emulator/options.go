@@ -29,7 +29,16 @@ const (
 	DefaultPartitions           = hub.DefaultPartitions
 	DefaultMaxConcurrentJobs    = hub.DefaultMaxActiveJobs
 	DefaultLockTimeout          = time.Second
+	// DefaultIDScope is the Device Provisioning Service's ID scope. It is
+	// fixed and published, so that a device's provisioning settings work
+	// against any fresh emulator.
+	DefaultIDScope = "0ne00000E11"
 )
+
+// WellKnownProvisioningKey is the default primary key of the provisioning
+// service's provisioningserviceowner policy, published like
+// WellKnownOwnerKey. Never use it for anything but local testing.
+const WellKnownProvisioningKey = "SW9USHViRW11bGF0b3JQcm92aXNpb25pbmdLZXkhIQ=="
 
 // Options configure a Server. The zero value works: defaults are applied in
 // one place, setDefaults.
@@ -67,6 +76,9 @@ type Options struct {
 	FileUploadContainer            string        `json:"fileUploadContainer"`            // default "fileupload"; created when missing
 	FileUploadSASTTL               time.Duration `json:"fileUploadSasTtl"`               // lifetime of an upload's SAS; default 1h, at most 24h
 	DisableFileUploadNotifications bool          `json:"disableFileUploadNotifications"` // the hub's notifications are on by default
+
+	IDScope     string `json:"idScope"`     // the Device Provisioning Service's ID scope; default DefaultIDScope
+	DPSOwnerKey string `json:"dpsOwnerKey"` // provisioningserviceowner primary key (base64); default WellKnownProvisioningKey
 }
 
 // DefaultFileUploadContainer is the upload container when none is given.
@@ -114,5 +126,11 @@ func (o *Options) setDefaults() {
 	}
 	if o.FileUploadSASTTL == 0 {
 		o.FileUploadSASTTL = time.Hour
+	}
+	if o.IDScope == "" {
+		o.IDScope = DefaultIDScope
+	}
+	if o.DPSOwnerKey == "" {
+		o.DPSOwnerKey = WellKnownProvisioningKey
 	}
 }

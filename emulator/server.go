@@ -20,6 +20,7 @@ import (
 
 	"github.com/iothubemulator/iothub/emulator/internal/certs"
 	"github.com/iothubemulator/iothub/emulator/internal/clock"
+	"github.com/iothubemulator/iothub/emulator/internal/dps"
 	"github.com/iothubemulator/iothub/emulator/internal/hub"
 	"github.com/iothubemulator/iothub/emulator/internal/mqttapi"
 	"github.com/iothubemulator/iothub/emulator/internal/restapi"
@@ -29,11 +30,13 @@ import (
 )
 
 // Server is an emulated IoT Hub: the hub core, its store, an MQTT over TLS
-// listener and an HTTPS listener (REST API and MQTT over WebSockets).
+// listener and an HTTPS listener (REST API and MQTT over WebSockets), and
+// the Device Provisioning Service on the same host and listeners.
 type Server struct {
 	opts  Options
 	db    *store.DB
 	hub   *hub.Hub
+	dps   *dps.Service
 	tls   *certs.Material
 	mqtt  *mqttapi.Server
 	https *http.Server
@@ -105,7 +108,29 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.hub.SetReactor(&s.reactors)
+	dpsPolicies, err := opts.Config.provisioningPolicies(opts.DPSOwnerKey)
+	if err != nil {
+		return nil, err
+	}
+	s.dps, err = dps.New(s.db, dps.Config{
+		IDScope:    opts.IDScope,
+		HostName:   opts.HostName,
+		ExtraHosts: opts.TLSSANs,
+		// Devices are told the host name with the MQTT port when it is not
+		// 8883, as device connection strings are, so that they reach this
+		// hub on random ports too.
+		AssignedHub: s.mqttHost,
+		Policies:    dpsPolicies,
+		Hub:         s.hub,
+		Logger:      opts.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
 	if err := opts.Config.apply(context.Background(), s.hub); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if err := opts.Config.applyProvisioning(s.dps); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	// Import/export jobs a previous run left unfinished go on.
@@ -172,6 +197,7 @@ func (s *Server) Start() error {
 		UI:           ui.New(ui.Options{Hub: s.hub, ServiceHost: s.hostWithPort(s.HTTPSAddr(), "443"), DeviceHost: s.mqttHost()}),
 		WriteTimeout: s.limits.write,
 		BodyTimeout:  s.limits.body,
+		DPS:          s.dps,
 	})
 	s.https = &http.Server{
 		Handler:           s.track(handler),
@@ -353,6 +379,24 @@ func (s *Server) PolicyConnectionString(policy string) string {
 	if !ok {
 		return ""
 	}
+	return sas.ConnectionString{HostName: s.hostWithPort(s.HTTPSAddr(), "443"),
+		SharedAccessKeyName: p.Name, SharedAccessKey: p.PrimaryKey}.String()
+}
+
+// IDScope is the Device Provisioning Service's ID scope.
+func (s *Server) IDScope() string { return s.dps.IDScope() }
+
+// ProvisioningHost is the provisioning host devices register with: the
+// hub's host name, with the HTTPS port when that is not 443. The official
+// SDKs take it as their provisioning host in place of
+// global.azure-devices-provisioning.net.
+func (s *Server) ProvisioningHost() string { return s.hostWithPort(s.HTTPSAddr(), "443") }
+
+// ProvisioningConnectionString is the provisioning service's connection
+// string for its provisioningserviceowner policy, for service SDKs that
+// manage enrollments.
+func (s *Server) ProvisioningConnectionString() string {
+	p, _ := s.dps.Policy(dps.OwnerPolicy)
 	return sas.ConnectionString{HostName: s.hostWithPort(s.HTTPSAddr(), "443"),
 		SharedAccessKeyName: p.Name, SharedAccessKey: p.PrimaryKey}.String()
 }

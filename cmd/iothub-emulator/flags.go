@@ -37,7 +37,7 @@ type envFlag struct {
 // variables (a flag on the command line wins over the environment).
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
 	c := &config{}
-	var hostname, sans, mqttAddr, httpsAddr, dataDir, tlsCert, tlsKey, ownerKey, sasTTL, notify string
+	var hostname, sans, mqttAddr, httpsAddr, dataDir, tlsCert, tlsKey, ownerKey, sasTTL, notify, idScope string
 	flags := []envFlag{
 		{"hostname", "IOTHUB_HOSTNAME", emulator.DefaultHostName, "hub host name used in connection strings, SAS resource URIs and the server certificate", &hostname},
 		{"tls-san", "IOTHUB_TLS_SANS", "", "extra DNS names or IPs for the generated certificate, comma-separated (e.g. the compose service name)", &sans},
@@ -48,6 +48,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*c
 		{"tls-key", "IOTHUB_TLS_KEY", "", "server private key (PEM)", &tlsKey},
 		{"owner-key", "IOTHUB_OWNER_KEY", emulator.WellKnownOwnerKey, "primary key (base64) of the iothubowner policy", &ownerKey},
 		{"config", "IOTHUB_CONFIG", "", "JSON file declaring policies and pre-registered devices", &c.configFile},
+		{"dps-id-scope", "IOTHUB_DPS_ID_SCOPE", emulator.DefaultIDScope, "ID scope of the Device Provisioning Service served on the same host", &idScope},
 		{"log-level", "IOTHUB_LOG_LEVEL", "info", "log level: debug, info, warn, error", &c.logLevel},
 		{"log-format", "IOTHUB_LOG_FORMAT", "text", "log format: text or json", &c.logFormat},
 		// File upload: the hub's storage account (README: "File upload").
@@ -129,6 +130,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*c
 	c.opts.TLSCertFile = tlsCert
 	c.opts.TLSKeyFile = tlsKey
 	c.opts.OwnerKey = ownerKey
+	c.opts.IDScope = idScope
 	for _, s := range strings.Split(sans, ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			c.opts.TLSSANs = append(c.opts.TLSSANs, s)

@@ -32,17 +32,18 @@ func TestParseFlags(t *testing.T) {
 	}{
 		{
 			name: "defaults",
-			want: emulator.Options{HostName: "localhost", MQTTAddr: ":8883", HTTPSAddr: ":443", DataDir: "./iothub-data", OwnerKey: emulator.WellKnownOwnerKey, TelemetryMaxMessages: 100000, TelemetryMaxAge: 24 * time.Hour, TelemetryMaxBytes: 256 << 20, Partitions: 4, MaxConcurrentJobs: 1},
+			want: emulator.Options{HostName: "localhost", MQTTAddr: ":8883", HTTPSAddr: ":443", DataDir: "./iothub-data", OwnerKey: emulator.WellKnownOwnerKey, TelemetryMaxMessages: 100000, TelemetryMaxAge: 24 * time.Hour, TelemetryMaxBytes: 256 << 20, Partitions: 4, MaxConcurrentJobs: 1,
+				IDScope: emulator.DefaultIDScope},
 		},
 		{
 			name: "environment",
 			env: map[string]string{"IOTHUB_HOSTNAME": "hub.local", "IOTHUB_TLS_SANS": "iothub, 10.0.0.5", "IOTHUB_MQTT_ADDR": ":1883",
 				"IOTHUB_HTTPS_ADDR": ":8443", "IOTHUB_DATA_DIR": "/data", "IOTHUB_OWNER_KEY": "a2V5", "IOTHUB_IN_MEMORY": "true",
 				"IOTHUB_TLS_CERT": "c.pem", "IOTHUB_TLS_KEY": "k.pem", "IOTHUB_TELEMETRY_MAX_MESSAGES": "500", "IOTHUB_TELEMETRY_MAX_AGE": "1h", "IOTHUB_PARTITIONS": "2",
-				"IOTHUB_TELEMETRY_MAX_BYTES": "3GiB"},
+				"IOTHUB_TELEMETRY_MAX_BYTES": "3GiB", "IOTHUB_DPS_ID_SCOPE": "0ne0000ABCD"},
 			want: emulator.Options{HostName: "hub.local", TLSSANs: []string{"iothub", "10.0.0.5"}, MQTTAddr: ":1883", HTTPSAddr: ":8443",
 				DataDir: "/data", OwnerKey: "a2V5", InMemory: true, TLSCertFile: "c.pem", TLSKeyFile: "k.pem",
-				TelemetryMaxMessages: 500, TelemetryMaxAge: time.Hour, TelemetryMaxBytes: 3 << 30, Partitions: 2, MaxConcurrentJobs: 1},
+				TelemetryMaxMessages: 500, TelemetryMaxAge: time.Hour, TelemetryMaxBytes: 3 << 30, Partitions: 2, MaxConcurrentJobs: 1, IDScope: "0ne0000ABCD"},
 		},
 		{
 			name: "file upload",
@@ -50,13 +51,14 @@ func TestParseFlags(t *testing.T) {
 			env:  map[string]string{"IOTHUB_FILE_UPLOAD_CONTAINER": "uploads", "IOTHUB_STORAGE_CA_FILE": "azurite-ca.pem"},
 			want: emulator.Options{HostName: "localhost", MQTTAddr: ":8883", HTTPSAddr: ":443", DataDir: "./iothub-data", OwnerKey: emulator.WellKnownOwnerKey,
 				TelemetryMaxMessages: 100000, TelemetryMaxAge: 24 * time.Hour, TelemetryMaxBytes: 256 << 20, Partitions: 4, MaxConcurrentJobs: 1, StorageConnectionString: "UseDevelopmentStorage=true",
-				StorageCAFile: "azurite-ca.pem", FileUploadContainer: "uploads", FileUploadSASTTL: 2 * time.Hour, DisableFileUploadNotifications: true},
+				StorageCAFile: "azurite-ca.pem", FileUploadContainer: "uploads", FileUploadSASTTL: 2 * time.Hour, DisableFileUploadNotifications: true, IDScope: emulator.DefaultIDScope},
 		},
 		{
 			name: "flag wins over environment",
-			args: []string{"--hostname", "flag.local", "--https-addr=127.0.0.1:9443", "--in-memory=false"},
-			env:  map[string]string{"IOTHUB_HOSTNAME": "env.local", "IOTHUB_HTTPS_ADDR": ":1", "IOTHUB_IN_MEMORY": "1"},
-			want: emulator.Options{HostName: "flag.local", MQTTAddr: ":8883", HTTPSAddr: "127.0.0.1:9443", DataDir: "./iothub-data", OwnerKey: emulator.WellKnownOwnerKey, TelemetryMaxMessages: 100000, TelemetryMaxAge: 24 * time.Hour, TelemetryMaxBytes: 256 << 20, Partitions: 4, MaxConcurrentJobs: 1},
+			args: []string{"--hostname", "flag.local", "--https-addr=127.0.0.1:9443", "--in-memory=false", "--dps-id-scope", "0neFLAG0001"},
+			env:  map[string]string{"IOTHUB_HOSTNAME": "env.local", "IOTHUB_HTTPS_ADDR": ":1", "IOTHUB_IN_MEMORY": "1", "IOTHUB_DPS_ID_SCOPE": "0neENV00001"},
+			want: emulator.Options{HostName: "flag.local", MQTTAddr: ":8883", HTTPSAddr: "127.0.0.1:9443", DataDir: "./iothub-data", OwnerKey: emulator.WellKnownOwnerKey, TelemetryMaxMessages: 100000, TelemetryMaxAge: 24 * time.Hour, TelemetryMaxBytes: 256 << 20, Partitions: 4, MaxConcurrentJobs: 1,
+				IDScope: "0neFLAG0001"},
 		},
 	}
 	for _, tc := range cases {
@@ -114,13 +116,17 @@ func TestRunPrintsWhatAUserNeeds(t *testing.T) {
 	defer cancel()
 	go func() { done <- runContext(ctx, []string{"--log-level", "error"}, e, &out, io.Discard) }()
 	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(out.String(), "SharedAccessKeyName=iothubowner") {
+	// The provisioning service's connection string is the banner's last line.
+	for !strings.Contains(out.String(), "SharedAccessKeyName=provisioningserviceowner") {
 		if time.Now().After(deadline) {
 			t.Fatalf("no ready banner within 10s; output:\n%s", out.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	for _, want := range []string{"ready", "hub host name:      localhost", "MQTT (TLS):", "CA certificate:", "SharedAccessKey=" + emulator.WellKnownOwnerKey} {
+	_, httpsPort, _ := net.SplitHostPort(https)
+	for _, want := range []string{"ready", "hub host name:      localhost", "MQTT (TLS):", "CA certificate:", "SharedAccessKey=" + emulator.WellKnownOwnerKey,
+		"provisioning host:  localhost:" + httpsPort + " (ID scope " + emulator.DefaultIDScope + ")",
+		"HostName=localhost:" + httpsPort + ";SharedAccessKeyName=provisioningserviceowner;SharedAccessKey=" + emulator.WellKnownProvisioningKey} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("banner lacks %q:\n%s", want, out.String())
 		}

@@ -40,7 +40,9 @@ func serve(ctx context.Context, c *config, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "  CA certificate:     %s\n", f)
 	}
 	fmt.Fprintf(stdout, "  dashboard:          %s\n", srv.DashboardURL())
+	fmt.Fprintf(stdout, "  provisioning host:  %s (ID scope %s)\n", srv.ProvisioningHost(), srv.IDScope())
 	fmt.Fprintf(stdout, "  service connection string (iothubowner):\n    %s\n", srv.ConnectionString())
+	fmt.Fprintf(stdout, "  provisioning service connection string (provisioningserviceowner):\n    %s\n", srv.ProvisioningConnectionString())
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "shutting down")
 	return srv.Close()

@@ -247,6 +247,17 @@ func (s *Service) PutEnrollment(ctx context.Context, id string, body []byte, ifM
 	return s.putEnrollment(&e, ifMatch, false)
 }
 
+// CreateEnrollment stores a new individual enrollment, given in the service
+// API's form; one that exists is left as it is and reported as Conflict.
+func (s *Service) CreateEnrollment(e *IndividualEnrollment) (*IndividualEnrollment, error) {
+	return s.putEnrollment(e, "", true)
+}
+
+// CreateGroup is CreateEnrollment for an enrollment group.
+func (s *Service) CreateGroup(g *EnrollmentGroup) (*EnrollmentGroup, error) {
+	return s.putGroup(g, "", true)
+}
+
 // putEnrollment stores e; createOnly refuses an existing enrollment (bulk
 // create, config file).
 func (s *Service) putEnrollment(e *IndividualEnrollment, ifMatch string, createOnly bool) (*IndividualEnrollment, error) {
