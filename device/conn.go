@@ -16,7 +16,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/gorilla/websocket"
 
-	"github.com/iothubemulator/iothub/device/internal/wsconn"
+	"github.com/iothubemulator/iothub/internal/wsconn"
 )
 
 // disconnectQuiesce is how long a DISCONNECT may take to go out, in ms.

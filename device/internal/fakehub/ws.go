@@ -11,7 +11,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/mochi-mqtt/server/v2/listeners"
 
-	"github.com/iothubemulator/iothub/device/internal/wsconn"
+	"github.com/iothubemulator/iothub/internal/wsconn"
 )
 
 // wsPath is where IoT Hub serves MQTT over WebSockets.

@@ -2,8 +2,8 @@
 
 // Package wsconn adapts a gorilla WebSocket connection to net.Conn so an
 // MQTT byte stream can run over it (MQTT over WebSockets carries the stream
-// in binary messages whose boundaries mean nothing). Both the device client
-// and its test hub use it.
+// in binary messages whose boundaries mean nothing). The device client, its
+// test hub and the provisioning client use it.
 package wsconn
 
 import (
