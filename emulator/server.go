@@ -180,7 +180,7 @@ func (s *Server) Start() error {
 		return listenError("HTTPS", s.opts.HTTPSAddr, "--https-addr", err)
 	}
 	s.hl = hl
-	s.mqtt, err = mqttapi.New(mqttapi.Options{Hub: s.hub, Addr: s.opts.MQTTAddr, TLSConfig: s.serverTLS(), Logger: s.opts.Logger})
+	s.mqtt, err = mqttapi.New(mqttapi.Options{Hub: s.hub, DPS: s.dps, Addr: s.opts.MQTTAddr, TLSConfig: s.serverTLS(), Logger: s.opts.Logger})
 	if err != nil {
 		hl.Close()
 		return err

@@ -63,6 +63,17 @@ func newEnv(tb testing.TB) *env {
 // before it starts.
 func newEnvWith(tb testing.TB, configure func(*Server)) *env {
 	tb.Helper()
+	return newEnvConfigured(tb, func(e *env) {
+		if configure != nil {
+			configure(e.srv)
+		}
+	})
+}
+
+// newEnvConfigured is newEnvWith for a configure that needs the env (its
+// hub and store) too.
+func newEnvConfigured(tb testing.TB, configure func(*env)) *env {
+	tb.Helper()
 	db, err := store.OpenTemp()
 	if err != nil {
 		tb.Fatal(err)
@@ -84,9 +95,7 @@ func newEnvWith(tb testing.TB, configure func(*Server)) *env {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if configure != nil {
-		configure(e.srv)
-	}
+	configure(e)
 	if err := e.srv.Start(); err != nil {
 		tb.Fatal(err)
 	}

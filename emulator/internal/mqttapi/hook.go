@@ -89,6 +89,22 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	if cl.State.Keepalive == 0 || cl.State.Keepalive > maxKeepAlive {
 		cl.State.Keepalive = maxKeepAlive
 	}
+	if cc.dpsRegistrationID != "" {
+		// A provisioning connection: attested by the provisioning service,
+		// never registered with the hub, so it needs no setup lock.
+		d, err := h.srv.authenticateDPS(cl, cc, pk)
+		switch {
+		case errors.Is(err, errCredentials):
+			h.srv.log.Info("provisioning connection refused", "registrationId", cc.dpsRegistrationID, "transport", cc.transport, "reason", err)
+			return nil
+		case err != nil:
+			h.srv.log.Error("provisioning connect failed", "registrationId", cc.dpsRegistrationID, "err", err)
+			_ = h.srv.mochi.SendConnack(cl, packets.ErrServerUnavailable, false, nil)
+			return err
+		}
+		cc.dps.Store(d)
+		return nil
+	}
 	sess, err := h.srv.authenticate(cl, cc, pk)
 	switch {
 	case errors.Is(err, errCredentials), errors.Is(err, hub.ErrAuth):
@@ -146,7 +162,7 @@ func (s *Server) authenticate(cl *mqtt.Client, cc *clientConn, pk packets.Packet
 
 // OnConnectAuthenticate accepts exactly the connections OnConnect authenticated.
 func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
-	return sessionOf(cl) != nil
+	return sessionOf(cl) != nil || dpsOf(cl) != nil
 }
 
 // OnSessionEstablish runs before mochi takes over any stored session and
@@ -233,6 +249,16 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 			writeConnack(cl, 2)
 			return pk, packets.ErrRejectPacket
 		}
+		if cc, ok := cl.Net.Conn.(*clientConn); ok {
+			h.srv.screenDPSConnect(cc, &pk)
+		}
+		return pk, nil
+	}
+	if d := dpsOf(cl); d != nil {
+		if err := checkDPSPacket(pk); err != nil {
+			h.srv.log.Info("closing provisioning connection", "registrationId", d.creds.RegistrationID, "reason", err)
+			return pk, packets.ErrRejectPacket
+		}
 		return pk, nil
 	}
 	sess := sessionOf(cl)
@@ -299,6 +325,13 @@ func (s *session) checkSubscribe(pk packets.Packet) error {
 // before delivering through its topic tree; nothing of ours is delivered
 // that way, and a topic name never parses as a filter, so that is refused.
 func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	if d := dpsOf(cl); d != nil {
+		if write {
+			_, err := parseDPSTopic(topic)
+			return err == nil
+		}
+		return topic == dpsFilterResponses
+	}
 	sess := sessionOf(cl)
 	if sess == nil {
 		return false

@@ -59,7 +59,11 @@ type clientConn struct {
 	transport string              // transportMQTT or transportMQTTWS
 	peerCerts []*x509.Certificate // client certificates from the TLS handshake (X.509 devices)
 	sess      atomic.Pointer[session]
-	done      chan struct{} // closed once mochi is finished with the connection and the hub knows
+	dps       atomic.Pointer[dpsSession] // set instead of sess for a provisioning connection
+	// dpsRegistrationID is the client id a provisioning CONNECT gave,
+	// before screenDPSConnect prefixed it; "" for a hub connection.
+	dpsRegistrationID string
+	done              chan struct{} // closed once mochi is finished with the connection and the hub knows
 	// unlockSetup lets go of the client id's setup lock (see
 	// hook.OnConnect); nil when not held. Only the connection's own
 	// goroutine, which runs mochi's handling of it, uses it.

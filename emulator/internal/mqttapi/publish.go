@@ -19,6 +19,14 @@ import (
 // publish the hub cannot take closes the connection: MQTT 3.1.1 has no
 // negative PUBACK.
 func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if d := dpsOf(cl); d != nil {
+		if err := d.handlePublish(pk); err != nil {
+			h.srv.log.Info("closing provisioning connection", "registrationId", d.creds.RegistrationID, "reason", err)
+			cl.Stop(err)
+			return pk, packets.ErrRejectPacket
+		}
+		return pk, packets.CodeSuccessIgnore
+	}
 	sess := sessionOf(cl)
 	if sess == nil {
 		return pk, packets.ErrRejectPacket

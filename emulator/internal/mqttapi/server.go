@@ -15,6 +15,7 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 
+	"github.com/iothubemulator/iothub/emulator/internal/dps"
 	"github.com/iothubemulator/iothub/emulator/internal/hub"
 )
 
@@ -32,6 +33,7 @@ type Options struct {
 	Addr      string       // TLS listener address; DefaultAddr when empty, port 0 picks a free one
 	TLSConfig *tls.Config  // server certificate; required. Client certificates are requested, never verified here: the hub checks them
 	Logger    *slog.Logger // nil: discard
+	DPS       *dps.Service // the Device Provisioning Service's device API on the same listeners; nil: not served
 }
 
 // Server is the MQTT adapter: mochi-mqtt with one hook of ours, a TLS
@@ -39,6 +41,7 @@ type Options struct {
 type Server struct {
 	opts      Options
 	hub       *hub.Hub
+	dps       *dps.Service
 	log       *slog.Logger
 	tlsConfig *tls.Config
 	mochi     *mqtt.Server
@@ -88,6 +91,7 @@ func New(opts Options) (*Server, error) {
 	s := &Server{
 		opts:           opts,
 		hub:            opts.Hub,
+		dps:            opts.DPS,
 		log:            log,
 		tlsConfig:      cfg,
 		ctx:            ctx,
