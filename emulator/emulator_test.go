@@ -321,6 +321,12 @@ func TestShippedConfigExamples(t *testing.T) {
 					t.Fatalf("device %s: key not applied", d.DeviceID)
 				}
 			}
+			for _, e := range c.Enrollments {
+				out, err := srv.Enrollment(e.RegistrationID)
+				if err != nil || (e.PrimaryKey != "" && !bytes.Contains(out, []byte(`"primaryKey":"`+e.PrimaryKey+`"`))) {
+					t.Fatalf("enrollment %s from %s: %s, %v", e.RegistrationID, f, out, err)
+				}
+			}
 		})
 	}
 }

@@ -49,6 +49,16 @@ func (s *Server) PutEnrollmentGroup(group []byte) (json.RawMessage, error) {
 	return json.Marshal(out)
 }
 
+// Enrollment returns an individual enrollment in the service API's JSON,
+// keys included.
+func (s *Server) Enrollment(registrationID string) (json.RawMessage, error) {
+	e, err := s.dps.GetEnrollment(context.Background(), registrationID)
+	if err != nil {
+		return nil, provisioningError(err)
+	}
+	return json.Marshal(e)
+}
+
 // RegistrationState returns a device's registration state in the service
 // API's JSON, or an error when the device has not registered.
 func (s *Server) RegistrationState(registrationID string) (json.RawMessage, error) {
