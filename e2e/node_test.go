@@ -48,7 +48,8 @@ func TestNodeSDK(t *testing.T) {
 		t.Errorf("printed connection string: got %q, want %q", p.connString, wellKnownConnectionString)
 	}
 
-	runNodeSuite(t, nodeDir, node, p.connString, p.caFile, p.serviceClient(t), st)
+	runNodeSuite(t, nodeDir, node, p.connString, p.caFile, p.serviceClient(t), st,
+		provisioningEnv(t, p.provisioningHost, p.idScope, p.provisioningConnString)...)
 	// Even after a failure: the exit status tells whether the emulator
 	// shut down cleanly (with -race, 66 means it found a data race).
 	p.stop(t)
@@ -90,8 +91,9 @@ type nodeStorage struct {
 }
 
 // runNodeSuite registers the Node tests' device through svc and runs
-// `node --test` in nodeDir against the hub of connString.
-func runNodeSuite(t *testing.T, nodeDir, node, connString, caFile string, svc *service.Client, st nodeStorage) {
+// `node --test` in nodeDir against the hub of connString, with extraEnv
+// (provisioningEnv) added to the tests' environment.
+func runNodeSuite(t *testing.T, nodeDir, node, connString, caFile string, svc *service.Client, st nodeStorage, extraEnv ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
@@ -123,6 +125,7 @@ func runNodeSuite(t *testing.T, nodeDir, node, connString, caFile string, svc *s
 		"NODE_OPTIONS=--dns-result-order=ipv4first",
 		"NO_COLOR=1",
 	)
+	cmd.Env = append(cmd.Env, extraEnv...)
 	if st.connectionString != "" {
 		cmd.Env = append(cmd.Env, "STORAGE_CONNECTION_STRING="+st.connectionString)
 	}

@@ -64,6 +64,8 @@ type emulatorProc struct {
 
 	// Parsed from stdout once the emulator said it is ready.
 	mqttAddr, httpsAddr, caFile, connString string
+	// The provisioning service's, from the same banner.
+	provisioningHost, idScope, provisioningConnString string
 }
 
 // launch starts the binary with cfg's flags and an environment without
@@ -169,8 +171,11 @@ func (p *emulatorProc) waitReady(ctx context.Context) error {
 //	  MQTT (TLS):         127.0.0.1:40123
 //	  HTTPS + MQTT/WSS:   127.0.0.1:40124
 //	  CA certificate:     /data/ca.pem
+//	  provisioning host:  localhost:40124 (ID scope 0ne00000E11)
 //	  service connection string (iothubowner):
 //	    HostName=localhost:40124;SharedAccessKeyName=iothubowner;SharedAccessKey=...
+//	  provisioning service connection string (provisioningserviceowner):
+//	    HostName=localhost:40124;SharedAccessKeyName=provisioningserviceowner;SharedAccessKey=...
 func (p *emulatorProc) parseBanner() bool {
 	lines := p.stdout.lines()
 	ready := false
@@ -187,9 +192,14 @@ func (p *emulatorProc) parseBanner() bool {
 			p.caFile = strings.TrimSpace(strings.TrimPrefix(l, "CA certificate:"))
 		case strings.HasPrefix(l, "service connection string") && i+1 < len(lines):
 			p.connString = strings.TrimSpace(lines[i+1])
+		case strings.HasPrefix(l, "provisioning host:"):
+			host, scope, _ := strings.Cut(strings.TrimSpace(strings.TrimPrefix(l, "provisioning host:")), " (ID scope ")
+			p.provisioningHost, p.idScope = host, strings.TrimSuffix(scope, ")")
+		case strings.HasPrefix(l, "provisioning service connection string") && i+1 < len(lines):
+			p.provisioningConnString = strings.TrimSpace(lines[i+1])
 		}
 	}
-	return ready && p.mqttAddr != "" && p.httpsAddr != "" && p.caFile != "" && p.connString != ""
+	return ready && p.mqttAddr != "" && p.httpsAddr != "" && p.caFile != "" && p.connString != "" && p.provisioningConnString != ""
 }
 
 // caPool is a pool trusting the emulator's CA.

@@ -160,9 +160,11 @@ func TestDPSErrorAnswers(t *testing.T) {
 	}
 }
 
-// TestDPSConnectRefused: a provisioning CONNECT the service cannot attest
-// gets CONNACK 5, and nothing is created.
-func TestDPSConnectRefused(t *testing.T) {
+// TestDPSAttestationRefused: the service accepts a provisioning CONNECT
+// whatever its credentials and answers the register request with 401 on
+// the response topic when it cannot attest the device; a CONNECT that is
+// not a valid provisioning one gets CONNACK 5. Nothing is created.
+func TestDPSAttestationRefused(t *testing.T) {
 	e, svc := newDPSEnv(t)
 	key := enrollKey(t, svc, "dev-1")
 	ca, _ := certs.NewCA("fleet", time.Now())
@@ -174,10 +176,30 @@ func TestDPSConnectRefused(t *testing.T) {
 		{"wrong key", dialer{clientID: "dev-1", username: dpsUsername(dpsScope, "dev-1"), password: dpsToken(t, dpsScope, "dev-1", sas.GenerateKey())}},
 		{"unknown ID scope", dialer{clientID: "dev-1", username: dpsUsername("0neFFFFFFFF", "dev-1"), password: dpsToken(t, "0neFFFFFFFF", "dev-1", key)}},
 		{"unknown registration", dialer{clientID: "dev-9", username: dpsUsername(dpsScope, "dev-9"), password: dpsToken(t, dpsScope, "dev-9", key)}},
-		{"no api-version", dialer{clientID: "dev-1", username: dpsScope + "/registrations/dev-1/", password: dpsToken(t, dpsScope, "dev-1", key)}},
-		{"will", dialer{clientID: "dev-1", username: dpsUsername(dpsScope, "dev-1"), password: dpsToken(t, dpsScope, "dev-1", key), will: "$dps/registrations/res/x"}},
 		{"no credentials", dialer{clientID: "dev-1", username: dpsUsername(dpsScope, "dev-1")}},
 		{"certificate chaining to no enrolled CA", dialer{clientID: "dev-2", username: dpsUsername(dpsScope, "dev-2"), cert: &leaf}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.d.clean = true
+			d := e.mustConnect(t, tc.d)
+			d.subscribe(t, "$dps/registrations/res/#")
+			d.publish(t, "$dps/registrations/PUT/iotdps-register/?$rid=x1", 1, `{"registrationId":"`+tc.d.clientID+`"}`)
+			status, _, body := dpsAnswer(t, d, "x1")
+			if status != "401" || body["errorCode"] != float64(401002) {
+				t.Fatalf("register: %s %v, want 401 401002", status, body)
+			}
+			d.publish(t, "$dps/registrations/GET/iotdps-get-operationstatus/?$rid=x2&operationId=4.a.b", 1, ``)
+			if status, _, body := dpsAnswer(t, d, "x2"); status != "401" {
+				t.Fatalf("status query: %s %v, want 401", status, body)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		name string
+		d    dialer
+	}{
+		{"no api-version", dialer{clientID: "dev-1", username: dpsScope + "/registrations/dev-1/", password: dpsToken(t, dpsScope, "dev-1", key)}},
+		{"will", dialer{clientID: "dev-1", username: dpsUsername(dpsScope, "dev-1"), password: dpsToken(t, dpsScope, "dev-1", key), will: "$dps/registrations/res/x"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.d.clean = true

@@ -90,17 +90,13 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		cl.State.Keepalive = maxKeepAlive
 	}
 	if cc.dpsRegistrationID != "" {
-		// A provisioning connection: attested by the provisioning service,
-		// never registered with the hub, so it needs no setup lock.
+		// A provisioning connection: its requests are attested by the
+		// provisioning service, and it is never registered with the hub,
+		// so it needs no setup lock.
 		d, err := h.srv.authenticateDPS(cl, cc, pk)
-		switch {
-		case errors.Is(err, errCredentials):
+		if err != nil {
 			h.srv.log.Info("provisioning connection refused", "registrationId", cc.dpsRegistrationID, "transport", cc.transport, "reason", err)
 			return nil
-		case err != nil:
-			h.srv.log.Error("provisioning connect failed", "registrationId", cc.dpsRegistrationID, "err", err)
-			_ = h.srv.mochi.SendConnack(cl, packets.ErrServerUnavailable, false, nil)
-			return err
 		}
 		cc.dps.Store(d)
 		return nil
