@@ -90,10 +90,10 @@ func (c *cli) run(ctx context.Context, args []string) int {
 	case err == nil:
 		return exitOK
 	case errors.Is(err, flag.ErrHelp):
-		fmt.Fprint(c.stdout, usage)
+		fmt.Fprint(c.stdout, usage+enrollmentUsage)
 		return exitOK
 	case errors.As(err, &ue):
-		fmt.Fprintf(c.stderr, "iothub: %v\n\n%s", err, usage)
+		fmt.Fprintf(c.stderr, "iothub: %v\n\n%s", err, usage+enrollmentUsage)
 		return exitUsage
 	default:
 		fmt.Fprintf(c.stderr, "iothub: %v\n", err)
@@ -116,6 +116,12 @@ func (c *cli) dispatch(ctx context.Context, args []string) error {
 		return flag.ErrHelp
 	}
 	name, rest := words[0], words[1:]
+	if name == "enrollment" {
+		if len(rest) == 0 {
+			return usagef("enrollment needs a subcommand")
+		}
+		return c.enrollment(ctx, rest[0], rest[1:], common)
+	}
 	switch name {
 	case "query", "monitor-events":
 	case "device", "twin", "method", "c2d", "job", "configuration", "digitaltwin":

@@ -4,7 +4,10 @@
 // through the service REST API: device identities, twins, direct methods
 // and queries. Against the emulator only, it also tails telemetry
 // (monitor-events) and sends cloud-to-device messages (c2d), which a real
-// hub offers over AMQP alone. Output is JSON.
+// hub offers over AMQP alone. The enrollment commands manage the Device
+// Provisioning Service's enrollments with a provisioning service
+// connection string (--dps-connection-string or
+// IOTHUB_DPS_CONNECTION_STRING). Output is JSON.
 //
 // Usage:
 //
