@@ -4,7 +4,11 @@
 // direct methods, jobs and telemetry, served over MQTT (TLS and WebSockets) and
 // HTTPS on the hub's own topics and routes, so that the official SDKs and
 // this module's device and service packages work against it with only the
-// connection string and a CA certificate changed.
+// connection string and a CA certificate changed. The same server is a
+// Device Provisioning Service on the same host and ports (IDScope,
+// ProvisioningHost, ProvisioningConnectionString, PutEnrollment): devices
+// provision themselves with the official provisioning SDKs or this
+// module's provisioning package, and are assigned to the emulated hub.
 //
 // In a Go test:
 //
