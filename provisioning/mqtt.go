@@ -98,7 +98,10 @@ func (t *mqttTransport) connect(ctx context.Context) error {
 		SetAutoReconnect(false).
 		SetConnectRetry(false).
 		SetConnectTimeout(t.c.set.requestTimeout).
-		SetOrderMatters(false).
+		// In order: an answer reaches its request before the PUBACK that
+		// follows it, and before the close that may follow both (the
+		// service closes a connection whose device it refused).
+		SetOrderMatters(true).
 		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) { t.dispatch(m.Topic(), m.Payload()) }).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) { t.end(err) }).
 		SetCustomOpenConnectionFn(func(*url.URL, mqtt.ClientOptions) (net.Conn, error) {
@@ -228,6 +231,11 @@ func (t *mqttTransport) request(ctx context.Context, op, prefix, suffix string, 
 			return nil, fmt.Errorf("provisioning: %s: publish: %w", op, err)
 		}
 	case <-t.lost:
+		select {
+		case a := <-ch:
+			return a, nil
+		default:
+		}
 		return nil, fmt.Errorf("provisioning: %s: connection lost: %v", op, t.lostErr)
 	case <-ctx.Done():
 		return nil, fmt.Errorf("provisioning: %s: %w", op, ctx.Err())
@@ -236,6 +244,11 @@ func (t *mqttTransport) request(ctx context.Context, op, prefix, suffix string, 
 	case a := <-ch:
 		return a, nil
 	case <-t.lost:
+		select {
+		case a := <-ch: // answered, then closed
+			return a, nil
+		default:
+		}
 		return nil, fmt.Errorf("provisioning: %s: connection lost: %v", op, t.lostErr)
 	case <-ctx.Done():
 		return nil, fmt.Errorf("provisioning: %s: no answer: %w", op, ctx.Err())

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -63,13 +65,44 @@ func parseDPSUsername(username, clientID string) (scope, apiVersion string, ok b
 	return scope, apiVersion, true
 }
 
-// dpsSession is an authenticated provisioning connection: the credentials
-// of its CONNECT, presented again with every request, as the HTTPS device
-// API presents them with every call.
+// dpsSession is a provisioning connection: the credentials of its
+// CONNECT, presented again with every request, as the HTTPS device API
+// presents them with every call.
+//
+// The CONNECT itself proves nothing, so that a peer without credentials
+// holds no more than before authentication: the connection is closed when
+// a request is refused for its credentials (after the answer and the
+// PUBACK), and when no request has been attested within the server's
+// connect timeout of the CONNACK.
 type dpsSession struct {
-	srv   *Server
-	cl    *mqtt.Client
-	creds dps.Credentials
+	srv      *Server
+	cl       *mqtt.Client
+	creds    dps.Credentials
+	attested atomic.Bool // a request passed attestation
+	refused  atomic.Bool // a request was refused for its credentials: close once it is acknowledged
+	timer    *time.Timer // the attestation deadline
+}
+
+// errNotAttested ends a provisioning connection whose device the service
+// could not attest.
+var errNotAttested = errors.New("provisioning connection: the device was not attested")
+
+// startDeadline closes the connection unless a request is attested in
+// time.
+func (d *dpsSession) startDeadline(timeout time.Duration) {
+	d.timer = time.AfterFunc(timeout, func() {
+		if !d.attested.Load() {
+			d.srv.log.Info("closing provisioning connection", "registrationId", d.creds.RegistrationID, "reason", "no attested request within the connect timeout")
+			d.cl.Stop(errNotAttested)
+		}
+	})
+}
+
+// end stops the deadline; the connection is gone.
+func (d *dpsSession) end() {
+	if d.timer != nil {
+		d.timer.Stop()
+	}
 }
 
 // dpsOf returns the provisioning session of a mochi client, or nil.
@@ -213,11 +246,15 @@ func (d *dpsSession) handlePublish(pk packets.Packet) error {
 			return err
 		}
 		e := dps.AsError(err)
+		if e.Status == http.StatusUnauthorized {
+			d.refused.Store(true)
+		}
 		if e.Status >= 500 {
 			d.srv.log.Error("provisioning request failed", "registrationId", d.creds.RegistrationID, "err", err)
 		}
 		return d.respond(e.Status, req.rid, 0, e.Body(newTrackingID(), d.srv.dps.Now()))
 	}
+	d.attested.Store(true)
 	body, err := json.Marshal(op)
 	if err != nil {
 		return err

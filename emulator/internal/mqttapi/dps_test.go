@@ -150,13 +150,45 @@ func TestDPSErrorAnswers(t *testing.T) {
 	if _, err := e.hub.GetDevice(context.Background(), "dev-1"); err == nil {
 		t.Error("refused requests created the device")
 	}
-	// The enrollment is disabled after the CONNECT: the next request is 401.
+	// The enrollment is disabled after the CONNECT: the next request is
+	// 401, and the connection closes.
 	if _, err := svc.PutEnrollment(context.Background(), "dev-1", []byte(`{"attestation":{"type":"symmetricKey","symmetricKey":{"primaryKey":"`+key+`","secondaryKey":"`+key+`"}},"provisioningStatus":"disabled"}`), ""); err != nil {
 		t.Fatal(err)
 	}
 	d.publish(t, "$dps/registrations/PUT/iotdps-register/?$rid=9", 1, `{"registrationId":"dev-1"}`)
 	if status, _, body := dpsAnswer(t, d, "9"); status != "401" || body["errorCode"] != float64(401002) {
 		t.Errorf("disabled after connect: %s %v", status, body)
+	}
+	d.waitLost(t)
+}
+
+// TestDPSAttestationDeadline: a provisioning connection that sends no
+// attested request within the connect timeout is closed; one whose device
+// was attested stays.
+func TestDPSAttestationDeadline(t *testing.T) {
+	var svc *dps.Service
+	e := newEnvConfigured(t, func(e *env) {
+		var err error
+		svc, err = dps.New(e.db, dps.Config{IDScope: dpsScope, HostName: hostName, AssignedHub: func() string { return hostName },
+			Policies: dps.DefaultPolicies(sas.GenerateKey()), Hub: e.hub})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.srv.dps = svc
+		e.srv.connectTimeout = 300 * time.Millisecond
+	})
+	key := enrollKey(t, svc, "dev-1")
+	idle := e.mustConnect(t, dialer{clientID: "dev-1", username: dpsUsername(dpsScope, "dev-1"), clean: true})
+	idle.waitLost(t)
+
+	d := e.mustConnect(t, dialer{clientID: "dev-1", username: dpsUsername(dpsScope, "dev-1"), password: dpsToken(t, dpsScope, "dev-1", key), clean: true})
+	d.subscribe(t, "$dps/registrations/res/#")
+	d.publish(t, "$dps/registrations/PUT/iotdps-register/?$rid=1", 1, `{"registrationId":"dev-1"}`)
+	_, _, body := dpsAnswer(t, d, "1")
+	time.Sleep(600 * time.Millisecond) // twice the deadline
+	d.publish(t, "$dps/registrations/GET/iotdps-get-operationstatus/?$rid=2&operationId="+body["operationId"].(string), 1, "")
+	if status, _, _ := dpsAnswer(t, d, "2"); status != "200" {
+		t.Fatalf("status query after the deadline: %s", status)
 	}
 }
 
@@ -188,10 +220,9 @@ func TestDPSAttestationRefused(t *testing.T) {
 			if status != "401" || body["errorCode"] != float64(401002) {
 				t.Fatalf("register: %s %v, want 401 401002", status, body)
 			}
-			d.publish(t, "$dps/registrations/GET/iotdps-get-operationstatus/?$rid=x2&operationId=4.a.b", 1, ``)
-			if status, _, body := dpsAnswer(t, d, "x2"); status != "401" {
-				t.Fatalf("status query: %s %v, want 401", status, body)
-			}
+			// Answered and acknowledged, the connection is closed: a peer
+			// without credentials keeps nothing open.
+			d.waitLost(t)
 		})
 	}
 	for _, tc := range []struct {

@@ -99,6 +99,7 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 			return nil
 		}
 		cc.dps.Store(d)
+		d.startDeadline(h.srv.connectTimeout)
 		return nil
 	}
 	sess, err := h.srv.authenticate(cl, cc, pk)
@@ -220,6 +221,9 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 
 // OnDisconnect tells the hub the device is gone.
 func (h *hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
+	if d := dpsOf(cl); d != nil {
+		d.end()
+	}
 	if sess := sessionOf(cl); sess != nil {
 		sess.end()
 	}
@@ -376,6 +380,14 @@ func (h *hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []by
 // lets the hub deliver queued C2D messages if the SUBSCRIBE asked for them.
 // mochi calls it after every SUBSCRIBE that reached OnSubscribe.
 func (h *hook) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, _ error) {
+	if d := dpsOf(cl); d != nil {
+		// The refusal has been answered and the PUBLISH acknowledged.
+		if pk.FixedHeader.Type == packets.Publish && d.refused.Load() {
+			h.srv.log.Info("closing provisioning connection", "registrationId", d.creds.RegistrationID, "reason", "a request was refused for its credentials")
+			cl.Stop(errNotAttested)
+		}
+		return
+	}
 	if pk.FixedHeader.Type != packets.Subscribe {
 		return
 	}
