@@ -70,16 +70,17 @@ func parseDPSUsername(username, clientID string) (scope, apiVersion string, ok b
 // presents them with every call.
 //
 // The CONNECT itself proves nothing, so that a peer without credentials
-// holds no more than before authentication: the connection is closed when
-// a request is refused for its credentials (after the answer and the
-// PUBACK), and when no request has been attested within the server's
-// connect timeout of the CONNACK.
+// holds no more than before authentication, the connection is closed
+// unless a request passes attestation within the server's connect timeout
+// of the CONNACK. A refused request does not close it at once: the SDKs
+// unsubscribe and disconnect after a 401 answer, and Node's provisioning
+// transport waits for ever for an UNSUBACK on a connection the server has
+// closed.
 type dpsSession struct {
 	srv      *Server
 	cl       *mqtt.Client
 	creds    dps.Credentials
 	attested atomic.Bool // a request passed attestation
-	refused  atomic.Bool // a request was refused for its credentials: close once it is acknowledged
 	timer    *time.Timer // the attestation deadline
 }
 
@@ -235,6 +236,13 @@ func (d *dpsSession) handlePublish(pk packets.Packet) error {
 		return err
 	}
 	ctx := d.srv.ctx
+	if !d.attested.Load() {
+		// Before the request, which may wait on a custom allocation
+		// webhook for longer than the deadline.
+		if _, err := d.srv.dps.Authenticate(d.creds); err == nil {
+			d.attested.Store(true)
+		}
+	}
 	var op *dps.RegistrationOperationStatus
 	if req.register {
 		op, err = d.srv.dps.Register(ctx, d.creds, pk.Payload)
@@ -246,15 +254,11 @@ func (d *dpsSession) handlePublish(pk packets.Packet) error {
 			return err
 		}
 		e := dps.AsError(err)
-		if e.Status == http.StatusUnauthorized {
-			d.refused.Store(true)
-		}
 		if e.Status >= 500 {
 			d.srv.log.Error("provisioning request failed", "registrationId", d.creds.RegistrationID, "err", err)
 		}
 		return d.respond(e.Status, req.rid, 0, e.Body(newTrackingID(), d.srv.dps.Now()))
 	}
-	d.attested.Store(true)
 	body, err := json.Marshal(op)
 	if err != nil {
 		return err

@@ -159,8 +159,7 @@ func TestDPSErrorAnswers(t *testing.T) {
 	if _, err := e.hub.GetDevice(context.Background(), "dev-1"); err == nil {
 		t.Error("refused requests created the device")
 	}
-	// The enrollment is disabled after the CONNECT: the next request is
-	// 401, and the connection closes.
+	// The enrollment is disabled after the CONNECT: the next request is 401.
 	if _, err := svc.PutEnrollment(context.Background(), "dev-1", []byte(`{"attestation":{"type":"symmetricKey","symmetricKey":{"primaryKey":"`+key+`","secondaryKey":"`+key+`"}},"provisioningStatus":"disabled"}`), ""); err != nil {
 		t.Fatal(err)
 	}
@@ -168,12 +167,11 @@ func TestDPSErrorAnswers(t *testing.T) {
 	if status, _, body := dpsAnswer(t, d, "9"); status != "401" || body["errorCode"] != float64(401002) {
 		t.Errorf("disabled after connect: %s %v", status, body)
 	}
-	d.waitLost(t)
 }
 
 // TestDPSAttestationDeadline: a provisioning connection that sends no
-// attested request within the connect timeout is closed; one whose device
-// was attested stays.
+// attested request within the connect timeout is closed, idle or refused;
+// one whose device was attested stays.
 func TestDPSAttestationDeadline(t *testing.T) {
 	var svc *dps.Service
 	e := newEnvConfigured(t, func(e *env) {
@@ -189,6 +187,13 @@ func TestDPSAttestationDeadline(t *testing.T) {
 	key := enrollKey(t, svc, "dev-1")
 	idle := e.mustConnect(t, dialer{clientID: "dev-1", username: dpsUsername(dpsScope, "dev-1"), clean: true})
 	idle.waitLost(t)
+	refused := e.mustConnect(t, dialer{clientID: "dev-1", username: dpsUsername(dpsScope, "dev-1"), password: dpsToken(t, dpsScope, "dev-1", sas.GenerateKey()), clean: true})
+	refused.subscribe(t, "$dps/registrations/res/#")
+	refused.publish(t, "$dps/registrations/PUT/iotdps-register/?$rid=1", 1, `{"registrationId":"dev-1"}`)
+	if status, _, _ := dpsAnswer(t, refused, "1"); status != "401" {
+		t.Fatalf("wrong key: %s", status)
+	}
+	refused.waitLost(t)
 
 	d := e.mustConnect(t, dialer{clientID: "dev-1", username: dpsUsername(dpsScope, "dev-1"), password: dpsToken(t, dpsScope, "dev-1", key), clean: true})
 	d.subscribe(t, "$dps/registrations/res/#")
@@ -229,9 +234,12 @@ func TestDPSAttestationRefused(t *testing.T) {
 			if status != "401" || body["errorCode"] != float64(401002) {
 				t.Fatalf("register: %s %v, want 401 401002", status, body)
 			}
-			// Answered and acknowledged, the connection is closed: a peer
-			// without credentials keeps nothing open.
-			d.waitLost(t)
+			// The connection stays for the device to disconnect, as the
+			// SDKs do after a 401; the next request is refused too.
+			d.publish(t, "$dps/registrations/GET/iotdps-get-operationstatus/?$rid=x2&operationId=4.a.b", 1, ``)
+			if status, _, body := dpsAnswer(t, d, "x2"); status != "401" {
+				t.Fatalf("status query: %s %v, want 401", status, body)
+			}
 		})
 	}
 	for _, tc := range []struct {

@@ -380,14 +380,6 @@ func (h *hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []by
 // lets the hub deliver queued C2D messages if the SUBSCRIBE asked for them.
 // mochi calls it after every SUBSCRIBE that reached OnSubscribe.
 func (h *hook) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, _ error) {
-	if d := dpsOf(cl); d != nil {
-		// The refusal has been answered and the PUBLISH acknowledged.
-		if pk.FixedHeader.Type == packets.Publish && d.refused.Load() {
-			h.srv.log.Info("closing provisioning connection", "registrationId", d.creds.RegistrationID, "reason", "a request was refused for its credentials")
-			cl.Stop(errNotAttested)
-		}
-		return
-	}
 	if pk.FixedHeader.Type != packets.Subscribe {
 		return
 	}
