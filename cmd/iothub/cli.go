@@ -7,67 +7,49 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strings"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/iothubemulator/iothub/internal/buildinfo"
 	"github.com/iothubemulator/iothub/service"
 )
 
-// Exit codes.
+// Exit codes, documented in the root command's help and the README.
 const (
 	exitOK    = 0
-	exitError = 1 // the operation failed
-	exitUsage = 2 // the command line was wrong
+	exitError = 1 // the operation failed: the hub refused, the network, a file
+	exitUsage = 2 // the command line was wrong; nothing was sent
 )
 
-const usage = `usage: iothub [common flags] <command> [flags] [args]
-
-Commands:
-  device create <id> [--edge] [--status enabled|disabled] [--device-host HOST[:PORT]]
-                     [--primary-key K --secondary-key K | --x509-primary T [--x509-secondary T] | --ca]
-  device show <id>
-  device list [--top N]
-  device delete <id> [--etag E]
-  twin show <id> [--module M]
-  twin update <id> [--module M] [--etag E] --patch JSON|@FILE|-
-  method invoke <id> [--module M] --name NAME [--payload JSON] [--timeout 30s] [--connect-timeout 0s]
-  query [--page-size N] <SQL>
-` + jobUsage + configurationUsage + `
-Emulator-only commands (a real hub offers these over AMQP only):
-  monitor-events [--device ID] [--module M] [--since N | --from-start] [--timeout D]
-  c2d send <id> --body TEXT|@FILE|- [--ack none|positive|negative|full] [--ttl 1h]
-               [--property k=v ...] [--message-id ID] [--correlation-id ID] [--user-id ID]
-               [--content-type T] [--content-encoding E]
-  c2d feedback
-
-Common flags (accepted anywhere on the line):
-  --connection-string CS  shared access policy connection string (default $IOTHUB_CONNECTION_STRING)
-  --ca-file FILE          PEM file of CA certificates to trust besides the system ones (default $IOTHUB_CA_FILE)
-
-Output is JSON on stdout. "device create" prints the new device and its
-connection string, whose HostName is the hub host without port unless
---device-host says otherwise (the emulator's MQTT port, for instance).
-"monitor-events" prints the telemetry that arrives from now on (after
-sequence number --since, or every retained message with --from-start), one JSON object per line (deviceId,
-moduleId, sequenceNumber, enqueuedTime, properties, systemProperties, body;
-bodyEncoding "base64" when the body is not UTF-8 text), until --timeout or
-Ctrl-C. "c2d send" prints the message id, generated when --message-id is
-absent. Exit status: 0 success, 1 failed operation, 2 usage error.
-`
-
-// cli holds the process environment so that tests can run commands in
-// process.
+// cli holds the process environment, so that tests run commands in process,
+// and the values of the flags every command accepts.
 type cli struct {
 	getenv func(string) string
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+
+	connectionString string // --connection-string; IOTHUB_CONNECTION_STRING when empty
+	caFile           string // --ca-file; IOTHUB_CA_FILE when empty
 }
 
-// usageError is a mistake on the command line.
+// groups builds the top-level commands. Each command group registers its
+// constructor from its own file (see addGroup), so adding a group touches
+// no other file.
+var groups []func(c *cli) *cobra.Command
+
+// addGroup registers a top-level command. Call it from an init function in
+// the group's file.
+func addGroup(f func(c *cli) *cobra.Command) { groups = append(groups, f) }
+
+// usageError is a mistake on the command line: the command's usage follows
+// the message and the exit code is exitUsage.
 type usageError struct{ msg string }
 
 func (e *usageError) Error() string { return e.msg }
@@ -76,143 +58,203 @@ func usagef(format string, args ...any) error {
 	return &usageError{fmt.Sprintf(format, args...)}
 }
 
-// command is one leaf command: it declares its flags on fs, then runs with
-// the positional arguments.
-type command struct {
-	flags func(fs *flag.FlagSet)
-	run   func(ctx context.Context, c *service.Client, args []string) error
+// failure is an error from running a command (as opposed to parsing it):
+// the hub's answer, the network, a file. It is what runE returns for every
+// error that is not a usageError.
+type failure struct{ err error }
+
+func (f *failure) Error() string { return f.err.Error() }
+func (f *failure) Unwrap() error { return f.err }
+
+// runE adapts a command body: errors it returns are failures unless they are
+// usage errors. Errors cobra reports before the body runs (unknown commands
+// and flags, bad flag values) are usage errors.
+func runE(f func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		err := f(cmd, args)
+		var ue *usageError
+		if err == nil || errors.As(err, &ue) {
+			return err
+		}
+		return &failure{err}
+	}
 }
 
 func (c *cli) run(ctx context.Context, args []string) int {
-	err := c.dispatch(ctx, args)
-	var ue *usageError
-	switch {
-	case err == nil:
+	root := c.newRoot()
+	root.SetArgs(args)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
 		return exitOK
-	case errors.Is(err, flag.ErrHelp):
-		fmt.Fprint(c.stdout, usage+enrollmentUsage)
-		return exitOK
-	case errors.As(err, &ue):
-		fmt.Fprintf(c.stderr, "iothub: %v\n\n%s", err, usage+enrollmentUsage)
-		return exitUsage
-	default:
-		fmt.Fprintf(c.stderr, "iothub: %v\n", err)
+	}
+	var f *failure
+	if errors.As(err, &f) {
+		fmt.Fprintf(c.stderr, "iothub: %v\n", explain(f.err))
 		return exitError
 	}
+	if cmd == nil {
+		cmd = root
+	}
+	fmt.Fprintf(c.stderr, "iothub: %v\n\n%s", err, cmd.UsageString())
+	return exitUsage
 }
 
-func (c *cli) dispatch(ctx context.Context, args []string) error {
-	// Common flags may precede the command words; leaf flags follow them.
-	var common commonFlags
-	fs := c.flagSet("iothub", &common)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usagef("%v", err)
+func (c *cli) newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "iothub",
+		Short: "Manage an Azure IoT hub, or the IoT Hub emulator, from the command line",
+		Long: `iothub manages an IoT hub (or the emulator) through its service REST API:
+device and module identities, twins, direct methods and queries. It can
+also act as a device (device send, listen, report) so that you can try a
+hub without writing code. Against the emulator only, it tails telemetry
+(monitor-events) and sends cloud-to-device messages (c2d), which a real hub
+offers over AMQP alone.
+
+The service commands read a shared access policy connection string from
+--connection-string or IOTHUB_CONNECTION_STRING, and trust the CA
+certificates in --ca-file or IOTHUB_CA_FILE besides the system ones (the
+emulator's CA is ca.pem in its data dir: iothub-data/ca.pem by default).
+Output is JSON on stdout; errors go to stderr.
+
+Exit status: 0 success, 1 the operation failed (the hub's refusal, the
+network, a file), 2 the command line was wrong (nothing was sent).`,
+		Version:       buildinfo.Read().String(),
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		Args:          noArgs,
+		RunE:          func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	words := fs.Args()
-	if len(words) == 0 || words[0] == "help" {
-		return flag.ErrHelp
+	root.SetVersionTemplate("iothub {{.Version}}\n")
+	root.SetIn(c.stdin)
+	root.SetOut(c.stdout)
+	root.SetErr(c.stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err.Error()} })
+	pf := root.PersistentFlags()
+	pf.StringVar(&c.connectionString, "connection-string", "", "shared access policy connection string (default $IOTHUB_CONNECTION_STRING)")
+	pf.StringVar(&c.caFile, "ca-file", "", "PEM file of CA certificates to trust besides the system ones (default $IOTHUB_CA_FILE)")
+	cmds := make([]*cobra.Command, 0, len(groups))
+	for _, g := range groups {
+		cmds = append(cmds, g(c))
 	}
-	name, rest := words[0], words[1:]
-	if name == "enrollment" {
-		if len(rest) == 0 {
-			return usagef("enrollment needs a subcommand")
-		}
-		return c.enrollment(ctx, rest[0], rest[1:], common)
-	}
-	switch name {
-	case "query", "monitor-events":
-	case "device", "twin", "method", "c2d", "job", "configuration", "digitaltwin":
-		if len(rest) == 0 {
-			return usagef("%s needs a subcommand", name)
-		}
-		name, rest = name+" "+rest[0], rest[1:]
-	default:
-		return usagef("unknown command %q", name)
-	}
-	cmd, ok := c.commands()[name]
-	if !ok {
-		return usagef("unknown command %q", name)
-	}
-	fs = c.flagSet(name, &common)
-	cmd.flags(fs)
-	leafArgs, err := parseInterleaved(fs, rest)
-	if err != nil {
-		return err
-	}
-	client, err := c.newClient(common)
-	if err != nil {
-		return err
-	}
-	return cmd.run(ctx, client, leafArgs)
+	sort.Slice(cmds, func(i, j int) bool { return cmds[i].Name() < cmds[j].Name() })
+	root.AddCommand(cmds...)
+	return root
 }
 
-// commonFlags are accepted by every command.
-type commonFlags struct {
-	connectionString string
-	caFile           string
-}
-
-func (c *cli) flagSet(name string, common *commonFlags) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard) // errors are reported once, by run
-	if common.connectionString == "" {
-		common.connectionString = c.getenv("IOTHUB_CONNECTION_STRING")
-	}
-	if common.caFile == "" {
-		common.caFile = c.getenv("IOTHUB_CA_FILE")
-	}
-	fs.StringVar(&common.connectionString, "connection-string", common.connectionString, "shared access policy connection string")
-	fs.StringVar(&common.caFile, "ca-file", common.caFile, "PEM file of CA certificates to trust")
-	return fs
-}
-
-// parseInterleaved parses flags wherever they appear among the positional
-// arguments (the flag package alone stops at the first positional one).
-// Everything after "--" is positional.
-func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
+// group returns a command that only holds subcommands. Run with no or an
+// unknown subcommand it is a usage error (cobra would print the help and
+// exit 0).
+func group(use, short string, subs ...*cobra.Command) *cobra.Command {
+	g := &cobra.Command{
+		Use:   use + " <command>",
+		Short: short,
+		Args:  cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usagef("%s needs a subcommand", path(cmd))
 			}
-			return nil, usagef("%v", err)
+			return usagef("unknown command %q for %q", args[0], cmd.CommandPath())
+		},
+	}
+	g.AddCommand(subs...)
+	return g
+}
+
+// path is cmd's command path without the program name, e.g. "device show".
+func path(cmd *cobra.Command) string {
+	return strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
+}
+
+// noArgs accepts no positional arguments.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		if cmd.HasSubCommands() {
+			return usagef("unknown command %q for %q", args[0], cmd.CommandPath())
 		}
-		rest := fs.Args()
-		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
-			return append(pos, rest...), nil
+		return usagef("%s takes no arguments, got %q", path(cmd), args[0])
+	}
+	return nil
+}
+
+// exactArgs accepts exactly the named positional arguments.
+func exactArgs(names ...string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) == len(names) {
+			for i, a := range args {
+				if a == "" {
+					return usagef("%s: the %s must not be empty", path(cmd), names[i])
+				}
+			}
+			return nil
 		}
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
+		return usagef("%s takes %s, got %d %s", path(cmd), describeArgs(names), len(args), plural(len(args), "argument"))
 	}
 }
 
-func (c *cli) newClient(common commonFlags) (*service.Client, error) {
-	if common.connectionString == "" {
-		return nil, usagef("no connection string: pass --connection-string or set IOTHUB_CONNECTION_STRING")
+func describeArgs(names []string) string {
+	switch len(names) {
+	case 0:
+		return "no arguments"
+	case 1:
+		return "one argument, the " + names[0]
+	}
+	return fmt.Sprintf("%d arguments, the %s and the %s", len(names), strings.Join(names[:len(names)-1], ", the "), names[len(names)-1])
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}
+
+// service returns a service client from the common flags.
+func (c *cli) service() (*service.Client, error) {
+	cs := c.connectionString
+	if cs == "" {
+		cs = c.getenv("IOTHUB_CONNECTION_STRING")
+	}
+	if cs == "" {
+		return nil, usagef("no connection string: pass --connection-string or set IOTHUB_CONNECTION_STRING (the emulator prints its own at start)")
 	}
 	var opts []service.Option
-	if common.caFile != "" {
-		pem, err := os.ReadFile(common.caFile)
-		if err != nil {
-			return nil, fmt.Errorf("reading CA file: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("CA file %s holds no PEM certificate", common.caFile)
-		}
+	pool, err := c.rootCAs()
+	if err != nil {
+		return nil, err
+	}
+	if pool != nil {
 		opts = append(opts, service.WithRootCAs(pool))
 	}
-	return service.NewFromConnectionString(common.connectionString, opts...)
+	return service.NewFromConnectionString(cs, opts...)
+}
+
+// caFilePath is the CA file from --ca-file or IOTHUB_CA_FILE, or "".
+func (c *cli) caFilePath() string {
+	if c.caFile != "" {
+		return c.caFile
+	}
+	return c.getenv("IOTHUB_CA_FILE")
+}
+
+// rootCAs returns the system roots plus the CA file's certificates, or nil
+// when no CA file is configured.
+func (c *cli) rootCAs() (*x509.CertPool, error) {
+	f := c.caFilePath()
+	if f == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(f)
+	if err != nil {
+		return nil, fmt.Errorf("reading CA file (--ca-file or IOTHUB_CA_FILE): %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("CA file %s holds no PEM certificate", f)
+	}
+	return pool, nil
 }
 
 // printJSON writes v as indented JSON.
@@ -253,4 +295,40 @@ func (c *cli) readJSONArg(name, v string) (json.RawMessage, error) {
 		return nil, usagef("--%s is not valid JSON", name)
 	}
 	return json.RawMessage(data), nil
+}
+
+// command is a leaf command written as flag declarations and a body that
+// runs with a service client (jobs.go and configurations.go use it); leaf
+// turns it into a cobra command. Its body checks its own arguments.
+type command struct {
+	flags func(fs *pflag.FlagSet)
+	run   func(ctx context.Context, sc *service.Client, args []string) error
+}
+
+// leaf makes the cobra command use (e.g. "show <job-id>") of cmd.
+func (c *cli) leaf(use, short string, cmd command) *cobra.Command {
+	cc := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ArbitraryArgs,
+		RunE: runE(func(cc *cobra.Command, args []string) error {
+			sc, err := c.service()
+			if err != nil {
+				return err
+			}
+			return cmd.run(cc.Context(), sc, args)
+		}),
+	}
+	if cmd.flags != nil {
+		cmd.flags(cc.Flags())
+	}
+	return cc
+}
+
+// oneID checks that args is exactly one device id.
+func oneID(args []string) (string, error) {
+	if len(args) != 1 || args[0] == "" {
+		return "", usagef("want exactly one device id, got %d arguments", len(args))
+	}
+	return args[0], nil
 }

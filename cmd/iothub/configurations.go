@@ -5,43 +5,42 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"time"
+
+	"github.com/spf13/cobra"
+	flag "github.com/spf13/pflag"
 
 	"github.com/iothubemulator/iothub/service"
 )
 
-// configurationUsage lists the automatic device management and digital
-// twin commands, the counterparts of `az iot hub configuration`, `az iot
-// edge set-modules` and `az iot hub digital-twin`.
-const configurationUsage = `  configuration create <id> --content JSON|@FILE|- [--target-condition C] [--priority N]
-                     [--labels JSON] [--metrics JSON|@FILE]
-  configuration show <id>
-  configuration list [--top N]
-  configuration update <id> [--target-condition C] [--priority N] [--labels JSON] [--metrics JSON|@FILE] [--etag E]
-  configuration delete <id> [--etag E]
-  configuration test-queries [--target-condition C] [--metrics JSON|@FILE]
-  configuration apply <edge-device-id> --content JSON|@FILE|-
-  digitaltwin show <id>
-  digitaltwin update <id> --patch JSON|@FILE|- [--etag E]
-  digitaltwin invoke <id> --command NAME [--component C] [--payload JSON] [--timeout 30s] [--connect-timeout 0s]
-`
+// The configuration and digitaltwin groups: automatic device management
+// and IoT Edge deployments, and Plug and Play digital twins, the
+// counterparts of `az iot hub configuration`, `az iot edge set-modules` and
+// `az iot hub digital-twin`.
 
-// configurationCommands returns the configuration and digital twin leaf
-// commands.
-func (c *cli) configurationCommands() map[string]command {
-	return map[string]command{
-		"configuration create":       c.configurationCreate(),
-		"configuration show":         c.configurationShow(),
-		"configuration list":         c.configurationList(),
-		"configuration update":       c.configurationUpdate(),
-		"configuration delete":       c.configurationDelete(),
-		"configuration test-queries": c.configurationTestQueries(),
-		"configuration apply":        c.configurationApply(),
-		"digitaltwin show":           c.digitalTwinShow(),
-		"digitaltwin update":         c.digitalTwinUpdate(),
-		"digitaltwin invoke":         c.digitalTwinInvoke(),
-	}
+func init() {
+	addGroup((*cli).configurationCommand)
+	addGroup((*cli).digitalTwinCommand)
+}
+
+func (c *cli) configurationCommand() *cobra.Command {
+	return group("configuration", "Automatic device management configurations and IoT Edge deployments",
+		c.leaf("create <id> --content JSON", "Create a configuration and print it", c.configurationCreate()),
+		c.leaf("show <id>", "Print a configuration", c.configurationShow()),
+		c.leaf("list", "Print the configurations as a JSON array", c.configurationList()),
+		c.leaf("update <id>", "Change a configuration's target condition, priority, labels or metrics", c.configurationUpdate()),
+		c.leaf("delete <id>", "Delete a configuration", c.configurationDelete()),
+		c.leaf("test-queries", "Check a target condition and metric queries without creating anything", c.configurationTestQueries()),
+		c.leaf("apply <edge-device-id> --content JSON", "Apply IoT Edge modules content to one edge device", c.configurationApply()),
+	)
+}
+
+func (c *cli) digitalTwinCommand() *cobra.Command {
+	return group("digitaltwin", "Plug and Play digital twins: show, update, invoke commands",
+		c.leaf("show <id>", "Print a digital twin", c.digitalTwinShow()),
+		c.leaf("update <id> --patch JSON", "Apply a JSON Patch to a digital twin", c.digitalTwinUpdate()),
+		c.leaf("invoke <id> --command NAME", "Invoke a command of a digital twin (or one of its components)", c.digitalTwinInvoke()),
+	)
 }
 
 // readContent reads --content: a ConfigurationContent

@@ -101,7 +101,10 @@ func TestEnrollmentCommands(t *testing.T) {
 	if res = runCLI(t, map[string]string{}, "", "enrollment", "list"); res.code != exitUsage || !strings.Contains(res.stderr, "IOTHUB_DPS_CONNECTION_STRING") {
 		t.Errorf("no connection string: exit %d, stderr %q", res.code, res.stderr)
 	}
-	if res = runCLI(t, env, "", "help"); !strings.Contains(res.stdout, "enrollment create <id>") {
-		t.Errorf("help does not list the enrollment commands:\n%s", res.stdout)
+	if res = runCLI(t, env, "", "help"); !strings.Contains(res.stdout, "enrollment ") {
+		t.Errorf("help does not list the enrollment group:\n%s", res.stdout)
+	}
+	if res = runCLI(t, env, "", "help", "enrollment", "create"); !strings.Contains(res.stdout, "iothub enrollment create <id>") || !strings.Contains(res.stdout, "--dps-connection-string") {
+		t.Errorf("help enrollment create:\n%s", res.stdout)
 	}
 }

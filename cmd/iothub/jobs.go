@@ -5,9 +5,11 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
+	flag "github.com/spf13/pflag"
 
 	"github.com/iothubemulator/iothub/service"
 )
@@ -16,24 +18,17 @@ import (
 // twin updates and direct methods scheduled on the devices a condition
 // selects.
 
-const jobUsage = `  job create <job-id> --type scheduleUpdateTwin|scheduleDeviceMethod --query CONDITION
-             [--patch JSON|@FILE|-]                          (twin update)
-             [--name NAME [--payload JSON] [--timeout 30s] [--connect-timeout 0s]]   (method)
-             [--start RFC3339|DURATION] [--max-execution 1h] [--wait [--poll-interval 1s]]
-  job show <job-id>
-  job list [--type T] [--status S] [--page-size N]
-  job cancel <job-id>
-  job devices <job-id> [--status S]
-`
+func init() { addGroup((*cli).jobCommand) }
 
-func (c *cli) jobCommands() map[string]command {
-	return map[string]command{
-		"job create":  c.jobCreate(),
-		"job show":    c.jobShow(),
-		"job list":    c.jobList(),
-		"job cancel":  c.jobCancel(),
-		"job devices": c.jobDevices(),
-	}
+func (c *cli) jobCommand() *cobra.Command {
+	return group("job", "Jobs: twin updates and direct methods scheduled on the devices a query selects",
+		c.leaf("create <job-id> --type scheduleUpdateTwin|scheduleDeviceMethod --query CONDITION",
+			"Schedule a twin update (--patch) or a direct method (--name) on the devices --query selects", c.jobCreate()),
+		c.leaf("show <job-id>", "Print a job", c.jobShow()),
+		c.leaf("list", "Print the jobs as a JSON array", c.jobList()),
+		c.leaf("cancel <job-id>", "Cancel a job and print it", c.jobCancel()),
+		c.leaf("devices <job-id>", "Print a job's per-device records", c.jobDevices()),
+	)
 }
 
 // oneJobID checks that args is exactly one job id.

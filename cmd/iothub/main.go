@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: MIT
 
 // Command iothub manages an IoT hub (or the emulator) from the command line
-// through the service REST API: device identities, twins, direct methods
-// and queries. Against the emulator only, it also tails telemetry
-// (monitor-events) and sends cloud-to-device messages (c2d), which a real
-// hub offers over AMQP alone. The enrollment commands manage the Device
-// Provisioning Service's enrollments with a provisioning service
+// through the service REST API: device and module identities, twins,
+// direct methods and queries. Against the emulator only, it also tails
+// telemetry (monitor-events) and sends cloud-to-device messages (c2d),
+// which a real hub offers over AMQP alone. The enrollment commands manage
+// the Device Provisioning Service's enrollments with a provisioning service
 // connection string (--dps-connection-string or
 // IOTHUB_DPS_CONNECTION_STRING). Output is JSON.
 //
@@ -16,7 +16,13 @@
 // The connection string of a shared access policy comes from
 // --connection-string or IOTHUB_CONNECTION_STRING; a PEM file of extra CAs
 // to trust (for the emulator's certificate) from --ca-file or
-// IOTHUB_CA_FILE. Run "iothub help" for the list of commands.
+// IOTHUB_CA_FILE. Run "iothub help" for the list of commands and
+// "iothub help <command>" for one command.
+//
+// The commands are built with github.com/spf13/cobra, one file per command
+// group (device.go, twin.go, ...). A new group registers itself from its
+// own file with addGroup in an init function; a new verb in an existing
+// group is one more constructor in that group's list.
 package main
 
 import (

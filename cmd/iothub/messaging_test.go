@@ -293,7 +293,7 @@ func TestMessagingUsageErrors(t *testing.T) {
 		wantStderr string
 	}{
 		{"send without body", []string{"c2d", "send", "dev1"}, "needs --body"},
-		{"send without id", []string{"c2d", "send", "--body", "x"}, "want exactly one device id"},
+		{"send without id", []string{"c2d", "send", "--body", "x"}, "c2d send takes one argument, the device id, got 0 arguments"},
 		{"property without value", []string{"c2d", "send", "dev1", "--body", "x", "--property", "novalue"}, "want NAME=VALUE"},
 		{"property without name", []string{"c2d", "send", "dev1", "--body", "x", "--property", "=v"}, "want NAME=VALUE"},
 		{"bad ack", []string{"c2d", "send", "dev1", "--body", "x", "--ack", "always"}, "--ack must be one of none, positive, negative, full"},
@@ -302,7 +302,7 @@ func TestMessagingUsageErrors(t *testing.T) {
 		{"feedback with arguments", []string{"c2d", "feedback", "dev1"}, "takes no arguments"},
 		{"monitor with arguments", []string{"monitor-events", "dev1"}, "takes no arguments"},
 		{"monitor negative timeout", []string{"monitor-events", "--timeout", "-1s"}, "--timeout must not be negative"},
-		{"monitor bad since", []string{"monitor-events", "--since", "-3"}, "invalid value"},
+		{"monitor bad since", []string{"monitor-events", "--since", "-3"}, `invalid argument "-3" for "--since"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,21 +6,17 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"flag"
-	"fmt"
-	"github.com/iothubemulator/iothub/internal/uuid"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/spf13/cobra"
 
 	"github.com/iothubemulator/iothub/service"
 )
 
-// Emulator-only commands: telemetry and cloud-to-device messages go through
-// the service package's emulator-only API, since a real hub offers them
-// over AMQP alone.
+// monitor-events, emulator only: telemetry goes through the service
+// package's emulator-only API, since a real hub offers it over AMQP alone.
 
 // monitorBatch bounds one poll's answer so that a long backlog is printed
 // in steps rather than loaded at once.
@@ -79,28 +75,40 @@ func eventOf(m *service.TelemetryMessage) event {
 	return e
 }
 
-func (c *cli) monitorEvents() command {
+func init() { addGroup((*cli).monitorEvents) }
+
+func (c *cli) monitorEvents() *cobra.Command {
 	var (
 		deviceID, moduleID string
 		since              optionalUint
 		fromStart          bool
 		timeout            time.Duration
 	)
-	return command{
-		flags: func(fs *flag.FlagSet) {
-			fs.StringVar(&deviceID, "device", "", "only this device's messages")
-			fs.StringVar(&moduleID, "module", "", "only this module's messages")
-			fs.Var(&since, "since", "start after this sequence number (default: only messages that arrive from now on)")
-			fs.BoolVar(&fromStart, "from-start", false, "print every retained message first")
-			fs.DurationVar(&timeout, "timeout", 0, "stop after this long (default: run until interrupted)")
-		},
-		run: func(ctx context.Context, sc *service.Client, args []string) error {
-			if len(args) != 0 {
-				return usagef("monitor-events takes no arguments")
-			}
+	cmd := &cobra.Command{
+		Use:   "monitor-events",
+		Short: "Print device-to-cloud messages as they arrive (emulator only)",
+		Long: `Print the telemetry that arrives from now on (after sequence number
+--since, or every retained message with --from-start), one JSON object per
+line (deviceId, moduleId, sequenceNumber, enqueuedTime, properties,
+systemProperties, body; bodyEncoding "base64" when the body is not UTF-8
+text), until --timeout or Ctrl-C.
+
+Emulator only: it reads the emulator's recorded telemetry, since a real hub
+offers its Event Hub-compatible endpoint over AMQP alone.`,
+		Example: `  iothub monitor-events --device myDevice --timeout 1m`,
+		Args:    noArgs,
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			if timeout < 0 {
 				return usagef("--timeout must not be negative")
 			}
+			if since.set && fromStart {
+				return usagef("give --since or --from-start, not both")
+			}
+			sc, err := c.service()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
 			if timeout > 0 {
 				var cancel context.CancelFunc
 				ctx, cancel = context.WithTimeout(ctx, timeout)
@@ -136,101 +144,15 @@ func (c *cli) monitorEvents() command {
 					next = m.SequenceNumber
 				}
 			}
-		},
+		}),
 	}
-}
-
-// properties collects repeated --property k=v flags.
-type properties map[string]string
-
-func (p properties) String() string { return "" }
-
-func (p properties) Set(v string) error {
-	k, val, ok := strings.Cut(v, "=")
-	if !ok || k == "" {
-		return fmt.Errorf("want NAME=VALUE, got %q", v)
-	}
-	p[k] = val
-	return nil
-}
-
-func (c *cli) c2dSend() command {
-	var (
-		m                 service.C2DMessage
-		body              string
-		bodySet           bool
-		props             = properties{}
-		validAcks         = []string{service.AckNone, service.AckPositive, service.AckNegative, service.AckFull}
-		messageIDExplicit bool
-	)
-	return command{
-		flags: func(fs *flag.FlagSet) {
-			fs.Func("body", "payload: TEXT, @FILE or - for stdin (required; may be empty)", func(v string) error {
-				body, bodySet = v, true
-				return nil
-			})
-			fs.StringVar(&m.Ack, "ack", "", "feedback to ask for: none, positive, negative or full (default none)")
-			fs.DurationVar(&m.TTL, "ttl", 0, "time to live, whole seconds, at most 48h (default: the hub's, 1h)")
-			fs.Var(props, "property", "application property NAME=VALUE (repeatable)")
-			fs.Func("message-id", "message id (default: a generated UUID)", func(v string) error {
-				m.MessageID, messageIDExplicit = v, true
-				return nil
-			})
-			fs.StringVar(&m.CorrelationID, "correlation-id", "", "correlation id")
-			fs.StringVar(&m.UserID, "user-id", "", "user id")
-			fs.StringVar(&m.ContentType, "content-type", "", "content type of the body, e.g. application/json")
-			fs.StringVar(&m.ContentEncoding, "content-encoding", "", "content encoding of the body, e.g. utf-8")
-		},
-		run: func(ctx context.Context, sc *service.Client, args []string) error {
-			id, err := oneID(args)
-			if err != nil {
-				return err
-			}
-			if !bodySet {
-				return usagef("c2d send needs --body")
-			}
-			if m.Ack != "" && !slices.Contains(validAcks, m.Ack) {
-				return usagef("--ack must be one of %s", strings.Join(validAcks, ", "))
-			}
-			if m.TTL < 0 {
-				return usagef("--ttl must not be negative")
-			}
-			if m.Body, err = c.readArg("body", body); err != nil {
-				return err
-			}
-			// Feedback names the message by its id, so a message always
-			// gets one, as the Azure CLI does.
-			if !messageIDExplicit {
-				m.MessageID = uuid.New()
-			}
-			if len(props) > 0 {
-				m.Properties = props
-			}
-			if err := sc.SendC2D(ctx, id, &m); err != nil {
-				return err
-			}
-			return c.printJSON(struct {
-				DeviceID  string `json:"deviceId"`
-				MessageID string `json:"messageId"`
-			}{id, m.MessageID})
-		},
-	}
-}
-
-func (c *cli) c2dFeedback() command {
-	return command{
-		flags: func(*flag.FlagSet) {},
-		run: func(ctx context.Context, sc *service.Client, args []string) error {
-			if len(args) != 0 {
-				return usagef("c2d feedback takes no arguments")
-			}
-			fb, err := sc.C2DFeedback(ctx)
-			if err != nil {
-				return err
-			}
-			return c.printJSON(fb)
-		},
-	}
+	f := cmd.Flags()
+	f.StringVar(&deviceID, "device", "", "only this device's messages")
+	f.StringVar(&moduleID, "module", "", "only this module's messages")
+	f.Var(&since, "since", "start after this sequence number (default: only messages that arrive from now on)")
+	f.BoolVar(&fromStart, "from-start", false, "print every retained message first")
+	f.DurationVar(&timeout, "timeout", 0, "stop after this long (default: run until interrupted)")
+	return cmd
 }
 
 // optionalUint is a uint64 flag that remembers whether it was given.
@@ -240,6 +162,8 @@ type optionalUint struct {
 }
 
 func (o *optionalUint) String() string { return strconv.FormatUint(o.n, 10) }
+
+func (o *optionalUint) Type() string { return "N" }
 
 func (o *optionalUint) Set(s string) error {
 	n, err := strconv.ParseUint(s, 10, 64)
