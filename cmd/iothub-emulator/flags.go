@@ -4,7 +4,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +12,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	// pflag, as in the iothub CLI: GNU-style --flags in help and messages.
+	flag "github.com/spf13/pflag"
 
 	"github.com/iothubemulator/iothub/emulator"
 )
@@ -34,8 +36,9 @@ type envFlag struct {
 }
 
 // parseFlags reads flags with defaults taken from IOTHUB_* environment
-// variables (a flag on the command line wins over the environment).
-func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
+// variables (a flag on the command line wins over the environment). On
+// --help it writes the usage to helpOut and returns errHelp.
+func parseFlags(args []string, getenv func(string) string, helpOut io.Writer) (*config, error) {
 	c := &config{}
 	var hostname, sans, mqttAddr, httpsAddr, dataDir, tlsCert, tlsKey, ownerKey, sasTTL, notify, idScope string
 	flags := []envFlag{
@@ -59,7 +62,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*c
 		{"file-upload-notifications", "IOTHUB_FILE_UPLOAD_NOTIFICATIONS", "true", "send file-upload notifications to the back end: true or false", &notify},
 	}
 	fs := flag.NewFlagSet("iothub-emulator", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard) // errors are reported once, by the caller
+	help := fs.BoolP("help", "h", false, "show this help")
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	for _, f := range flags {
 		def := f.def
 		if v := getenv(f.env); v != "" {
@@ -81,14 +86,21 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*c
 		"jobs (/jobs/v2) that may be queued, scheduled or running at once: 1 is the Free and S1 tiers' limit, 5 S2's, 10 S3's (env IOTHUB_MAX_CONCURRENT_JOBS)")
 	inMemDef := isTrue(getenv("IOTHUB_IN_MEMORY"))
 	fs.BoolVar(&c.opts.InMemory, "in-memory", inMemDef, "keep nothing after exit (env IOTHUB_IN_MEMORY)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, errHelp
-		}
+	if err := singleDash(fs, args); err != nil {
 		return nil, err
 	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	switch {
+	case *help:
+		printUsage(helpOut, fs)
+		return nil, errHelp
+	case *showVersion:
+		return nil, errVersion
+	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
+		return nil, fmt.Errorf("unknown command %q: the commands are %s, and flags start with --", fs.Arg(0), commandNames())
 	}
 	n, err := strconv.Atoi(maxMsgs)
 	if err != nil || n <= 0 {

@@ -81,8 +81,10 @@ func TestParseFlagsErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"unknown flag", []string{"--nope"}, "flag provided but not defined"},
-		{"stray argument", []string{"serve"}, "unexpected argument"},
+		{"unknown flag", []string{"--nope"}, "unknown flag: --nope"},
+		{"stray argument", []string{"serve"}, `unknown command "serve": the commands are healthcheck, issue-cert and version`},
+		{"single-dash long flag", []string{"-hostname", "x"}, "long flags take two dashes: --hostname"},
+		{"bad boolean", []string{"--in-memory=maybe"}, `invalid argument "maybe" for "--in-memory" flag`},
 		{"bad log level", []string{"--log-level", "loud"}, "--log-level"},
 		{"bad log format", []string{"--log-format", "xml"}, "--log-format"},
 		{"bad retention count", []string{"--telemetry-max-messages", "0"}, "--telemetry-max-messages"},
@@ -131,10 +133,10 @@ func TestRunPrintsWhatAUserNeeds(t *testing.T) {
 			t.Errorf("banner lacks %q:\n%s", want, out.String())
 		}
 	}
-	if code := healthcheck([]string{https}, env(nil), io.Discard); code != 0 {
+	if code := healthcheck([]string{https}, env(nil), io.Discard, io.Discard); code != 0 {
 		t.Errorf("healthcheck against a running emulator: exit %d, want 0", code)
 	}
-	if code := healthcheck([]string{freeAddr(t)}, env(nil), io.Discard); code != 1 {
+	if code := healthcheck([]string{freeAddr(t)}, env(nil), io.Discard, io.Discard); code != 1 {
 		t.Errorf("healthcheck against nothing: exit %d, want 1", code)
 	}
 	cancel() // what SIGTERM does

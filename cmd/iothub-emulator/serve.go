@@ -4,11 +4,8 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"time"
 
 	"github.com/iothubemulator/iothub/emulator"
@@ -46,40 +43,4 @@ func serve(ctx context.Context, c *config, stdout io.Writer) error {
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "shutting down")
 	return srv.Close()
-}
-
-// healthcheck exits 0 when the emulator's /health answers 200. It exists
-// because the container image has no shell or curl.
-func healthcheck(args []string, getenv func(string) string, stderr io.Writer) int {
-	addr := getenv("IOTHUB_HTTPS_ADDR")
-	if len(args) > 0 {
-		addr = args[0]
-	}
-	if addr == "" {
-		addr = ":443"
-	}
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		fmt.Fprintln(stderr, "healthcheck:", err)
-		return 1
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	client := &http.Client{
-		Timeout: 3 * time.Second,
-		// Only liveness is checked here; the certificate is the emulator's own.
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}},
-	}
-	resp, err := client.Get("https://" + net.JoinHostPort(host, port) + "/health")
-	if err != nil {
-		fmt.Fprintln(stderr, "healthcheck:", err)
-		return 1
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintln(stderr, "healthcheck: status", resp.StatusCode)
-		return 1
-	}
-	return 0
 }
