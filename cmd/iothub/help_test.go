@@ -58,7 +58,7 @@ func TestUsageErrorShowsOnlyThatCommand(t *testing.T) {
 		wantUsage string
 	}{
 		{[]string{"device", "create"}, "iothub: device create takes one argument, the device id, got 0 arguments\n", "Usage:\n  iothub device create <device-id> [flags]"},
-		{[]string{"twin", "update", "dev1", "--etag"}, "iothub: flag needs an argument: --etag\n", "Usage:\n  iothub twin update <device-id> --patch JSON [flags]"},
+		{[]string{"twin", "update", "dev1", "--etag"}, "iothub: flag needs an argument: --etag\n", "Usage:\n  iothub twin update <device-id> (--desired JSON | --tags JSON | --patch JSON) [flags]"},
 		{[]string{"device", "list", "--top", "many"}, `iothub: invalid argument "many" for "--top" flag`, "Usage:\n  iothub device list [flags]"},
 		{[]string{"device"}, "iothub: device needs a subcommand\n", "Usage:\n  iothub device <command>"},
 		{[]string{"jobs"}, `iothub: unknown command "jobs" for "iothub"`, "Usage:\n  iothub [flags]"},

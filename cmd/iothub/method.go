@@ -57,7 +57,7 @@ func (c *cli) methodInvoke() *cobra.Command {
 		Example: `  iothub method invoke myDevice --name rebootDevice --payload '{"delay":5}' --connect-timeout 30s`,
 		Args:    exactArgs("device id"),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			call, err := m.call(c, "method invoke")
+			call, err := m.call(c, path(cmd))
 			if err != nil {
 				return err
 			}
