@@ -19,6 +19,7 @@ func (c *cli) deviceCommand() *cobra.Command {
 	return group("device", "Device identities; acting as a device (send, listen, report)",
 		c.deviceCreate(), c.deviceShow(), c.deviceList(), c.deviceDelete(),
 		group("connection-string", "A device's connection string", c.deviceConnectionStringShow()),
+		c.deviceSend(), c.deviceListen(), c.deviceReport(),
 	)
 }
 
