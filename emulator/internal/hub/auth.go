@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -25,9 +26,12 @@ const ClockSkew = 5 * time.Minute
 var ErrAuth = errors.New("not authorized")
 
 func authErr(format string, args ...any) error {
-	e := huberr.Unauthorized(format, args...)
-	return errors.Join(ErrAuth, e)
+	return denied(huberr.Unauthorized(format, args...))
 }
+
+// denied marks e, the hub's answer, as an authentication failure. The
+// message stays on one line ("not authorized: ..."), since adapters log it.
+func denied(e error) error { return fmt.Errorf("%w: %w", ErrAuth, e) }
 
 // ServiceCaller is who made a service request.
 type ServiceCaller struct {
@@ -90,35 +94,35 @@ func (h *Hub) AuthorizeServiceAny(header string, anyOf Rights) (ServiceCaller, e
 }
 
 func lacks(policy string, missing Rights) error {
-	return errors.Join(ErrAuth, huberr.UnauthorizedAccess("Unauthorized: the policy %s lacks %s.", policy, missing.String()))
+	return denied(huberr.UnauthorizedAccess("Unauthorized: the policy %s lacks %s.", policy, missing.String()))
 }
 
 // authenticateService checks a service token: policy, signature, expiry and
 // host. The token is parsed and verified once, whatever rights are asked.
 func (h *Hub) authenticateService(header string) (ServiceCaller, error) {
 	if header == "" {
-		return ServiceCaller{}, errors.Join(ErrAuth, huberr.UnauthorizedAccess("Unauthorized"))
+		return ServiceCaller{}, denied(huberr.UnauthorizedAccess("Unauthorized"))
 	}
 	tok, err := sas.ParseToken(header)
 	if err != nil {
-		return ServiceCaller{}, errors.Join(ErrAuth, huberr.UnauthorizedAccess("Unauthorized"))
+		return ServiceCaller{}, denied(huberr.UnauthorizedAccess("Unauthorized"))
 	}
 	if tok.KeyName == "" {
-		return ServiceCaller{}, errors.Join(ErrAuth, huberr.UnauthorizedAccess("Unauthorized"))
+		return ServiceCaller{}, denied(huberr.UnauthorizedAccess("Unauthorized"))
 	}
 	p, ok := h.policies[tok.KeyName]
 	if !ok || !(tok.Verify(p.PrimaryKey) || (p.SecondaryKey != "" && tok.Verify(p.SecondaryKey))) {
-		return ServiceCaller{}, errors.Join(ErrAuth, huberr.UnauthorizedAccess("Unauthorized"))
+		return ServiceCaller{}, denied(huberr.UnauthorizedAccess("Unauthorized"))
 	}
 	// An expired token gets the same answer as any other bad token: the
 	// REST surface reports every credential failure as 401002
 	// IotHubUnauthorizedAccess "Unauthorized" (iothub-protocol.md §2.5, §6.1).
 	if tok.Expired(h.Now(), ClockSkew) {
-		return ServiceCaller{}, errors.Join(ErrAuth, huberr.UnauthorizedAccess("Unauthorized"))
+		return ServiceCaller{}, denied(huberr.UnauthorizedAccess("Unauthorized"))
 	}
 	host := resourceHost(tok.Resource)
 	if !h.hostAccepted(host) || !tok.Covers(host) {
-		return ServiceCaller{}, errors.Join(ErrAuth, huberr.UnauthorizedAccess("Unauthorized"))
+		return ServiceCaller{}, denied(huberr.UnauthorizedAccess("Unauthorized"))
 	}
 	return ServiceCaller{Policy: p.Name, Rights: p.Rights}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,6 +31,10 @@ func wantAuthErr(t *testing.T, err error, code int) {
 	t.Helper()
 	if !errors.Is(err, ErrAuth) {
 		t.Fatalf("got %v, want an ErrAuth failure", err)
+	}
+	// Adapters log this error: one line, or a text log shows a literal \n.
+	if msg := err.Error(); strings.Contains(msg, "\n") || !strings.HasPrefix(msg, "not authorized: ") {
+		t.Errorf("error %q, want one line starting %q", msg, "not authorized: ")
 	}
 	wantCode(t, "auth", err, code)
 }

@@ -3,6 +3,7 @@
 package restapi
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -48,6 +49,13 @@ func (s *server) pipeline(rt route) http.Handler {
 		tracking := newTrackingID()
 		w.Header().Set("iothub-tracking-id", tracking)
 		fail := func(err error) {
+			if r.Context().Err() != nil && errors.Is(err, context.Canceled) {
+				// The client went away (a cancelled long-poll, a closed
+				// connection): nothing failed here, and no one is left to
+				// answer.
+				s.hub.Logger().Debug("request cancelled by the client", "method", r.Method, "path", r.URL.Path)
+				return
+			}
 			he := huberr.As(err)
 			if he.Status >= 500 {
 				s.hub.Logger().Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
