@@ -4,10 +4,13 @@ package e2e
 
 import (
 	"bytes"
+	"errors"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -106,6 +109,22 @@ func TestStartupErrors(t *testing.T) {
 			wantCode: 1,
 		},
 		{
+			name: "damaged ca.pem",
+			setup: func(t *testing.T, dir string) ([]string, []string) {
+				p := startEmulator(t, procConfig{dataDir: dir})
+				p.stop(t)
+				path := filepath.Join(dir, "ca.pem")
+				b, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				writeFile(t, path, b[:len(b)/2]) // cut short, as by a failed copy
+				keepUnchanged(t, path)
+				return nil, []string{path, "damaged", "restore it, or delete ca.pem and ca-key.pem"}
+			},
+			wantCode: 1,
+		},
+		{
 			name: "bad flag value",
 			setup: func(t *testing.T, dir string) ([]string, []string) {
 				return []string{"--log-level", "loud"}, []string{"--log-level", "loud"}
@@ -141,6 +160,53 @@ func TestStartupErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestStartupUnwritableDataDir starts the emulator as a user who cannot
+// write its data dir (nobody, when the tests run as root) and expects one
+// line naming the directory and the ways out.
+func TestStartupUnwritableDataDir(t *testing.T) {
+	t.Parallel()
+	// Directories of our own, readable by nobody: t.TempDir's are not.
+	base, err := os.MkdirTemp("", "iothub-e2e-ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	bin := filepath.Join(base, "iothub-emulator")
+	b, err := os.ReadFile(emulatorBinary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, bin, b)
+	dataDir := filepath.Join(base, "data")
+	if err := os.Mkdir(dataDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{base, bin} {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(bin, "--data-dir", dataDir, "--https-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0")
+	cmd.Env = hermeticEnv()
+	if os.Geteuid() == 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	} else if err := os.Chmod(dataDir, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("got %v, want exit status 1; stdout %q, stderr %q", err, stdout.String(), stderr.String())
+	}
+	want := "iothub-emulator: data dir " + dataDir + " is not writable by this user (open " + filepath.Join(dataDir, "iothub.db") +
+		": permission denied): give the user write access to it, choose another with --data-dir, or keep nothing with --in-memory\n"
+	if stderr.String() != want {
+		t.Errorf("stderr %q, want %q", stderr.String(), want)
 	}
 }
 

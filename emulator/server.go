@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -72,7 +73,7 @@ func New(opts Options) (*Server, error) {
 		s.db, err = store.Open(filepath.Join(opts.DataDir, "iothub.db"), store.Options{LockTimeout: opts.LockTimeout})
 	}
 	if err != nil {
-		return nil, err
+		return nil, dataDirError(opts.DataDir, err)
 	}
 	if err := s.loadTLS(); err != nil {
 		return nil, err
@@ -157,9 +158,23 @@ func (s *Server) loadTLS() error {
 	hosts := append([]string{s.opts.HostName}, s.opts.TLSSANs...)
 	s.tls, err = certs.Ensure(dir, hosts, time.Now())
 	if err != nil {
-		return fmt.Errorf("tls: %w", err)
+		return dataDirError(dir, err)
 	}
 	return nil
+}
+
+// dataDirError turns a failure to write the data dir into one line that
+// names the directory and the ways out; other errors pass unchanged.
+func dataDirError(dir string, err error) error {
+	if !errors.Is(err, fs.ErrPermission) && !errors.Is(err, syscall.EROFS) {
+		return err
+	}
+	cause := err
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		cause = pe
+	}
+	return fmt.Errorf("data dir %s is not writable by this user (%v): give the user write access to it, choose another with --data-dir, or keep nothing with --in-memory", dir, cause)
 }
 
 func (s *Server) serverTLS() *tls.Config {

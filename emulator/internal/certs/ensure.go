@@ -90,33 +90,43 @@ func loadOrCreateCA(dir string, now time.Time) (*CA, []byte, error) {
 			return nil, nil, err
 		}
 		return ca, certPEM, nil
+	case errors.Is(keyErr, fs.ErrNotExist) && certErr == nil:
+		return nil, nil, fmt.Errorf("certs: the CA key %s is missing beside %s: restore it, or %s", keyPath, certPath, newCAHint(dir))
+	case errors.Is(certErr, fs.ErrNotExist) && keyErr == nil:
+		return nil, nil, fmt.Errorf("certs: the CA certificate %s is missing beside %s: restore it, or %s", certPath, keyPath, newCAHint(dir))
 	case certErr != nil:
-		return nil, nil, fmt.Errorf("certs: cannot read CA certificate: %w", certErr)
+		return nil, nil, fmt.Errorf("certs: cannot read the CA certificate: %w", certErr)
 	case keyErr != nil:
-		return nil, nil, fmt.Errorf("certs: cannot read CA key: %w", keyErr)
+		return nil, nil, fmt.Errorf("certs: cannot read the CA key: %w", keyErr)
 	}
 
+	// A damaged CA is never replaced silently: clients trust it.
 	chain, err := parseCertificates(certPath, certPEM)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("%w; the CA certificate is damaged: restore it, or %s", err, newCAHint(dir))
 	}
 	key, err := parsePrivateKey(keyPath, keyPEM)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("%w; the CA key is damaged: restore it, or %s", err, newCAHint(dir))
 	}
 	cert := chain[0]
 	ecKey, ok := key.(*ecdsa.PrivateKey)
 	if !ok || !ecKey.PublicKey.Equal(cert.PublicKey) {
-		return nil, nil, fmt.Errorf("certs: %s does not match the certificate in %s", keyPath, certPath)
+		return nil, nil, fmt.Errorf("certs: %s does not match the certificate in %s: restore the pair, or %s", keyPath, certPath, newCAHint(dir))
 	}
 	if !cert.IsCA {
-		return nil, nil, fmt.Errorf("certs: %s is not a CA certificate", certPath)
+		return nil, nil, fmt.Errorf("certs: %s is not a CA certificate: restore it, or %s", certPath, newCAHint(dir))
 	}
 	if now.After(cert.NotAfter) {
 		return nil, nil, fmt.Errorf("certs: CA certificate %s expired on %s; delete %s and %s to create a new CA",
 			certPath, cert.NotAfter.Format(time.DateOnly), CAFileName, CAKeyFileName)
 	}
 	return &CA{cert: cert, key: ecKey}, certPEM, nil
+}
+
+// newCAHint says how to start over with a new CA, and what that costs.
+func newCAHint(dir string) string {
+	return fmt.Sprintf("delete %s and %s from %s to generate a new CA (clients must then trust the new ca.pem)", CAFileName, CAKeyFileName, dir)
 }
 
 func loadOrIssueServer(dir string, ca *CA, sans sanSet, now time.Time) (tls.Certificate, error) {

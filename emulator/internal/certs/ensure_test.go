@@ -152,17 +152,22 @@ func TestEnsureCAErrors(t *testing.T) {
 			if err := os.Remove(filepath.Join(dir, CAKeyFileName)); err != nil {
 				t.Fatal(err)
 			}
-		}, now, "cannot read CA key"},
+		}, now, "the CA key " + "DIR/ca-key.pem is missing beside DIR/ca.pem: restore it, or delete ca.pem and ca-key.pem from DIR to generate a new CA"},
 		{"CA cert missing", func(t *testing.T, dir string) {
 			if err := os.Remove(filepath.Join(dir, CAFileName)); err != nil {
 				t.Fatal(err)
 			}
-		}, now, "cannot read CA certificate"},
+		}, now, "the CA certificate DIR/ca.pem is missing beside DIR/ca-key.pem: restore it, or delete"},
 		{"CA cert not PEM", func(t *testing.T, dir string) {
 			if err := os.WriteFile(filepath.Join(dir, CAFileName), []byte("junk"), 0o644); err != nil {
 				t.Fatal(err)
 			}
-		}, now, "no PEM CERTIFICATE block"},
+		}, now, "DIR/ca.pem: no PEM CERTIFICATE block found; the CA certificate is damaged: restore it, or delete ca.pem and ca-key.pem from DIR to generate a new CA (clients must then trust the new ca.pem)"},
+		{"CA key not PEM", func(t *testing.T, dir string) {
+			if err := os.WriteFile(filepath.Join(dir, CAKeyFileName), []byte("junk"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, now, "the CA key is damaged: restore it, or delete"},
 		{"CA key from elsewhere", func(t *testing.T, dir string) {
 			other := t.TempDir()
 			mustEnsure(t, other, nil, now)
@@ -195,8 +200,8 @@ func TestEnsureCAErrors(t *testing.T) {
 				tt.modify(t, dir)
 			}
 			_, err := Ensure(dir, nil, tt.now)
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("Ensure error = %v, want it to contain %q", err, tt.wantErr)
+			if want := strings.ReplaceAll(tt.wantErr, "DIR", dir); err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("Ensure error = %v, want it to contain %q", err, want)
 			}
 			if strings.Contains(err.Error(), "\n") {
 				t.Errorf("error spans lines: %q", err)
