@@ -16,6 +16,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/gorilla/websocket"
 
+	"github.com/iothubemulator/iothub/internal/wire"
 	"github.com/iothubemulator/iothub/internal/wsconn"
 )
 
@@ -199,7 +200,7 @@ func (c *Client) dial(ctx context.Context) (*session, error) {
 		if ct, ok := tok.(*mqtt.ConnectToken); ok && ct.ReturnCode() > 0 && ct.ReturnCode() < 6 {
 			return nil, connackError(ct.ReturnCode(), err)
 		}
-		return nil, fmt.Errorf("device: connect: %w", err)
+		return nil, wire.ExplainTLS(fmt.Errorf("device: connect: %w", err), addr, caOption)
 	}
 	if stop != nil && !stop() {
 		// ctx ended just as the CONNACK arrived and closed the connection.
@@ -213,6 +214,10 @@ func (c *Client) dial(ctx context.Context) (*session, error) {
 	c.log.Debug("connected", "address", addr, "scheme", scheme)
 	return s, nil
 }
+
+// caOption is the advice of a certificate error: how a user of this client
+// trusts the emulator's CA.
+const caOption = "trust its CA with device.WithCAFile or device.WithRootCAs (the iothub CLI and the sample apps read IOTHUB_CA_FILE)"
 
 // endpoint returns the URL scheme (informational: the connection is opened
 // by openConn), the address and the TLS server name.
@@ -368,7 +373,13 @@ func (c *Client) reconnect(cause error) *session {
 			return nil
 		}
 		failures++
-		delay, ok := c.set.retry.Delay(failures, err)
+		// The hub's certificate cannot be verified: another attempt fails
+		// the same way until someone changes the trust, so the policy is
+		// not asked.
+		delay, ok := time.Duration(0), false
+		if !wire.IsCertificateError(err) {
+			delay, ok = c.set.retry.Delay(failures, err)
+		}
 		if !ok {
 			// Reported through StateDisconnected, and carried by the
 			// errors of later operations (see current).

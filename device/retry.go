@@ -20,6 +20,10 @@ import (
 // attempt cannot help, so ExponentialBackoff stops on it, as the Node SDK's
 // default error filter does; a policy of its own may go on (for example
 // while the application fetches a token for UpdateSASToken).
+//
+// A hub certificate that cannot be verified (an untrusted CA, a host name
+// it does not hold) ends reconnection without consulting the policy: the
+// same failure would repeat until someone changes what the client trusts.
 type RetryPolicy interface {
 	// Delay returns the wait before the next attempt, given the number of
 	// failed attempts so far (1 after the first failure) and the error of

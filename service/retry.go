@@ -22,7 +22,10 @@ import (
 // requests carrying If-Match are retried. Creates, twin PATCHes, bulk operations and direct methods are
 // never retried, because the first attempt may already have taken effect.
 // Retried failures are 429, 500, 502, 503 and 504 (but never 504101, a
-// device that did not answer a method) and network errors. A Retry-After
+// device that did not answer a method) and network errors, except those
+// that a repeat cannot mend: a certificate that cannot be verified, a host
+// name that does not resolve, and a refused connection to a host other
+// than this machine (one on this machine may be an emulator starting). A Retry-After
 // header longer than the policy's delay wins. The caller's context bounds
 // the whole sequence.
 //

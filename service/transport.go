@@ -51,6 +51,10 @@ type rawBody struct {
 // of large twins stays well below it.
 const maxResponseBody = 64 << 20
 
+// caOption is the advice of a certificate error: how a user of this client
+// trusts the emulator's CA.
+const caOption = "trust its CA with service.WithRootCAs (the iothub CLI and the sample apps read IOTHUB_CA_FILE)"
+
 // jsonContentType is the request Content-Type every SDK sends with a body
 // (azure-iothub dist/registry.js and device_method.js).
 const jsonContentType = "application/json; charset=utf-8"
@@ -128,6 +132,10 @@ func (c *Client) retryWait(cl *call, err error, header http.Header, failures int
 	case e == nil && errors.Is(err, ErrTimeout):
 		// The call's own time limit (a direct method's timeouts) ran out.
 		return 0, false
+	case e == nil && wire.Deterministic(err, c.host):
+		// An untrusted certificate, an unknown host name, nothing
+		// listening on another machine: a repeat fails the same way.
+		return 0, false
 	}
 	// Otherwise a retryable status, or a network error: the request may or
 	// may not have reached the hub, which is fine because only idempotent
@@ -198,7 +206,7 @@ func (c *Client) attempt(ctx context.Context, cl *call, payload []byte, contentT
 	start := time.Now()
 	resp, err := c.http.Do(req)
 	if err != nil {
-		err = errorf(cl.op, "%w", err)
+		err = wire.ExplainTLS(errorf(cl.op, "%w", err), c.host, caOption)
 		if cause := context.Cause(ctx); errors.Is(cause, ErrTimeout) {
 			err = errorf(cl.op, "no answer within %v (%w)", cl.timeout, ErrTimeout)
 		}

@@ -49,13 +49,16 @@ var groups []func(c *cli) *cobra.Command
 func addGroup(f func(c *cli) *cobra.Command) { groups = append(groups, f) }
 
 // usageError is a mistake on the command line: the command's usage follows
-// the message and the exit code is exitUsage.
-type usageError struct{ msg string }
+// the message (unless bare) and the exit code is exitUsage.
+type usageError struct {
+	msg  string
+	bare bool // the usage would not help, e.g. a missing environment variable
+}
 
 func (e *usageError) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error {
-	return &usageError{fmt.Sprintf(format, args...)}
+	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
 
 // failure is an error from running a command (as opposed to parsing it):
@@ -89,11 +92,16 @@ func (c *cli) run(ctx context.Context, args []string) int {
 	}
 	var f *failure
 	if errors.As(err, &f) {
-		fmt.Fprintf(c.stderr, "iothub: %v\n", explain(f.err))
+		fmt.Fprintf(c.stderr, "iothub: %v\n", c.explain(f.err))
 		return exitError
 	}
 	if cmd == nil {
 		cmd = root
+	}
+	var ue *usageError
+	if errors.As(err, &ue) && ue.bare {
+		fmt.Fprintf(c.stderr, "iothub: %v\n", err)
+		return exitUsage
 	}
 	fmt.Fprintf(c.stderr, "iothub: %v\n\n%s", err, cmd.UsageString())
 	return exitUsage
@@ -128,7 +136,7 @@ network, a file), 2 the command line was wrong (nothing was sent).`,
 	root.SetIn(c.stdin)
 	root.SetOut(c.stdout)
 	root.SetErr(c.stderr)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err.Error()} })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{msg: err.Error()} })
 	pf := root.PersistentFlags()
 	pf.StringVar(&c.connectionString, "connection-string", "", "shared access policy connection string (default $IOTHUB_CONNECTION_STRING)")
 	pf.StringVar(&c.caFile, "ca-file", "", "PEM file of CA certificates to trust besides the system ones (default $IOTHUB_CA_FILE)")
@@ -215,7 +223,7 @@ func (c *cli) service() (*service.Client, error) {
 		cs = c.getenv("IOTHUB_CONNECTION_STRING")
 	}
 	if cs == "" {
-		return nil, usagef("no connection string: pass --connection-string or set IOTHUB_CONNECTION_STRING (the emulator prints its own at start)")
+		return nil, &usageError{msg: "no connection string: pass --connection-string or set IOTHUB_CONNECTION_STRING (the emulator prints its own at start)", bare: true}
 	}
 	var opts []service.Option
 	pool, err := c.rootCAs()
