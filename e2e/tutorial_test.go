@@ -97,6 +97,58 @@ func TestTutorialGoSamples(t *testing.T) {
 	}
 }
 
+// TestTutorialSampleErrors runs the sample apps into failures a user meets
+// first: one line each, naming the app once, then the client's own error
+// (not "device: device: ..."), which says what to do.
+func TestTutorialSampleErrors(t *testing.T) {
+	t.Parallel()
+	devBin := buildSample(t, "./examples/dmpatterns/device", "dmpatterns-device")
+	svcBin := buildSample(t, "./examples/dmpatterns/service", "dmpatterns-service")
+	p := startEmulator(t, procConfig{dataDir: t.TempDir()})
+	_, port, _ := net.SplitHostPort(p.mqttAddr)
+	ghost := "HostName=localhost:" + port + ";DeviceId=ghost;SharedAccessKey=Z2hvc3Qta2V5LTAxMjM0NTY3ODk="
+	tests := []struct {
+		name string
+		bin  string
+		env  []string
+		want []string
+	}{
+		{"device not registered", devBin, []string{"IOTHUB_DEVICE_CONNECTION_STRING=" + ghost, "IOTHUB_CA_FILE=" + p.caFile},
+			[]string{"dmpatterns-device: device: Connect: 401"}},
+		{"device without the CA", devBin, []string{"IOTHUB_DEVICE_CONNECTION_STRING=" + ghost},
+			[]string{"dmpatterns-device: device: connect: ", "whose CA is not trusted", "IOTHUB_CA_FILE"}},
+		{"service without the CA", svcBin, []string{"IOTHUB_CONNECTION_STRING=" + p.connString, "DEVICE_ID=myDevice"},
+			[]string{"dmpatterns-service: service: ", "whose CA is not trusted", "IOTHUB_CA_FILE"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, tt.bin)
+			cmd.Env = append(hermeticEnv(), tt.env...)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Run(); err == nil {
+				t.Fatal("the app succeeded")
+			}
+			line := stderr.String()
+			if strings.Count(line, "\n") != 1 {
+				t.Errorf("stderr %q, want one line", line)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(line, w) {
+					t.Errorf("stderr %q lacks %q", line, w)
+				}
+			}
+			for _, doubled := range []string{" device: device:", " service: service:"} {
+				if strings.Contains(" "+line, doubled) {
+					t.Errorf("stderr %q has the doubled prefix %q", line, doubled)
+				}
+			}
+		})
+	}
+}
+
 var sampleMu sync.Mutex
 
 func buildSample(t *testing.T, pkg, name string) string {

@@ -33,7 +33,8 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "device:", err)
+		// The program's name, not "device:", which the client's errors already carry.
+		fmt.Fprintln(os.Stderr, "dmpatterns-device:", err)
 		os.Exit(1)
 	}
 }

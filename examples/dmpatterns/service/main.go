@@ -39,7 +39,8 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "service:", err)
+		// The program's name, not "service:", which the client's errors already carry.
+		fmt.Fprintln(os.Stderr, "dmpatterns-service:", err)
 		os.Exit(1)
 	}
 }
