@@ -174,7 +174,7 @@ func (c *cli) deviceSend() *cobra.Command {
 		Use:   "send [<device-id>] --body TEXT",
 		Short: "Send device-to-cloud messages (telemetry) as the device",
 		Long: `Send device-to-cloud messages as the device and print {"deviceId": ...,
-"messageId": ...} for each; the message id is generated when --message-id
+"messageId": ...} for each, one per line; the message id is generated when --message-id
 is absent. With --count, the same body is sent that many times, --interval
 apart.
 ` + deviceSideLong,
@@ -205,6 +205,8 @@ apart.
 			}
 			defer dc.Close()
 			fixedID := cmd.Flags().Changed("message-id")
+			enc := json.NewEncoder(c.stdout) // one line per message
+			enc.SetEscapeHTML(false)
 			for i := range count {
 				if i > 0 && interval > 0 {
 					select {
@@ -220,7 +222,7 @@ apart.
 				if err := dc.SendMessage(ctx, &msg); err != nil {
 					return err
 				}
-				if err := c.printJSON(sent{DeviceID: dc.DeviceID(), ModuleID: dc.ModuleID(), MessageID: msg.MessageID}); err != nil {
+				if err := enc.Encode(sent{DeviceID: dc.DeviceID(), ModuleID: dc.ModuleID(), MessageID: msg.MessageID}); err != nil {
 					return err
 				}
 			}
