@@ -37,6 +37,7 @@ type cli struct {
 
 	connectionString string // --connection-string; IOTHUB_CONNECTION_STRING when empty
 	caFile           string // --ca-file; IOTHUB_CA_FILE when empty
+	output           string // --output: json or tsv
 }
 
 // groups builds the top-level commands. Each command group registers its
@@ -140,6 +141,13 @@ network, a file), 2 the command line was wrong (nothing was sent).`,
 	pf := root.PersistentFlags()
 	pf.StringVar(&c.connectionString, "connection-string", "", "shared access policy connection string (default $IOTHUB_CONNECTION_STRING)")
 	pf.StringVar(&c.caFile, "ca-file", "", "PEM file of CA certificates to trust besides the system ones (default $IOTHUB_CA_FILE)")
+	pf.StringVarP(&c.output, "output", "o", "json", "output format: json, or tsv (the values of each result's top-level fields, tab-separated, a line per result)")
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if c.output != "json" && c.output != "tsv" {
+			return usagef("--output must be json or tsv")
+		}
+		return nil
+	}
 	cmds := make([]*cobra.Command, 0, len(groups))
 	for _, g := range groups {
 		cmds = append(cmds, g(c))
@@ -265,8 +273,11 @@ func (c *cli) rootCAs() (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// printJSON writes v as indented JSON.
+// printJSON writes v as indented JSON, or as TSV with --output tsv.
 func (c *cli) printJSON(v any) error {
+	if c.output == "tsv" {
+		return writeTSV(c.stdout, v)
+	}
 	enc := json.NewEncoder(c.stdout)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)

@@ -4,6 +4,8 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -151,4 +153,29 @@ func gitOutput(t *testing.T, dir string, args ...string) string {
 		t.Fatalf("git %v: %v", args, err)
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// TestOutputTSV checks --output tsv on a single result, an array and a
+// result with nested values, against a fake hub.
+func TestOutputTSV(t *testing.T) {
+	h := newHub(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/devices/dev1":
+			io.WriteString(w, createdDevice)
+		case "/devices/query":
+			io.WriteString(w, `[{"deviceId":"a","n":1,"tags":{"x":"y"},"v":null},{"deviceId":"b","n":2.5,"tags":{},"v":true}]`)
+		}
+	})
+	res := runCLI(t, envFor(h), "", "device", "connection-string", "show", "dev1", "-o", "tsv")
+	if res.code != exitOK || res.stdout != "HostName=127.0.0.1;DeviceId=dev1;SharedAccessKey=cGs=\n" {
+		t.Errorf("connection-string show -o tsv: exit %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
+	}
+	res = runCLI(t, envFor(h), "", "--output", "tsv", "query", "SELECT * FROM devices")
+	if want := "a\t1\t{\"x\":\"y\"}\t\nb\t2.5\t{}\ttrue\n"; res.code != exitOK || res.stdout != want {
+		t.Errorf("query -o tsv: exit %d, stdout %q, want %q (stderr %q)", res.code, res.stdout, want, res.stderr)
+	}
+	res = runCLI(t, envFor(h), "", "device", "show", "dev1", "-o", "yaml")
+	if res.code != exitUsage || !strings.Contains(res.stderr, "--output must be json or tsv") {
+		t.Errorf("-o yaml: exit %d, stderr %q", res.code, res.stderr)
+	}
 }
