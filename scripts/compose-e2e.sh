@@ -4,10 +4,14 @@
 #      (built from the Go module proxy if missing);
 #   2. a local Go builder image (no registry needed) and the images;
 #   3. `docker compose up -d --wait`: the emulator healthy on 443 and 8883;
-#   4. the tutorial profile end to end, asserted on the service app's output;
+#   4. the tutorial profile end to end, asserted on the service app's output,
+#      with no pull error before its images are built;
 #   5. our Go clients and the official Node SDKs against the published ports
 #      (go test ./e2e -run TestExternalHub), file upload to Azurite included;
-#   6. `docker compose down -v`.
+#   6. the Testcontainers module (testcontainers/) against the image built
+#      in step 2;
+#   7. `docker compose --profile tutorial down -v`, the README's reset: no
+#      container, network or volume of the project is left.
 #
 # If no Docker engine can start, it fails, unless IOTHUB_SKIP_DOCKER=1 is set
 # (documented in the README); it never passes silently.
@@ -87,7 +91,12 @@ hc_ok=$(docker compose -p "$PROJECT" exec -T iothub /iothub-emulator healthcheck
 
 # 4. The tutorial inside compose, by the service name "iothub".
 log "running the tutorial profile"
-docker compose -p "$PROJECT" --profile tutorial up -d dmpatterns-device dmpatterns-service
+up_out=$(docker compose -p "$PROJECT" --profile tutorial up -d dmpatterns-device dmpatterns-service 2>&1) \
+	|| die "tutorial profile up failed: $up_out"
+echo "$up_out" | tail -n 5
+if echo "$up_out" | grep -qiE 'pull access denied|error.*pull|failed to resolve'; then
+	die "the tutorial profile printed a pull error: $up_out"
+fi
 svc=$(docker compose -p "$PROJECT" --profile tutorial ps -a -q dmpatterns-service)
 code=$(timeout 120 docker wait "$svc") || die "the tutorial's service app did not finish within 120 s"
 out=$(docker compose -p "$PROJECT" --profile tutorial logs --no-color dmpatterns-service dmpatterns-device)
@@ -111,7 +120,16 @@ IOTHUB_E2E_CA_FILE="$ca" \
 IOTHUB_E2E_STORAGE_CONNECTION_STRING="DefaultEndpointsProtocol=https;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=https://127.0.0.1:10000/devstoreaccount1;" \
 	go test -count=1 -run '^TestExternalHub$' -v ./e2e
 
-# 6. Down (also in cleanup, for failures).
-docker compose -p "$PROJECT" --profile tutorial down -v --remove-orphans
+# 6. The Testcontainers module, against the image of step 2. Ryuk, its
+# reaper, is an image from Docker Hub: the test terminates its own
+# container instead.
+log "Testcontainers module"
+(cd testcontainers && TESTCONTAINERS_RYUK_DISABLED=true IOTHUB_TESTCONTAINERS_IMAGE=iothub-emulator:local \
+	go test -count=1 -v ./...)
+
+# 7. Down, as the README says to reset (also in cleanup, for failures).
+docker compose -p "$PROJECT" --profile tutorial down -v
 compose_ready=""
+left=$(docker ps -aq --filter "label=com.docker.compose.project=$PROJECT"; docker volume ls -q --filter "label=com.docker.compose.project=$PROJECT"; docker network ls -q --filter "label=com.docker.compose.project=$PROJECT")
+[ -z "$left" ] || die "docker compose --profile tutorial down -v left: $left"
 log "OK"
