@@ -116,7 +116,7 @@ docker compose -p "$PROJECT" cp iothub:/data/ca.pem "$ca" >/dev/null
 # Azurite shares the emulator's network and port 10000 is published: the
 # host reaches it where the hub sends devices, with the hub's CA.
 IOTHUB_E2E_CONNECTION_STRING="HostName=localhost;SharedAccessKeyName=iothubowner;SharedAccessKey=SW9USHViRW11bGF0b3JXZWxsS25vd25Pd25lcktleSE=" \
-IOTHUB_E2E_CA_FILE="$ca" \
+IOTHUB_E2E_CA_FILE="$ca" IOTHUB_E2E_NODE=1 \
 IOTHUB_E2E_STORAGE_CONNECTION_STRING="DefaultEndpointsProtocol=https;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=https://127.0.0.1:10000/devstoreaccount1;" \
 	go test -count=1 -run '^TestExternalHub$' -v ./e2e
 
