@@ -288,7 +288,7 @@ func (d *dpsClient) do(ctx context.Context, op, method, path string, body any, h
 	}
 	resp, err := d.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, wire.ExplainTLS(fmt.Errorf("%s: %w", op, err), d.cs.HostName, "trust its CA")
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {

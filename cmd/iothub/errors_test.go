@@ -29,6 +29,8 @@ func TestCertificateAdvice(t *testing.T) {
 			[]string{"this is the IoT Hub emulator, whose CA is not trusted: set IOTHUB_CA_FILE or pass --ca-file with its ca.pem", "/emulator/ca.pem"}},
 		{"service command with another CA", wrongCA, []string{"device", "list"},
 			[]string{"the CA file " + other.CAFile() + " (--ca-file or IOTHUB_CA_FILE) does not hold the CA that signed it"}},
+		{"enrollment command without a CA file", map[string]string{"IOTHUB_DPS_CONNECTION_STRING": srv.ProvisioningConnectionString()}, []string{"enrollment", "list"},
+			[]string{"this is the IoT Hub emulator, whose CA is not trusted: set IOTHUB_CA_FILE or pass --ca-file"}},
 		{"device command without a CA file", map[string]string{"IOTHUB_DEVICE_CONNECTION_STRING": mustDeviceCS(t, srv, "dev1")}, []string{"device", "send", "--body", "x"},
 			[]string{"this is the IoT Hub emulator, whose CA is not trusted: set IOTHUB_CA_FILE or pass --ca-file"}},
 	}
