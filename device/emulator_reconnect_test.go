@@ -88,7 +88,7 @@ func TestEmulatorTakeover(t *testing.T) {
 func TestEmulatorRestart(t *testing.T) {
 	t.Parallel()
 	forEachEmuTransport(t, func(t *testing.T, tr emuTransport) {
-		opts := emulator.Options{MQTTAddr: freeAddr(t), HTTPSAddr: freeAddr(t), DataDir: t.TempDir()}
+		opts := emulator.Options{MQTTAddr: freeAddr(t), HTTPSAddr: freeAddr(t), AMQPAddr: "127.0.0.1:0", AMQPPlainAddr: "127.0.0.1:0", DataDir: t.TempDir()}
 		srv := emulator.RunT(t, emulator.WithOptions(opts))
 		// Retry for as long as the test lasts: the restart must not race
 		// the retry budget.

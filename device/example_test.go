@@ -170,7 +170,7 @@ func ExampleClient_ReceiveMessage() {
 // program or TestMain would; in a test, emulator.RunT(t) does this in one
 // line and closes it at the end of the test.
 func startEmulator() *emulator.Server {
-	srv, err := emulator.New(emulator.Options{InMemory: true, MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0"})
+	srv, err := emulator.New(emulator.Options{InMemory: true, MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", AMQPAddr: "127.0.0.1:0", AMQPPlainAddr: "127.0.0.1:0"})
 	if err != nil {
 		log.Fatal(err)
 	}

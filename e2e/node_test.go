@@ -24,9 +24,10 @@ const nodeDeviceID = "node-e2e-device"
 
 // TestNodeSDK runs the official Azure IoT Node.js SDKs (e2e/node) against
 // the emulator. They take no port: they dial 8883 (MQTT) and 443 (HTTPS,
-// MQTT over WebSockets) on the connection string's host, so this is the one
-// test that binds 127.0.0.1:443 and :8883. It must stay serial (no
-// t.Parallel) and be the only test using those ports.
+// MQTT over WebSockets) and 5671 (AMQP; 5672 for Event Hubs clients in
+// UseDevelopmentEmulator mode) on the connection string's host, so this is
+// the one test that binds 127.0.0.1:443, :8883, :5671 and :5672. It must
+// stay serial (no t.Parallel) and be the only test using those ports.
 func TestNodeSDK(t *testing.T) {
 	nodeDir, node := nodeSDK(t)
 
@@ -34,6 +35,8 @@ func TestNodeSDK(t *testing.T) {
 		dataDir:   t.TempDir(),
 		httpsAddr: "127.0.0.1:443",
 		mqttAddr:  "127.0.0.1:8883",
+		amqpAddr:  "127.0.0.1:5671",
+		amqpPlain: "127.0.0.1:5672",
 	}
 	// With Azurite on, the hub gets a blob store and the file upload and
 	// import/export tests run; without it they skip and say why.
@@ -66,7 +69,7 @@ const nodeSDKEnv = "IOTHUB_E2E_NODE"
 func nodeSDK(t *testing.T) (dir, node string) {
 	t.Helper()
 	if v := os.Getenv(nodeSDKEnv); v == "" || v == "0" {
-		t.Skipf("the official Node SDK tests are off: run `npm ci` in e2e/node, then set %s=1 (make test does); they bind 127.0.0.1:443 and :8883", nodeSDKEnv)
+		t.Skipf("the official Node SDK tests are off: run `npm ci` in e2e/node, then set %s=1 (make test does); they bind 127.0.0.1:443, :8883, :5671 and :5672", nodeSDKEnv)
 	}
 	dir, err := filepath.Abs("node")
 	if err != nil {

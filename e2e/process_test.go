@@ -33,6 +33,8 @@ type procConfig struct {
 	dataDir   string   // --data-dir; required
 	httpsAddr string   // --https-addr; default 127.0.0.1:0
 	mqttAddr  string   // --mqtt-addr; default 127.0.0.1:0
+	amqpAddr  string   // --amqp-addr; default 127.0.0.1:0
+	amqpPlain string   // --amqp-plain-addr; default 127.0.0.1:0
 	extraArgs []string // appended last, so they win over the defaults
 }
 
@@ -48,6 +50,8 @@ func (c procConfig) args() []string {
 		"--hostname", "localhost",
 		"--https-addr", orDefault(c.httpsAddr, "127.0.0.1:0"),
 		"--mqtt-addr", orDefault(c.mqttAddr, "127.0.0.1:0"),
+		"--amqp-addr", orDefault(c.amqpAddr, "127.0.0.1:0"),
+		"--amqp-plain-addr", orDefault(c.amqpPlain, "127.0.0.1:0"),
 		"--data-dir", c.dataDir,
 		"--log-level", level,
 	}
@@ -66,6 +70,7 @@ type emulatorProc struct {
 	mqttAddr, httpsAddr, caFile, connString string
 	// The provisioning service's, from the same banner.
 	provisioningHost, idScope, provisioningConnString string
+	amqpAddr, amqpPlainAddr                           string
 }
 
 // launch starts the binary with cfg's flags and an environment without
@@ -170,6 +175,8 @@ func (p *emulatorProc) waitReady(ctx context.Context) error {
 //	IoT Hub emulator ready in 12ms
 //	  MQTT (TLS):         127.0.0.1:40123
 //	  HTTPS + MQTT/WSS:   127.0.0.1:40124
+//	  AMQP (TLS):         127.0.0.1:40125
+//	  AMQP (plain):       127.0.0.1:40126
 //	  CA certificate:     /data/ca.pem
 //	  provisioning host:  localhost:40124 (ID scope 0ne00000E11)
 //	  service connection string (iothubowner):
@@ -188,6 +195,10 @@ func (p *emulatorProc) parseBanner() bool {
 			p.mqttAddr = strings.TrimSpace(strings.TrimPrefix(l, "MQTT (TLS):"))
 		case strings.HasPrefix(l, "HTTPS + MQTT/WSS:"):
 			p.httpsAddr = strings.TrimSpace(strings.TrimPrefix(l, "HTTPS + MQTT/WSS:"))
+		case strings.HasPrefix(l, "AMQP (TLS):"):
+			p.amqpAddr = strings.TrimSpace(strings.TrimPrefix(l, "AMQP (TLS):"))
+		case strings.HasPrefix(l, "AMQP (plain):"):
+			p.amqpPlainAddr = strings.TrimSpace(strings.TrimPrefix(l, "AMQP (plain):"))
 		case strings.HasPrefix(l, "CA certificate:"):
 			p.caFile = strings.TrimSpace(strings.TrimPrefix(l, "CA certificate:"))
 		case strings.HasPrefix(l, "service connection string") && i+1 < len(lines):

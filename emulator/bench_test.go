@@ -27,7 +27,7 @@ func BenchmarkStartup(b *testing.B) {
 				if fresh {
 					dir = b.TempDir()
 				}
-				s, err := emulator.New(emulator.Options{DataDir: dir, MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0"})
+				s, err := emulator.New(emulator.Options{DataDir: dir, MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", AMQPAddr: "127.0.0.1:0", AMQPPlainAddr: "127.0.0.1:0"})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -19,7 +19,7 @@ import (
 func TestConnectionTimesSurviveRestart(t *testing.T) {
 	dir := t.TempDir()
 	start := func() *emulator.Server {
-		s, err := emulator.New(emulator.Options{DataDir: dir, MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0"})
+		s, err := emulator.New(emulator.Options{DataDir: dir, MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", AMQPAddr: "127.0.0.1:0", AMQPPlainAddr: "127.0.0.1:0"})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -184,7 +184,7 @@ func TestConfigFileErrors(t *testing.T) {
 func TestRestartKeepsDevicesAndTwins(t *testing.T) {
 	dir := t.TempDir()
 	start := func() *emulator.Server {
-		s, err := emulator.New(emulator.Options{DataDir: dir, MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0"})
+		s, err := emulator.New(emulator.Options{DataDir: dir, MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", AMQPAddr: "127.0.0.1:0", AMQPPlainAddr: "127.0.0.1:0"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -227,7 +227,7 @@ func TestStartErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	s, err := emulator.New(emulator.Options{DataDir: t.TempDir(), MQTTAddr: "127.0.0.1:0", HTTPSAddr: l.Addr().String()})
+	s, err := emulator.New(emulator.Options{DataDir: t.TempDir(), MQTTAddr: "127.0.0.1:0", HTTPSAddr: l.Addr().String(), AMQPAddr: "127.0.0.1:0", AMQPPlainAddr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +239,7 @@ func TestStartErrors(t *testing.T) {
 	if !errors.Is(err, syscall.EADDRINUSE) {
 		t.Errorf("errors.Is(%v, EADDRINUSE) is false; the cause must stay wrapped", err)
 	}
-	s2, err := emulator.New(emulator.Options{DataDir: t.TempDir(), MQTTAddr: l.Addr().String(), HTTPSAddr: "127.0.0.1:0"})
+	s2, err := emulator.New(emulator.Options{DataDir: t.TempDir(), MQTTAddr: l.Addr().String(), HTTPSAddr: "127.0.0.1:0", AMQPAddr: "127.0.0.1:0", AMQPPlainAddr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,11 +247,29 @@ func TestStartErrors(t *testing.T) {
 	if err := s2.Start(); err == nil || !strings.Contains(err.Error(), "--mqtt-addr") {
 		t.Fatalf("got %v, want an error naming --mqtt-addr", err)
 	}
+	for _, tc := range []struct {
+		opts emulator.Options
+		flag string
+	}{
+		{emulator.Options{AMQPAddr: l.Addr().String(), AMQPPlainAddr: "127.0.0.1:0"}, "--amqp-addr"},
+		{emulator.Options{AMQPAddr: "127.0.0.1:0", AMQPPlainAddr: l.Addr().String()}, "--amqp-plain-addr"},
+	} {
+		o := tc.opts
+		o.DataDir, o.MQTTAddr, o.HTTPSAddr = t.TempDir(), "127.0.0.1:0", "127.0.0.1:0"
+		s, err := emulator.New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if err := s.Start(); err == nil || !strings.Contains(err.Error(), tc.flag) || !errors.Is(err, syscall.EADDRINUSE) {
+			t.Fatalf("got %v, want an 'already in use' error naming %s", err, tc.flag)
+		}
+	}
 }
 
 func TestInMemoryLeavesNothing(t *testing.T) {
 	dir := t.TempDir()
-	s, err := emulator.New(emulator.Options{InMemory: true, DataDir: dir, MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0"})
+	s, err := emulator.New(emulator.Options{InMemory: true, DataDir: dir, MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", AMQPAddr: "127.0.0.1:0", AMQPPlainAddr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}

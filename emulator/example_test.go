@@ -12,7 +12,7 @@ import (
 // Example starts an in-memory emulator on random ports, as a program (or a
 // TestMain) would; in a test, emulator.RunT(t) does all of this in one line.
 func Example() {
-	srv, err := emulator.New(emulator.Options{InMemory: true, MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0"})
+	srv, err := emulator.New(emulator.Options{InMemory: true, MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", AMQPAddr: "127.0.0.1:0", AMQPPlainAddr: "127.0.0.1:0"})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -28,7 +28,7 @@ const limitsWait = 10 * time.Second
 // limits changed by set.
 func startWithLimits(t *testing.T, set func(*httpsLimits)) *Server {
 	t.Helper()
-	srv, err := New(Options{InMemory: true, MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0"})
+	srv, err := New(Options{InMemory: true, MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", AMQPAddr: "127.0.0.1:0", AMQPPlainAddr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/iothubemulator/iothub/emulator/internal/amqpapi"
 	"github.com/iothubemulator/iothub/emulator/internal/hub"
 	"github.com/iothubemulator/iothub/emulator/internal/mqttapi"
 )
@@ -28,6 +29,8 @@ const (
 	DefaultTelemetryMaxBytes    = hub.DefaultRetentionBytes
 	DefaultPartitions           = hub.DefaultPartitions
 	DefaultMaxConcurrentJobs    = hub.DefaultMaxActiveJobs
+	DefaultAMQPAddr             = amqpapi.DefaultAddr      // the hub's AMQP over TLS port
+	DefaultAMQPPlainAddr        = amqpapi.DefaultPlainAddr // plain AMQP for UseDevelopmentEmulator=true clients: loopback, nothing on it is encrypted
 	DefaultLockTimeout          = time.Second
 	// DefaultIDScope is the Device Provisioning Service's ID scope. It is
 	// fixed and published, so that a device's provisioning settings work
@@ -79,10 +82,16 @@ type Options struct {
 
 	IDScope     string `json:"idScope"`     // the Device Provisioning Service's ID scope; default DefaultIDScope
 	DPSOwnerKey string `json:"dpsOwnerKey"` // provisioningserviceowner primary key (base64); default WellKnownProvisioningKey
+
+	AMQPAddr      string `json:"amqpAddr"`      // AMQP over TLS listen address; default ":5671"; "off" for none
+	AMQPPlainAddr string `json:"amqpPlainAddr"` // plain AMQP listen address (UseDevelopmentEmulator=true clients); default "127.0.0.1:5672"; "off" for none
 }
 
 // DefaultFileUploadContainer is the upload container when none is given.
 const DefaultFileUploadContainer = "fileupload"
+
+// ListenOff, as a listen address, turns that listener off.
+const ListenOff = "off"
 
 func (o *Options) setDefaults() {
 	if o.HostName == "" {
@@ -132,5 +141,11 @@ func (o *Options) setDefaults() {
 	}
 	if o.DPSOwnerKey == "" {
 		o.DPSOwnerKey = WellKnownProvisioningKey
+	}
+	if o.AMQPAddr == "" {
+		o.AMQPAddr = DefaultAMQPAddr
+	}
+	if o.AMQPPlainAddr == "" {
+		o.AMQPPlainAddr = DefaultAMQPPlainAddr
 	}
 }

@@ -54,6 +54,12 @@ func RunT(t Tester, opts ...Option) *Server {
 	if o.HTTPSAddr == "" {
 		o.HTTPSAddr = "127.0.0.1:0"
 	}
+	if o.AMQPAddr == "" {
+		o.AMQPAddr = "127.0.0.1:0"
+	}
+	if o.AMQPPlainAddr == "" {
+		o.AMQPPlainAddr = "127.0.0.1:0"
+	}
 	if o.DataDir == "" {
 		o.DataDir = t.TempDir()
 	}

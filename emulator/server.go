@@ -14,11 +14,13 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/iothubemulator/iothub/emulator/internal/amqpapi"
 	"github.com/iothubemulator/iothub/emulator/internal/certs"
 	"github.com/iothubemulator/iothub/emulator/internal/clock"
 	"github.com/iothubemulator/iothub/emulator/internal/dps"
@@ -31,8 +33,9 @@ import (
 )
 
 // Server is an emulated IoT Hub: the hub core, its store, an MQTT over TLS
-// listener and an HTTPS listener (REST API and MQTT over WebSockets), and
-// the Device Provisioning Service on the same host and listeners.
+// listener, AMQP listeners (TLS and plain) and an HTTPS listener (REST API,
+// MQTT and AMQP over WebSockets), and the Device Provisioning Service on
+// the same host and listeners.
 type Server struct {
 	opts  Options
 	db    *store.DB
@@ -40,6 +43,7 @@ type Server struct {
 	dps   *dps.Service
 	tls   *certs.Material
 	mqtt  *mqttapi.Server
+	amqp  *amqpapi.Server
 	https *http.Server
 	hl    net.Listener
 
@@ -204,15 +208,39 @@ func (s *Server) Start() error {
 		hl.Close()
 		return listenError("MQTT", s.opts.MQTTAddr, "--mqtt-addr", err)
 	}
+	s.amqp = amqpapi.New(amqpapi.Options{Hub: s.hub, TLSConfig: s.serverTLS(), Logger: s.opts.Logger,
+		Addr: listenAddr(s.opts.AMQPAddr), PlainAddr: listenAddr(s.opts.AMQPPlainAddr)})
+	if err := s.amqp.Start(); err != nil {
+		hl.Close()
+		_ = s.mqtt.Close()
+		var le *amqpapi.ListenError
+		if errors.As(err, &le) && le.TLS {
+			return listenError("AMQP", le.Addr, "--amqp-addr", le.Err)
+		} else if errors.As(err, &le) {
+			return listenError("plain AMQP", le.Addr, "--amqp-plain-addr", le.Err)
+		}
+		return err
+	}
+	amqpWS := s.amqp.WebSocketHandler()
+	mqttWS := s.mqtt.WebSocketHandler()
 	handler := restapi.New(restapi.Options{
-		Hub:          s.hub,
-		WebSocket:    s.mqtt.WebSocketHandler(),
-		Ready:        s.ready.Load,
-		CAPEM:        s.tls.CAPEM,
-		UI:           ui.New(ui.Options{Hub: s.hub, ServiceHost: s.hostWithPort(s.HTTPSAddr(), "443"), DeviceHost: s.mqttHost()}),
-		WriteTimeout: s.limits.write,
-		BodyTimeout:  s.limits.body,
-		DPS:          s.dps,
+		Hub: s.hub,
+		// /$iothub/websocket serves MQTT and AMQP, told apart by the
+		// subprotocol the client asks for.
+		WebSocket: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if amqpapi.WantsWebSocket(r) {
+				amqpWS.ServeHTTP(w, r)
+				return
+			}
+			mqttWS.ServeHTTP(w, r)
+		}),
+		ServiceBusWebSocket: amqpWS,
+		Ready:               s.ready.Load,
+		CAPEM:               s.tls.CAPEM,
+		UI:                  ui.New(ui.Options{Hub: s.hub, ServiceHost: s.hostWithPort(s.HTTPSAddr(), "443"), DeviceHost: s.mqttHost()}),
+		WriteTimeout:        s.limits.write,
+		BodyTimeout:         s.limits.body,
+		DPS:                 s.dps,
 	})
 	s.https = &http.Server{
 		Handler:           s.track(handler),
@@ -260,11 +288,11 @@ func defaultHTTPSLimits() httpsLimits {
 }
 
 // track counts requests in flight so that Close can let them finish. A
-// WebSocket upgrade is not counted: it becomes an MQTT connection, which
-// the MQTT server closes.
+// WebSocket upgrade is not counted: it becomes an MQTT or AMQP connection,
+// which the MQTT or AMQP server closes.
 func (s *Server) track(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/$iothub/websocket" {
+		if r.URL.Path != "/$iothub/websocket" && r.URL.Path != "/$servicebus/websocket" {
 			s.active.Add(1)
 			defer s.active.Add(-1)
 		}
@@ -326,6 +354,11 @@ func (s *Server) Close() error {
 				errs = append(errs, err)
 			}
 		}
+		if s.amqp != nil {
+			if err := s.amqp.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		if s.hub != nil {
 			s.hub.Close()
 		}
@@ -353,6 +386,30 @@ func (s *Server) MQTTAddr() string {
 		return ""
 	}
 	return s.mqtt.Addr().String()
+}
+
+// AMQPAddr is the bound AMQP over TLS address (host:port); "" when off.
+func (s *Server) AMQPAddr() string {
+	if s.amqp == nil || s.amqp.Addr() == nil {
+		return ""
+	}
+	return s.amqp.Addr().String()
+}
+
+// AMQPPlainAddr is the bound plain AMQP address (host:port); "" when off.
+func (s *Server) AMQPPlainAddr() string {
+	if s.amqp == nil || s.amqp.PlainAddr() == nil {
+		return ""
+	}
+	return s.amqp.PlainAddr().String()
+}
+
+// listenAddr maps ListenOff to the adapters' "no listener".
+func listenAddr(a string) string {
+	if strings.EqualFold(a, ListenOff) {
+		return ""
+	}
+	return a
 }
 
 // HTTPSAddr is the bound HTTPS address (host:port).

@@ -16,7 +16,7 @@ import (
 // the emulator is told to stop still gets its answer, and Close does not
 // linger once nothing is in flight.
 func TestCloseFinishesRequestsInFlight(t *testing.T) {
-	srv, err := emulator.New(emulator.Options{InMemory: true, MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0"})
+	srv, err := emulator.New(emulator.Options{InMemory: true, MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", AMQPAddr: "127.0.0.1:0", AMQPPlainAddr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ import (
 // returns it with a client for its iothubowner policy. In a test,
 // emulator.RunT(t) starts one in a line and closes it when the test ends.
 func startEmulator() (*emulator.Server, *service.Client) {
-	srv, err := emulator.New(emulator.Options{InMemory: true, MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0"})
+	srv, err := emulator.New(emulator.Options{InMemory: true, MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", AMQPAddr: "127.0.0.1:0", AMQPPlainAddr: "127.0.0.1:0"})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func startEmulator() (*emulator.Server, *service.Client) {
 }
 
 func ExampleNewFromConnectionString() {
-	srv, err := emulator.New(emulator.Options{InMemory: true, MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0"})
+	srv, err := emulator.New(emulator.Options{InMemory: true, MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", AMQPAddr: "127.0.0.1:0", AMQPPlainAddr: "127.0.0.1:0"})
 	if err != nil {
 		log.Fatal(err)
 	}

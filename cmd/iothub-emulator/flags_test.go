@@ -33,17 +33,19 @@ func TestParseFlags(t *testing.T) {
 		{
 			name: "defaults",
 			want: emulator.Options{HostName: "localhost", MQTTAddr: ":8883", HTTPSAddr: ":443", DataDir: "./iothub-data", OwnerKey: emulator.WellKnownOwnerKey, TelemetryMaxMessages: 100000, TelemetryMaxAge: 24 * time.Hour, TelemetryMaxBytes: 256 << 20, Partitions: 4, MaxConcurrentJobs: 1,
-				IDScope: emulator.DefaultIDScope},
+				IDScope: emulator.DefaultIDScope, AMQPAddr: ":5671", AMQPPlainAddr: "127.0.0.1:5672"},
 		},
 		{
 			name: "environment",
 			env: map[string]string{"IOTHUB_HOSTNAME": "hub.local", "IOTHUB_TLS_SANS": "iothub, 10.0.0.5", "IOTHUB_MQTT_ADDR": ":1883",
 				"IOTHUB_HTTPS_ADDR": ":8443", "IOTHUB_DATA_DIR": "/data", "IOTHUB_OWNER_KEY": "a2V5", "IOTHUB_IN_MEMORY": "true",
 				"IOTHUB_TLS_CERT": "c.pem", "IOTHUB_TLS_KEY": "k.pem", "IOTHUB_TELEMETRY_MAX_MESSAGES": "500", "IOTHUB_TELEMETRY_MAX_AGE": "1h", "IOTHUB_PARTITIONS": "2",
-				"IOTHUB_TELEMETRY_MAX_BYTES": "3GiB", "IOTHUB_DPS_ID_SCOPE": "0ne0000ABCD"},
+				"IOTHUB_TELEMETRY_MAX_BYTES": "3GiB", "IOTHUB_DPS_ID_SCOPE": "0ne0000ABCD",
+				"IOTHUB_AMQP_ADDR": ":15671", "IOTHUB_AMQP_PLAIN_ADDR": "off"},
 			want: emulator.Options{HostName: "hub.local", TLSSANs: []string{"iothub", "10.0.0.5"}, MQTTAddr: ":1883", HTTPSAddr: ":8443",
 				DataDir: "/data", OwnerKey: "a2V5", InMemory: true, TLSCertFile: "c.pem", TLSKeyFile: "k.pem",
-				TelemetryMaxMessages: 500, TelemetryMaxAge: time.Hour, TelemetryMaxBytes: 3 << 30, Partitions: 2, MaxConcurrentJobs: 1, IDScope: "0ne0000ABCD"},
+				TelemetryMaxMessages: 500, TelemetryMaxAge: time.Hour, TelemetryMaxBytes: 3 << 30, Partitions: 2, MaxConcurrentJobs: 1, IDScope: "0ne0000ABCD",
+				AMQPAddr: ":15671", AMQPPlainAddr: "off"},
 		},
 		{
 			name: "file upload",
@@ -51,14 +53,15 @@ func TestParseFlags(t *testing.T) {
 			env:  map[string]string{"IOTHUB_FILE_UPLOAD_CONTAINER": "uploads", "IOTHUB_STORAGE_CA_FILE": "azurite-ca.pem"},
 			want: emulator.Options{HostName: "localhost", MQTTAddr: ":8883", HTTPSAddr: ":443", DataDir: "./iothub-data", OwnerKey: emulator.WellKnownOwnerKey,
 				TelemetryMaxMessages: 100000, TelemetryMaxAge: 24 * time.Hour, TelemetryMaxBytes: 256 << 20, Partitions: 4, MaxConcurrentJobs: 1, StorageConnectionString: "UseDevelopmentStorage=true",
-				StorageCAFile: "azurite-ca.pem", FileUploadContainer: "uploads", FileUploadSASTTL: 2 * time.Hour, DisableFileUploadNotifications: true, IDScope: emulator.DefaultIDScope},
+				StorageCAFile: "azurite-ca.pem", FileUploadContainer: "uploads", FileUploadSASTTL: 2 * time.Hour, DisableFileUploadNotifications: true, IDScope: emulator.DefaultIDScope,
+				AMQPAddr: ":5671", AMQPPlainAddr: "127.0.0.1:5672"},
 		},
 		{
 			name: "flag wins over environment",
 			args: []string{"--hostname", "flag.local", "--https-addr=127.0.0.1:9443", "--in-memory=false", "--dps-id-scope", "0neFLAG0001"},
 			env:  map[string]string{"IOTHUB_HOSTNAME": "env.local", "IOTHUB_HTTPS_ADDR": ":1", "IOTHUB_IN_MEMORY": "1", "IOTHUB_DPS_ID_SCOPE": "0neENV00001"},
 			want: emulator.Options{HostName: "flag.local", MQTTAddr: ":8883", HTTPSAddr: "127.0.0.1:9443", DataDir: "./iothub-data", OwnerKey: emulator.WellKnownOwnerKey, TelemetryMaxMessages: 100000, TelemetryMaxAge: 24 * time.Hour, TelemetryMaxBytes: 256 << 20, Partitions: 4, MaxConcurrentJobs: 1,
-				IDScope: "0neFLAG0001"},
+				IDScope: "0neFLAG0001", AMQPAddr: ":5671", AMQPPlainAddr: "127.0.0.1:5672"},
 		},
 	}
 	for _, tc := range cases {
@@ -113,7 +116,8 @@ func TestRunPrintsWhatAUserNeeds(t *testing.T) {
 	https := freeAddr(t)
 	var out syncBuffer
 	done := make(chan int, 1)
-	e := env(map[string]string{"IOTHUB_DATA_DIR": t.TempDir(), "IOTHUB_MQTT_ADDR": freeAddr(t), "IOTHUB_HTTPS_ADDR": https})
+	e := env(map[string]string{"IOTHUB_DATA_DIR": t.TempDir(), "IOTHUB_MQTT_ADDR": freeAddr(t), "IOTHUB_HTTPS_ADDR": https,
+		"IOTHUB_AMQP_ADDR": freeAddr(t), "IOTHUB_AMQP_PLAIN_ADDR": freeAddr(t)})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { done <- runContext(ctx, []string{"--log-level", "error"}, e, &out, io.Discard) }()
@@ -126,7 +130,7 @@ func TestRunPrintsWhatAUserNeeds(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	_, httpsPort, _ := net.SplitHostPort(https)
-	for _, want := range []string{"ready", "hub host name:      localhost", "MQTT (TLS):", "CA certificate:", "SharedAccessKey=" + emulator.WellKnownOwnerKey,
+	for _, want := range []string{"ready", "hub host name:      localhost", "MQTT (TLS):", "AMQP (TLS):", "AMQP (plain):", "CA certificate:", "SharedAccessKey=" + emulator.WellKnownOwnerKey,
 		"provisioning host:  localhost:" + httpsPort + " (ID scope " + emulator.DefaultIDScope + ")",
 		"HostName=localhost:" + httpsPort + ";SharedAccessKeyName=provisioningserviceowner;SharedAccessKey=" + emulator.WellKnownProvisioningKey} {
 		if !strings.Contains(out.String(), want) {

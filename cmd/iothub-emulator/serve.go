@@ -33,6 +33,12 @@ func serve(ctx context.Context, c *config, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "  hub host name:      %s\n", srv.HostName())
 	fmt.Fprintf(stdout, "  MQTT (TLS):         %s\n", srv.MQTTAddr())
 	fmt.Fprintf(stdout, "  HTTPS + MQTT/WSS:   %s\n", srv.HTTPSAddr())
+	if a := srv.AMQPAddr(); a != "" {
+		fmt.Fprintf(stdout, "  AMQP (TLS):         %s\n", a)
+	}
+	if a := srv.AMQPPlainAddr(); a != "" {
+		fmt.Fprintf(stdout, "  AMQP (plain):       %s\n", a)
+	}
 	if f := srv.CAFile(); f != "" {
 		fmt.Fprintf(stdout, "  CA certificate:     %s\n", f)
 	}

@@ -263,3 +263,58 @@ func (h *Hub) checkCertificate(id Identity, chain []*x509.Certificate, auth *Aut
 	}
 	return authErr("Identity %s does not use X.509 authentication.", id)
 }
+
+// PolicyToken is a verified shared access policy token.
+type PolicyToken struct {
+	ServiceCaller
+	Expiry time.Time // the token's se
+}
+
+// AuthenticatePolicyToken checks a shared access policy's token for a
+// resource of this hub: host[/path], optionally with a scheme and a port,
+// as AMQP clients write the audiences they put on $cbs ("amqps://host/
+// {eventhub}/ConsumerGroups/..."); the token's own resource may be written
+// the same way. The token must cover the resource: its path is a prefix of
+// the resource's by whole segments, compared without regard to case,
+// because the Event Hubs SDKs lower-case the resources they sign. Rights
+// are the caller's to check.
+func (h *Hub) AuthenticatePolicyToken(token, resource string) (PolicyToken, error) {
+	tok, err := sas.ParseToken(token)
+	if err != nil {
+		return PolicyToken{}, authErr("The token is not a shared access signature: %v", err)
+	}
+	p, ok := h.policies[tok.KeyName]
+	if tok.KeyName == "" || !ok {
+		return PolicyToken{}, authErr("The token names no shared access policy of this hub.")
+	}
+	if !tok.Verify(p.PrimaryKey) && (p.SecondaryKey == "" || !tok.Verify(p.SecondaryKey)) {
+		return PolicyToken{}, authErr("The token's signature is not valid for policy %s.", p.Name)
+	}
+	if tok.Expired(h.Now(), ClockSkew) {
+		return PolicyToken{}, authErr("The token has expired.")
+	}
+	tHost, tPath := SplitResource(tok.Resource)
+	rHost, rPath := SplitResource(resource)
+	if !h.hostAccepted(tHost) || !strings.EqualFold(tHost, rHost) {
+		return PolicyToken{}, authErr("The token's resource %s does not name this hub.", tok.Resource)
+	}
+	tPath, rPath = strings.ToLower(tPath), strings.ToLower(rPath)
+	if tPath != "" && rPath != tPath && !strings.HasPrefix(rPath, tPath+"/") {
+		return PolicyToken{}, authErr("The token's resource %s does not cover %s.", tok.Resource, resource)
+	}
+	return PolicyToken{ServiceCaller: ServiceCaller{Policy: p.Name, Rights: p.Rights}, Expiry: tok.Expiry}, nil
+}
+
+// SplitResource splits a resource URI as clients write it (host[:port]
+// [/path], optionally after "scheme://") into the host without its port
+// and the path without leading or trailing slashes.
+func SplitResource(uri string) (host, path string) {
+	if i := strings.Index(uri, "://"); i >= 0 {
+		uri = uri[i+3:]
+	}
+	host, path, _ = strings.Cut(uri, "/")
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
+		host = host[:i]
+	}
+	return strings.ToLower(host), strings.Trim(path, "/")
+}

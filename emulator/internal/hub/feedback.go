@@ -5,6 +5,7 @@ package hub
 import (
 	"context"
 	"encoding/json"
+	"sync"
 	"time"
 
 	"github.com/iothubemulator/iothub/emulator/internal/huberr"
@@ -77,8 +78,42 @@ func (h *Hub) queueFeedback(tx *store.Tx, fb Feedback, now time.Time) error {
 		open = &FeedbackMessage{Seq: seq, MessageID: uuid.New(), EnqueuedTime: now, ExpiryTime: now.Add(FeedbackTTL)}
 	}
 	open.Records = append(open.Records, fb)
+	tx.OnCommit(h.fbWake.wake)
 	return putFeedbackMessage(tx, open)
 }
+
+// wakeup is a broadcast for readers that wait for a queue to fill: wait
+// before looking, look, then block on what wait returned; wake after the
+// commit that a look would see.
+type wakeup struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (w *wakeup) wait() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ch == nil {
+		w.ch = make(chan struct{})
+	}
+	return w.ch
+}
+
+func (w *wakeup) wake() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ch != nil {
+		close(w.ch)
+		w.ch = nil
+	}
+}
+
+// FeedbackNotify returns a channel that is closed when feedback is queued
+// or a feedback message returns to the queue (abandoned). A receiver takes
+// it before ReceiveFeedback and waits on it when that found nothing. Locks
+// that expire and C2D messages that expire wake nobody: a waiting receiver
+// also retries now and then.
+func (h *Hub) FeedbackNotify() <-chan struct{} { return h.fbWake.wait() }
 
 func dropOldestFeedback(tx *store.Tx) error {
 	var oldest string
@@ -114,6 +149,9 @@ func (h *Hub) ReceiveFeedback(ctx context.Context, lock time.Duration) (*Feedbac
 		return nil, err
 	}
 	now := h.Now().UTC()
+	if idle, err := h.feedbackIdle(now); err != nil || idle {
+		return nil, err
+	}
 	var got *FeedbackMessage
 	err := h.db.Update(func(tx *store.Tx) error {
 		got = nil
@@ -149,6 +187,26 @@ func (h *Hub) ReceiveFeedback(ctx context.Context, lock time.Duration) (*Feedbac
 		return putFeedbackMessage(tx, got)
 	})
 	return got, err
+}
+
+// feedbackIdle reports whether a receive at now would neither deliver nor
+// drop anything, so that a receiver polling an empty queue costs no write.
+func (h *Hub) feedbackIdle(now time.Time) (bool, error) {
+	idle := true
+	err := h.db.View(func(tx *store.Tx) error {
+		return tx.ForEach(store.FeedbackQueue, "", "", func(k string, v []byte) error {
+			var m FeedbackMessage
+			if err := json.Unmarshal(v, &m); err != nil {
+				return err
+			}
+			if m.LockedUntil.IsZero() || !now.Before(m.LockedUntil) || !now.Before(m.ExpiryTime) {
+				idle = false
+				return store.ErrStop
+			}
+			return nil
+		})
+	})
+	return idle, err
 }
 
 // lockedFeedback returns the key and message a receive locked with
@@ -198,8 +256,16 @@ func (h *Hub) AbandonFeedback(ctx context.Context, lockToken string) error {
 			return err
 		}
 		m.LockToken, m.LockedUntil = "", time.Time{}
+		tx.OnCommit(h.fbWake.wake)
 		return putFeedbackMessage(tx, m)
 	})
+}
+
+// RejectFeedback dead-letters a received feedback message: it leaves the
+// queue and is never delivered again (the hub keeps no dead-letter queue a
+// client could read).
+func (h *Hub) RejectFeedback(ctx context.Context, lockToken string) error {
+	return h.CompleteFeedback(ctx, lockToken)
 }
 
 // dropDeviceFeedback removes a deleted device's records from the feedback

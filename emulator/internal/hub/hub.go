@@ -64,6 +64,7 @@ type Hub struct {
 	queries   queryCache
 	rec       recorder
 	adm       configState // automatic device management: configurations.go
+	fbWake    wakeup      // feedback queued or returned to the queue
 
 	reactorMu sync.RWMutex
 	reactor   Reactor

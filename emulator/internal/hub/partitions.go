@@ -304,7 +304,10 @@ func (h *Hub) StartOf(p int, pos Position) (int64, error) {
 				if err != nil {
 					return err
 				}
-				if e.enqueued.After(pos.Enqueued) || (pos.Inclusive && e.enqueued.Equal(pos.Enqueued)) {
+				// Readers see enqueued times in milliseconds (an AMQP
+				// timestamp), so "after the time I saw" compares at that precision.
+				at := e.enqueued.Truncate(time.Millisecond)
+				if at.After(pos.Enqueued) || (pos.Inclusive && at.Equal(pos.Enqueued)) {
 					start = e.seq
 					return store.ErrStop
 				}

@@ -24,7 +24,8 @@ type Message struct {
 	DeviceID                string            `json:"deviceId"`
 	ModuleID                string            `json:"moduleId,omitempty"`
 	AuthMethod              string            `json:"connectionAuthMethod,omitempty"`
-	Transport               string            `json:"transport,omitempty"` // mqtt, mqtt-ws, https
+	GenerationID            string            `json:"connectionDeviceGenerationId,omitempty"` // the sending device's generation id
+	Transport               string            `json:"transport,omitempty"`                    // mqtt, mqtt-ws, https
 	MessageID               string            `json:"messageId,omitempty"`
 	CorrelationID           string            `json:"correlationId,omitempty"`
 	UserID                  string            `json:"userId,omitempty"`
@@ -91,8 +92,15 @@ func (h *Hub) RecordTelemetryBatch(ctx context.Context, id Identity, authMethod,
 		if err != nil {
 			return err
 		}
+		gen := ""
+		if r, err := loadRecord(tx, Identity{DeviceID: id.DeviceID}); err != nil {
+			return err
+		} else if r != nil && r.Device != nil {
+			gen = r.Device.GenerationID
+		}
 		var last uint64
 		for _, m := range ms {
+			m.GenerationID = gen
 			seq, err := tx.NextSequence(store.Messages)
 			if err != nil {
 				return err

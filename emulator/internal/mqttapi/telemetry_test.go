@@ -3,6 +3,7 @@
 package mqttapi
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -30,11 +31,16 @@ func TestTelemetry(t *testing.T) {
 			transport = "mqtt-ws"
 		}
 		p := e.hub.PartitionOf("dev1")
+		d, err := e.hub.GetDevice(context.Background(), "dev1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		gen := d.GenerationID
 		want := []*hub.Message{
-			{DeviceID: "dev1", AuthMethod: "sas", Transport: transport, MessageID: "42", ContentType: "application/json", ContentEncoding: "utf-8",
+			{DeviceID: "dev1", AuthMethod: "sas", GenerationID: gen, Transport: transport, MessageID: "42", ContentType: "application/json", ContentEncoding: "utf-8",
 				Partition: p, PartitionSequenceNumber: 0,
 				Properties: map[string]string{"alert": "high", "note": "a b+c"}, Body: []byte(`{"temperature":21.5}`)},
-			{DeviceID: "dev1", AuthMethod: "sas", Transport: transport, Partition: p, PartitionSequenceNumber: 1,
+			{DeviceID: "dev1", AuthMethod: "sas", GenerationID: gen, Transport: transport, Partition: p, PartitionSequenceNumber: 1,
 				Properties: map[string]string{}, Body: []byte("plain")},
 		}
 		if diff := cmp.Diff(want, msgs, cmpopts.IgnoreFields(hub.Message{}, "SequenceNumber", "EnqueuedTime")); diff != "" {

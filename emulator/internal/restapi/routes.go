@@ -19,7 +19,7 @@ import (
 // Options configure the handler.
 type Options struct {
 	Hub       *hub.Hub
-	WebSocket http.Handler // MQTT over WebSockets, mounted at /$iothub/websocket; nil: not served
+	WebSocket http.Handler // MQTT and AMQP over WebSockets, mounted at /$iothub/websocket; nil: not served
 	Ready     func() bool  // /health answers 200 only when this says so; nil: always ready
 	CAPEM     []byte       // served at /emulator/ca.pem for containers to trust
 	UI        http.Handler // the dashboard (package ui), mounted at /ui/; nil: not served
@@ -27,6 +27,9 @@ type Options struct {
 	// zero: DefaultWriteTimeout, DefaultBodyTimeout.
 	WriteTimeout, BodyTimeout time.Duration
 	DPS                       *dps.Service // the Device Provisioning Service's device and service APIs; nil: not served
+	// ServiceBusWebSocket is AMQP over WebSockets for the Event Hubs SDKs,
+	// mounted at /$servicebus/websocket; nil: not served.
+	ServiceBusWebSocket http.Handler
 }
 
 // route is one line of the route table: the whole API is declared in
@@ -220,6 +223,9 @@ func New(opts Options) http.Handler {
 	r.HandleFunc("/health", s.health).Methods("GET", "HEAD")
 	if opts.WebSocket != nil {
 		r.Handle("/$iothub/websocket", opts.WebSocket)
+	}
+	if opts.ServiceBusWebSocket != nil {
+		r.Handle("/$servicebus/websocket", opts.ServiceBusWebSocket)
 	}
 	if opts.UI != nil {
 		// Static pages that call the routes below like any other client.

@@ -300,6 +300,11 @@ func (t *Tx) Delete(b Bucket, key string) error {
 	return t.bucket(b).Delete([]byte(key))
 }
 
+// OnCommit runs fn once the transaction is durable, and never if it is
+// rolled back (an update retried in a group registers it again): the place
+// to wake readers of what it wrote, who would otherwise look too early.
+func (t *Tx) OnCommit(fn func()) { t.tx.OnCommit(fn) }
+
 // NextSequence returns the bucket's next sequence number (starting at 1).
 func (t *Tx) NextSequence(b Bucket) (uint64, error) {
 	return t.bucket(b).NextSequence()

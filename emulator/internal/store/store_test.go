@@ -352,3 +352,35 @@ func TestLast(t *testing.T) {
 		})
 	}
 }
+
+// TestOnCommitRunsOnlyAfterCommit checks that a commit hook runs once the
+// update is durable (a View inside it sees the write), and that an update
+// rolled back with its group runs no hook of the failed attempt.
+func TestOnCommitRunsOnlyAfterCommit(t *testing.T) {
+	db := openT(t, filepath.Join(t.TempDir(), "hub.db"))
+	defer db.Close()
+	var seen []byte
+	hooks := 0
+	err := db.Update(func(tx *Tx) error {
+		tx.OnCommit(func() {
+			hooks++
+			_ = db.View(func(tx *Tx) error { seen = tx.Get(Devices, "k"); return nil })
+		})
+		return tx.Put(Devices, "k", []byte("v"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hooks != 1 || string(seen) != "v" {
+		t.Fatalf("hook ran %d times and saw %q; want once, seeing %q", hooks, seen, "v")
+	}
+	boom := errors.New("boom")
+	failedHooks := 0
+	err = db.Update(func(tx *Tx) error {
+		tx.OnCommit(func() { failedHooks++ })
+		return boom
+	})
+	if !errors.Is(err, boom) || failedHooks != 0 {
+		t.Fatalf("failed update: err %v, %d hooks; want boom and none", err, failedHooks)
+	}
+}

@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: MIT
+
+package amqpapi
+
+import (
+	"github.com/iothubemulator/iothub/emulator/internal/amqp"
+	"github.com/iothubemulator/iothub/emulator/internal/hub"
+)
+
+// onAttach decides every link a client attaches: the one place that says
+// which node serves which address. Each node checks the link's role and
+// the connection's claims, then serves the link on its own goroutine (this
+// runs on the connection's reader and must not wait for its traffic).
+func (c *conn) onAttach(l *amqp.Link, reply *amqp.AttachReply) error {
+	if err := refuseServiceBus(l); err != nil {
+		return err
+	}
+	a, err := ParseAddress(l.Address(), c.srv.eventHub)
+	if err != nil {
+		return amqp.Errorf(amqp.ErrNotFound, "the hub has no node at %q", l.Address())
+	}
+	switch a.Node {
+	case NodeCBS:
+		return c.attachCBS(l)
+	case NodeFileNotifications:
+		return c.attachFileNotifications(l)
+	case NodeDeviceEvents, NodeDeviceC2D, NodeDeviceMethods, NodeDeviceTwin, NodeModuleInputs:
+		// Device links authorize like any other, so that a client learns
+		// about a missing claim before it learns about a missing feature.
+		id := hub.Identity{DeviceID: a.DeviceID, ModuleID: a.ModuleID}
+		if _, err := c.authorize(l, Need{Device: &id}); err != nil {
+			return err
+		}
+	}
+	return amqp.Errorf(amqp.ErrNotImplemented, "the emulator does not serve the %s node over AMQP yet", a.Node)
+}
+
+// Service nodes: what each needs (iothub-protocol.md §2.4: ServiceConnect
+// opens every service-facing endpoint).
+var (
+	needFileNotifications = Need{Rights: hub.ServiceConnect, Resource: "messages/servicebound/filenotifications"}
+)
+
+// attachFileNotifications serves /messages/serviceBound/filenotifications.
+// The hub has no file-notification queue yet: the link is authorized and
+// stays attached, and nothing arrives on it.
+func (c *conn) attachFileNotifications(l *amqp.Link) error {
+	if err := needRole(l, NodeFileNotifications, false); err != nil {
+		return err
+	}
+	_, err := c.authorize(l, needFileNotifications)
+	return err
+}
+
+// refuseServiceBus refuses what Service Bus has and the hub does not:
+// dynamic nodes and message sessions (a session filter).
+func refuseServiceBus(l *amqp.Link) error {
+	if s := l.Source(); s != nil {
+		if s.Dynamic {
+			return amqp.Errorf(amqp.ErrNotImplemented, "dynamic nodes are not supported")
+		}
+		for k := range s.Filter {
+			if k == "com.microsoft:session-filter" {
+				return amqp.Errorf(amqp.ErrNotImplemented, "message sessions are not supported")
+			}
+		}
+	}
+	if t := l.Target(); t != nil && t.Dynamic {
+		return amqp.Errorf(amqp.ErrNotImplemented, "dynamic nodes are not supported")
+	}
+	return nil
+}
+
+// needRole refuses a link whose peer has the wrong role for the node:
+// want is the peer's role (a client sends to a sender-node, receives from
+// a receiver-node).
+func needRole(l *amqp.Link, node Node, peerSends bool) error {
+	if (l.Role() == amqp.RoleReceiver) == peerSends {
+		return nil
+	}
+	if peerSends {
+		return amqp.Errorf(amqp.ErrNotAllowed, "the %s node only receives: attach a sender to it", node)
+	}
+	return amqp.Errorf(amqp.ErrNotAllowed, "the %s node only sends: attach a receiver to it", node)
+}
