@@ -22,6 +22,10 @@ func (c *conn) onAttach(l *amqp.Link, reply *amqp.AttachReply) error {
 	switch a.Node {
 	case NodeCBS:
 		return c.attachCBS(l)
+	case NodeC2D:
+		return c.attachC2D(l)
+	case NodeFeedback:
+		return c.attachFeedback(l)
 	case NodeFileNotifications:
 		return c.attachFileNotifications(l)
 	case NodeDeviceEvents, NodeDeviceC2D, NodeDeviceMethods, NodeDeviceTwin, NodeModuleInputs:

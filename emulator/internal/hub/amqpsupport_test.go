@@ -21,7 +21,7 @@ func TestFeedbackNotifyWakesAfterCommit(t *testing.T) {
 		t.Fatalf("ReceiveFeedback on an empty queue: %v, %v; want nothing", m, err)
 	}
 	e.send("dev1", "a", AckFull, 0)
-	if err := e.hub.CompleteC2DLock(ctx, "dev1", e.lockOf("a"), true); err != nil {
+	if err := e.hub.CompleteC2DLock(ctx, "dev1", e.lockOf("a"), false); err != nil {
 		t.Fatal(err)
 	}
 	select {
