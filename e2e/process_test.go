@@ -71,6 +71,9 @@ type emulatorProc struct {
 	// The provisioning service's, from the same banner.
 	provisioningHost, idScope, provisioningConnString string
 	amqpAddr, amqpPlainAddr                           string
+	// The Event Hub-compatible endpoint's connection strings: TLS, and
+	// UseDevelopmentEmulator over plain AMQP.
+	eventHubConnString, eventHubDevConnString string
 }
 
 // launch starts the binary with cfg's flags and an environment without
@@ -208,6 +211,10 @@ func (p *emulatorProc) parseBanner() bool {
 			p.provisioningHost, p.idScope = host, strings.TrimSuffix(scope, ")")
 		case strings.HasPrefix(l, "provisioning service connection string") && i+1 < len(lines):
 			p.provisioningConnString = strings.TrimSpace(lines[i+1])
+		case strings.HasPrefix(l, "Event Hub-compatible endpoint (Event Hubs SDKs, TLS)") && i+1 < len(lines):
+			p.eventHubConnString = strings.TrimSpace(lines[i+1])
+		case strings.HasPrefix(l, "Event Hub-compatible endpoint (UseDevelopmentEmulator") && i+1 < len(lines):
+			p.eventHubDevConnString = strings.TrimSpace(lines[i+1])
 		}
 	}
 	return ready && p.mqttAddr != "" && p.httpsAddr != "" && p.caFile != "" && p.connString != "" && p.provisioningConnString != ""

@@ -4,17 +4,24 @@ package emulator_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azeventhubs"
 	goamqp "github.com/Azure/go-amqp"
 	"github.com/gorilla/websocket"
 
+	"github.com/iothubemulator/iothub/device"
 	"github.com/iothubemulator/iothub/emulator"
 	"github.com/iothubemulator/iothub/internal/sas"
 )
@@ -158,3 +165,95 @@ func (c *wsStream) RemoteAddr() net.Addr               { return c.ws.RemoteAddr(
 func (c *wsStream) SetDeadline(t time.Time) error      { return c.ws.NetConn().SetDeadline(t) }
 func (c *wsStream) SetReadDeadline(t time.Time) error  { return c.ws.SetReadDeadline(t) }
 func (c *wsStream) SetWriteDeadline(t time.Time) error { return c.ws.NetConn().SetWriteDeadline(t) }
+
+// TestEventHubEndpointThroughDevice: a device sends over MQTT; the Go
+// Event Hubs SDK reads the message with the connection strings the
+// emulator gives (TLS, and UseDevelopmentEmulator over plain AMQP), and
+// GET /emulator/eventhub returns the same strings.
+func TestEventHubEndpointThroughDevice(t *testing.T) {
+	srv := emulator.RunT(t)
+	cs, err := srv.CreateDevice("sensor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc, err := device.NewFromConnectionString(cs, device.WithRootCAs(srv.CAPool()), device.WithoutRetries())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dc.Close() })
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := dc.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := dc.SendMessage(ctx, &device.Message{Body: []byte(`{"t":1}`), MessageID: "m1", ContentType: "application/json",
+		Properties: map[string]string{"k": "v"}}); err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		cs   string
+		opts *azeventhubs.ConsumerClientOptions
+	}{
+		"tls":                    {srv.EventHubConnectionString(), &azeventhubs.ConsumerClientOptions{TLSConfig: srv.TLSConfig()}},
+		"UseDevelopmentEmulator": {srv.EventHubEmulatorConnectionString(), nil},
+	} {
+		t.Run(name, func(t *testing.T) {
+			client, err := azeventhubs.NewConsumerClientFromConnectionString(tc.cs, "", azeventhubs.DefaultConsumerGroup, tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer client.Close(context.Background())
+			props, err := client.GetEventHubProperties(ctx, nil)
+			if err != nil {
+				t.Fatalf("GetEventHubProperties: %v", err)
+			}
+			var got []string
+			for _, p := range props.PartitionIDs {
+				pc, err := client.NewPartitionClient(p, &azeventhubs.PartitionClientOptions{StartPosition: azeventhubs.StartPosition{Earliest: to.Ptr(true)}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+				evs, _ := pc.ReceiveEvents(short, 10, nil)
+				cancel()
+				pc.Close(context.Background())
+				for _, ev := range evs {
+					got = append(got, fmt.Sprintf("%s %s %s %s %s", p, ev.Body, *ev.MessageID, ev.Properties["k"], ev.SystemProperties["iothub-connection-device-id"]))
+				}
+			}
+			want := fmt.Sprintf("%d {\"t\":1} m1 v sensor", srv.PartitionOf("sensor"))
+			if len(got) != 1 || got[0] != want {
+				t.Errorf("events %v, want [%s]", got, want)
+			}
+		})
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+srv.HTTPSAddr()+"/emulator/eventhub", nil)
+	req.Header.Set("Authorization", ownerToken(t, srv))
+	resp, err := (&http.Client{Transport: &http.Transport{TLSClientConfig: srv.TLSConfig()}}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var info map[string]string
+	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET /emulator/eventhub: %d, %v", resp.StatusCode, err)
+	}
+	want := map[string]string{"name": srv.EventHubName(), "connectionString": srv.EventHubConnectionString(),
+		"developmentEmulatorConnectionString": srv.EventHubEmulatorConnectionString()}
+	if !reflect.DeepEqual(info, want) {
+		t.Errorf("GET /emulator/eventhub = %v, want %v", info, want)
+	}
+}
+
+func ownerToken(t *testing.T, srv *emulator.Server) string {
+	t.Helper()
+	cs, err := sas.ParseConnectionString(srv.ConnectionString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := sas.NewToken(srv.HostName(), cs.SharedAccessKeyName, cs.SharedAccessKey, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}

@@ -159,3 +159,7 @@ func (s *Server) SetTime(t time.Time) { s.hub.Clock().Set(t) }
 // it reaches (a token expiry closes its connection, a pending method call
 // times out, a C2D message expires).
 func (s *Server) FastForward(d time.Duration) { s.hub.Clock().FastForward(d) }
+
+// PartitionOf is the partition of the Event Hub-compatible endpoint that a
+// device's messages go to.
+func (s *Server) PartitionOf(deviceID string) int { return s.hub.PartitionOf(deviceID) }

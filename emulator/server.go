@@ -235,12 +235,16 @@ func (s *Server) Start() error {
 			mqttWS.ServeHTTP(w, r)
 		}),
 		ServiceBusWebSocket: amqpWS,
-		Ready:               s.ready.Load,
-		CAPEM:               s.tls.CAPEM,
-		UI:                  ui.New(ui.Options{Hub: s.hub, ServiceHost: s.hostWithPort(s.HTTPSAddr(), "443"), DeviceHost: s.mqttHost()}),
-		WriteTimeout:        s.limits.write,
-		BodyTimeout:         s.limits.body,
-		DPS:                 s.dps,
+		EventHub: func() restapi.EventHubEndpoint {
+			return restapi.EventHubEndpoint{Name: s.EventHubName(), ConnectionString: s.EventHubConnectionString(),
+				DevelopmentEmulatorConnectionString: s.EventHubEmulatorConnectionString()}
+		},
+		Ready:        s.ready.Load,
+		CAPEM:        s.tls.CAPEM,
+		UI:           ui.New(ui.Options{Hub: s.hub, ServiceHost: s.hostWithPort(s.HTTPSAddr(), "443"), DeviceHost: s.mqttHost()}),
+		WriteTimeout: s.limits.write,
+		BodyTimeout:  s.limits.body,
+		DPS:          s.dps,
 	})
 	s.https = &http.Server{
 		Handler:           s.track(handler),
@@ -471,6 +475,43 @@ func (s *Server) ProvisioningConnectionString() string {
 	p, _ := s.dps.Policy(dps.OwnerPolicy)
 	return sas.ConnectionString{HostName: s.hostWithPort(s.HTTPSAddr(), "443"),
 		SharedAccessKeyName: p.Name, SharedAccessKey: p.PrimaryKey}.String()
+}
+
+// EventHubName is the name of the hub's Event Hub-compatible endpoint: the
+// hub name, the first label of the host name.
+func (s *Server) EventHubName() string { return amqpapi.HubName(s.opts.HostName) }
+
+// EventHubConnectionString is the iothubowner connection string of the
+// Event Hub-compatible endpoint, for the Event Hubs SDKs over AMQP with TLS
+// (trusting CAFile). Its endpoint carries the AMQP port when that is not
+// 5671. Empty when the TLS AMQP listener is off.
+func (s *Server) EventHubConnectionString() string {
+	if s.AMQPAddr() == "" {
+		return ""
+	}
+	return s.eventHubConnectionString(s.hostWithPort(s.AMQPAddr(), "5671"), "")
+}
+
+// EventHubEmulatorConnectionString is EventHubConnectionString in the form
+// the Event Hubs SDKs read as "the local emulator": plain AMQP on the
+// --amqp-plain-addr port, UseDevelopmentEmulator=true. Empty when that
+// listener is off.
+func (s *Server) EventHubEmulatorConnectionString() string {
+	a := s.AMQPPlainAddr()
+	if a == "" {
+		return ""
+	}
+	// Always with the port: some SDK versions require one in this form.
+	return s.eventHubConnectionString(net.JoinHostPort(s.opts.HostName, portOf(a)), ";UseDevelopmentEmulator=true")
+}
+
+func (s *Server) eventHubConnectionString(endpoint, suffix string) string {
+	p, ok := s.hub.Policy(hub.OwnerPolicy)
+	if !ok {
+		return ""
+	}
+	return "Endpoint=sb://" + endpoint + "/;SharedAccessKeyName=" + p.Name + ";SharedAccessKey=" + p.PrimaryKey +
+		";EntityPath=" + s.EventHubName() + suffix
 }
 
 // DashboardURL is the address of the web dashboard (README: "Dashboard").

@@ -116,8 +116,9 @@ func TestRunPrintsWhatAUserNeeds(t *testing.T) {
 	https := freeAddr(t)
 	var out syncBuffer
 	done := make(chan int, 1)
+	amqpAddr, plainAddr := freeAddr(t), freeAddr(t)
 	e := env(map[string]string{"IOTHUB_DATA_DIR": t.TempDir(), "IOTHUB_MQTT_ADDR": freeAddr(t), "IOTHUB_HTTPS_ADDR": https,
-		"IOTHUB_AMQP_ADDR": freeAddr(t), "IOTHUB_AMQP_PLAIN_ADDR": freeAddr(t)})
+		"IOTHUB_AMQP_ADDR": amqpAddr, "IOTHUB_AMQP_PLAIN_ADDR": plainAddr})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { done <- runContext(ctx, []string{"--log-level", "error"}, e, &out, io.Discard) }()
@@ -130,9 +131,13 @@ func TestRunPrintsWhatAUserNeeds(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	_, httpsPort, _ := net.SplitHostPort(https)
+	_, amqpPort, _ := net.SplitHostPort(amqpAddr)
+	_, plainPort, _ := net.SplitHostPort(plainAddr)
 	for _, want := range []string{"ready", "hub host name:      localhost", "MQTT (TLS):", "AMQP (TLS):", "AMQP (plain):", "CA certificate:", "SharedAccessKey=" + emulator.WellKnownOwnerKey,
 		"provisioning host:  localhost:" + httpsPort + " (ID scope " + emulator.DefaultIDScope + ")",
-		"HostName=localhost:" + httpsPort + ";SharedAccessKeyName=provisioningserviceowner;SharedAccessKey=" + emulator.WellKnownProvisioningKey} {
+		"HostName=localhost:" + httpsPort + ";SharedAccessKeyName=provisioningserviceowner;SharedAccessKey=" + emulator.WellKnownProvisioningKey,
+		"Endpoint=sb://localhost:" + amqpPort + "/;SharedAccessKeyName=iothubowner;SharedAccessKey=" + emulator.WellKnownOwnerKey + ";EntityPath=localhost\n",
+		"Endpoint=sb://localhost:" + plainPort + "/;SharedAccessKeyName=iothubowner;SharedAccessKey=" + emulator.WellKnownOwnerKey + ";EntityPath=localhost;UseDevelopmentEmulator=true\n"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("banner lacks %q:\n%s", want, out.String())
 		}

@@ -45,6 +45,12 @@ func serve(ctx context.Context, c *config, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "  dashboard:          %s\n", srv.DashboardURL())
 	fmt.Fprintf(stdout, "  provisioning host:  %s (ID scope %s)\n", srv.ProvisioningHost(), srv.IDScope())
 	fmt.Fprintf(stdout, "  service connection string (iothubowner):\n    %s\n", srv.ConnectionString())
+	if cs := srv.EventHubConnectionString(); cs != "" {
+		fmt.Fprintf(stdout, "  Event Hub-compatible endpoint (Event Hubs SDKs, TLS):\n    %s\n", cs)
+	}
+	if cs := srv.EventHubEmulatorConnectionString(); cs != "" {
+		fmt.Fprintf(stdout, "  Event Hub-compatible endpoint (UseDevelopmentEmulator, plain AMQP):\n    %s\n", cs)
+	}
 	fmt.Fprintf(stdout, "  provisioning service connection string (provisioningserviceowner):\n    %s\n", srv.ProvisioningConnectionString())
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "shutting down")

@@ -153,6 +153,17 @@ func (t Token) Verify(base64Key string) bool {
 	return hmac.Equal([]byte(want), []byte(t.Signature))
 }
 
+// VerifyKeyText reports whether t was signed with the key's text itself as
+// the HMAC key, as Service Bus and Event Hubs clients sign (@azure/core-amqp,
+// azeventhubs), where IoT Hub clients sign with the base64-decoded key.
+func (t Token) VerifyKeyText(key string) bool {
+	if key == "" {
+		return false
+	}
+	want := sign([]byte(key), t.RawResource+"\n"+t.RawExpiry)
+	return hmac.Equal([]byte(want), []byte(t.Signature))
+}
+
 // Expired reports whether t has expired at now, allowing skew after the
 // expiry time (the hub allows DefaultSkew).
 func (t Token) Expired(now time.Time, skew time.Duration) bool {

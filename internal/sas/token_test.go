@@ -344,3 +344,26 @@ func BenchmarkVerify(b *testing.B) {
 		p.Verify(vectorKey)
 	}
 }
+
+// TestVerifyKeyText: Event Hubs clients HMAC with the key's text, not its
+// base64-decoded bytes, over their lower-cased escaped audience (vector
+// computed with Python's hmac module).
+func TestVerifyKeyText(t *testing.T) {
+	const key = "SW9USHViRW11bGF0b3JXZWxsS25vd25Pd25lcktleSE="
+	tok, err := ParseToken("SharedAccessSignature sr=amqps%3a%2f%2flocalhost%2flocalhost%2f%24management&sig=t11NEwp4tZr4FFalo6IZ4zhJb0e7AfOqT5pdTSHCNek%3D&se=1700000000&skn=iothubowner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tok.VerifyKeyText(key) {
+		t.Error("VerifyKeyText = false, want true")
+	}
+	if tok.Verify(key) {
+		t.Error("Verify (decoded key) = true for a token signed with the key's text")
+	}
+	if tok.VerifyKeyText(GenerateKey()) || tok.VerifyKeyText("") {
+		t.Error("VerifyKeyText accepts another key")
+	}
+	if want := "amqps://localhost/localhost/$management"; tok.Resource != want {
+		t.Errorf("Resource = %q, want %q", tok.Resource, want)
+	}
+}

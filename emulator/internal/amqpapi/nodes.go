@@ -3,6 +3,8 @@
 package amqpapi
 
 import (
+	"strings"
+
 	"github.com/iothubemulator/iothub/emulator/internal/amqp"
 	"github.com/iothubemulator/iothub/emulator/internal/hub"
 )
@@ -17,6 +19,9 @@ func (c *conn) onAttach(l *amqp.Link, reply *amqp.AttachReply) error {
 	}
 	a, err := ParseAddress(l.Address(), c.srv.eventHub)
 	if err != nil {
+		if isEventHubEntity(l.Address(), c.srv.eventHub) {
+			return amqp.Errorf(amqp.ErrNotImplemented, "the Event Hub-compatible endpoint is read-only (devices send telemetry to the hub); read from %s/ConsumerGroups/{group}/Partitions/{n}", c.srv.eventHub)
+		}
 		return amqp.Errorf(amqp.ErrNotFound, "the hub has no node at %q", l.Address())
 	}
 	switch a.Node {
@@ -28,6 +33,12 @@ func (c *conn) onAttach(l *amqp.Link, reply *amqp.AttachReply) error {
 		return c.attachFeedback(l)
 	case NodeFileNotifications:
 		return c.attachFileNotifications(l)
+	case NodeEventsRedirect:
+		return c.attachRedirect(l, reply)
+	case NodeEventHubManagement:
+		return c.attachManagement(l)
+	case NodeEventHubPartition:
+		return c.attachPartition(l, a, reply)
 	case NodeDeviceEvents, NodeDeviceC2D, NodeDeviceMethods, NodeDeviceTwin, NodeModuleInputs:
 		// Device links authorize like any other, so that a client learns
 		// about a missing claim before it learns about a missing feature.
@@ -54,6 +65,18 @@ func (c *conn) attachFileNotifications(l *amqp.Link) error {
 	}
 	_, err := c.authorize(l, needFileNotifications)
 	return err
+}
+
+// isEventHubEntity reports whether addr names the event hub itself or one
+// of its partitions as an Event Hubs producer does ({eventhub},
+// {eventhub}/Partitions/{n}).
+func isEventHubEntity(addr, eventHub string) bool {
+	_, path := hub.SplitResource(addr)
+	if !strings.Contains(addr, "://") {
+		path = strings.Trim(addr, "/")
+	}
+	seg := strings.Split(path, "/")
+	return strings.EqualFold(seg[0], eventHub) && (len(seg) == 1 || (len(seg) == 3 && strings.EqualFold(seg[1], "partitions")))
 }
 
 // refuseServiceBus refuses what Service Bus has and the hub does not:

@@ -70,10 +70,12 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu     sync.Mutex
-	tlsL   net.Listener
-	plainL net.Listener
-	closed bool
+	mu      sync.Mutex
+	tlsL    net.Listener
+	plainL  net.Listener
+	closed  bool
+	readers readers   // partition receivers by consumer group and partition (epochs)
+	created time.Time // the event hub's created_at
 }
 
 // New prepares a Server; Start binds its listeners.
@@ -86,6 +88,8 @@ func New(opts Options) *Server {
 	}
 	s := &Server{opts: opts, hub: opts.Hub, log: opts.Logger, eventHub: HubName(opts.Hub.HostName())}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.readers.init()
+	s.created = opts.Hub.Now().UTC().Truncate(time.Millisecond)
 	s.base = &amqp.Config{
 		ContainerID: opts.Hub.HostName(),
 		// MSSBCBS first: the C SDK asks for it by name; the others pick

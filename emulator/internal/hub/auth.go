@@ -276,8 +276,9 @@ type PolicyToken struct {
 // {eventhub}/ConsumerGroups/..."); the token's own resource may be written
 // the same way. The token must cover the resource: its path is a prefix of
 // the resource's by whole segments, compared without regard to case,
-// because the Event Hubs SDKs lower-case the resources they sign. Rights
-// are the caller's to check.
+// because the Event Hubs SDKs lower-case the resources they sign. The
+// signature may use the key's text as the HMAC key, as Event Hubs clients
+// do. Rights are the caller's to check.
 func (h *Hub) AuthenticatePolicyToken(token, resource string) (PolicyToken, error) {
 	tok, err := sas.ParseToken(token)
 	if err != nil {
@@ -287,7 +288,15 @@ func (h *Hub) AuthenticatePolicyToken(token, resource string) (PolicyToken, erro
 	if tok.KeyName == "" || !ok {
 		return PolicyToken{}, authErr("The token names no shared access policy of this hub.")
 	}
-	if !tok.Verify(p.PrimaryKey) && (p.SecondaryKey == "" || !tok.Verify(p.SecondaryKey)) {
+	signed := false
+	for _, k := range []string{p.PrimaryKey, p.SecondaryKey} {
+		// IoT Hub clients sign with the decoded key, Event Hubs clients
+		// with its text: the Event Hub-compatible endpoint takes both.
+		if k != "" && (tok.Verify(k) || tok.VerifyKeyText(k)) {
+			signed = true
+		}
+	}
+	if !signed {
 		return PolicyToken{}, authErr("The token's signature is not valid for policy %s.", p.Name)
 	}
 	if tok.Expired(h.Now(), ClockSkew) {

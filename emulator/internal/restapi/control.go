@@ -27,6 +27,15 @@ func (s *server) caPEMRoute(w http.ResponseWriter, r *http.Request) error {
 	return err
 }
 
+// eventHub describes the Event Hub-compatible endpoint: where the Event
+// Hubs SDKs read the telemetry this hub records.
+func (s *server) eventHub(w http.ResponseWriter, r *http.Request) error {
+	if s.eventHubInfo == nil {
+		return huberr.InvalidOperation("This emulator serves no Event Hub-compatible endpoint (its AMQP listeners are off).")
+	}
+	return writeJSON(w, http.StatusOK, s.eventHubInfo())
+}
+
 func (s *server) reset(w http.ResponseWriter, r *http.Request) error {
 	if err := s.hub.Reset(r.Context()); err != nil {
 		return err

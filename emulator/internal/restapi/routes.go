@@ -30,6 +30,19 @@ type Options struct {
 	// ServiceBusWebSocket is AMQP over WebSockets for the Event Hubs SDKs,
 	// mounted at /$servicebus/websocket; nil: not served.
 	ServiceBusWebSocket http.Handler
+	// EventHub describes the Event Hub-compatible endpoint for
+	// GET /emulator/eventhub; nil: the route answers that there is none.
+	EventHub func() EventHubEndpoint
+}
+
+// EventHubEndpoint is the Event Hub-compatible endpoint as GET
+// /emulator/eventhub describes it: its name and the iothubowner connection
+// strings for the Event Hubs SDKs, over TLS and in their
+// UseDevelopmentEmulator form (plain AMQP; empty when that listener is off).
+type EventHubEndpoint struct {
+	Name                                string `json:"name"`
+	ConnectionString                    string `json:"connectionString"`
+	DevelopmentEmulatorConnectionString string `json:"developmentEmulatorConnectionString,omitempty"`
 }
 
 // route is one line of the route table: the whole API is declared in
@@ -153,6 +166,7 @@ func routes() []route {
 		{"GET", "/emulator/filenotifications", hub.AllRights, (*server).fileNotification, controlRoute},
 		{"DELETE", "/emulator/filenotifications/{lock}", hub.AllRights, (*server).completeFileNotification, controlRoute},
 		{"POST", "/emulator/filenotifications/{lock}/abandon", hub.AllRights, (*server).abandonFileNotification, controlRoute},
+		{"GET", "/emulator/eventhub", hub.AllRights, (*server).eventHub, controlRoute},
 		{"GET", "/emulator/twins/{id}/history", hub.AllRights, (*server).twinHistory, controlRoute},
 		{"GET", "/emulator/twins/{id}/modules/{mid}/history", hub.AllRights, (*server).twinHistory, controlRoute},
 	}
@@ -206,7 +220,8 @@ func dpsRoutes() []dpsRoute {
 
 // New returns the HTTPS handler.
 func New(opts Options) http.Handler {
-	s := &server{hub: opts.Hub, ready: opts.Ready, caPEM: opts.CAPEM, dps: opts.DPS, writeTimeout: opts.WriteTimeout, bodyTimeout: opts.BodyTimeout}
+	s := &server{hub: opts.Hub, ready: opts.Ready, caPEM: opts.CAPEM, dps: opts.DPS, writeTimeout: opts.WriteTimeout, bodyTimeout: opts.BodyTimeout,
+		eventHubInfo: opts.EventHub}
 	if s.writeTimeout <= 0 {
 		s.writeTimeout = DefaultWriteTimeout
 	}

@@ -30,6 +30,7 @@ type server struct {
 	writeTimeout time.Duration // see deadlines.go
 	bodyTimeout  time.Duration
 	dps          *dps.Service // nil: the provisioning routes are not served
+	eventHubInfo func() EventHubEndpoint
 }
 
 // maxBody bounds request bodies; the largest legitimate one is a bulk
