@@ -21,7 +21,7 @@ FROM scratch AS samples
 COPY --from=build /out/dmpatterns-device /out/dmpatterns-service /
 USER 65532:65532
 
-# The emulator (default target). It listens on 443 and 8883 inside the
+# The emulator (default target). It listens on 443, 8883 and 5671 inside the
 # container as a non-root user: Docker (20.10 and later) lets containers
 # bind ports below 1024 without privileges.
 FROM scratch AS emulator
@@ -32,6 +32,6 @@ COPY --from=build --chown=65532:65532 /out/storage-certs /storage-certs
 USER 65532:65532
 ENV IOTHUB_DATA_DIR=/data
 VOLUME /data
-EXPOSE 8883 443
+EXPOSE 8883 443 5671 5672
 HEALTHCHECK --interval=2s --timeout=3s --start-period=2s --retries=15 CMD ["/iothub-emulator", "healthcheck"]
 ENTRYPOINT ["/iothub-emulator"]

@@ -29,6 +29,8 @@ import (
 //	IOTHUB_E2E_STORAGE_CONNECTION_STRING  the hub's blob store as the tests reach it (compose's Azurite);
 //	                              empty: the file upload tests skip
 //	IOTHUB_E2E_STORAGE_CA_FILE    CA of that store's HTTPS certificate, when not the hub's
+//	IOTHUB_E2E_EVENTHUB_CONNECTION_STRING      the Event Hub-compatible endpoint's connection string (optional)
+//	IOTHUB_E2E_EVENTHUB_DEV_CONNECTION_STRING  its UseDevelopmentEmulator=true form (optional)
 //
 // Without IOTHUB_E2E_CONNECTION_STRING there is no hub to test, and the
 // test is skipped.
@@ -182,7 +184,8 @@ func TestExternalHub(t *testing.T) {
 		runNodeSuite(t, nodeDir, node, connString, caFile, svc, nodeStorage{
 			connectionString: os.Getenv("IOTHUB_E2E_STORAGE_CONNECTION_STRING"),
 			caFile:           os.Getenv("IOTHUB_E2E_STORAGE_CA_FILE"),
-		})
+		}, "EVENTHUB_CONNECTION_STRING="+os.Getenv("IOTHUB_E2E_EVENTHUB_CONNECTION_STRING"),
+			"EVENTHUB_DEV_CONNECTION_STRING="+os.Getenv("IOTHUB_E2E_EVENTHUB_DEV_CONNECTION_STRING"))
 	})
 }
 

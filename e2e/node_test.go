@@ -51,8 +51,12 @@ func TestNodeSDK(t *testing.T) {
 		t.Errorf("printed connection string: got %q, want %q", p.connString, wellKnownConnectionString)
 	}
 
+	if p.eventHubConnString == "" || p.eventHubDevConnString == "" {
+		t.Fatalf("the banner lacks the Event Hub-compatible connection strings:\n%s", p.output())
+	}
 	runNodeSuite(t, nodeDir, node, p.connString, p.caFile, p.serviceClient(t), st,
-		provisioningEnv(t, p.provisioningHost, p.idScope, p.provisioningConnString)...)
+		append(provisioningEnv(t, p.provisioningHost, p.idScope, p.provisioningConnString),
+			"EVENTHUB_CONNECTION_STRING="+p.eventHubConnString, "EVENTHUB_DEV_CONNECTION_STRING="+p.eventHubDevConnString)...)
 	// Even after a failure: the exit status tells whether the emulator
 	// shut down cleanly (with -race, 66 means it found a data race).
 	p.stop(t)
@@ -95,7 +99,8 @@ type nodeStorage struct {
 
 // runNodeSuite registers the Node tests' device through svc and runs
 // `node --test` in nodeDir against the hub of connString, with extraEnv
-// (provisioningEnv) added to the tests' environment.
+// (provisioningEnv, the Event Hub connection strings) added to the tests'
+// environment.
 func runNodeSuite(t *testing.T, nodeDir, node, connString, caFile string, svc *service.Client, st nodeStorage, extraEnv ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)

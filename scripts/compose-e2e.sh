@@ -3,7 +3,8 @@
 #   1. a Docker engine (started here if none runs) and the compose v2 plugin
 #      (built from the Go module proxy if missing);
 #   2. a local Go builder image (no registry needed) and the images;
-#   3. `docker compose up -d --wait`: the emulator healthy on 443 and 8883;
+#   3. `docker compose up -d --wait`: the emulator healthy on 443, 8883 and
+#      5671 (and plain AMQP on the host's 127.0.0.1:5672);
 #   4. the tutorial profile end to end, asserted on the service app's output,
 #      with no pull error before its images are built;
 #   5. our Go clients and the official Node SDKs against the published ports
@@ -118,6 +119,8 @@ docker compose -p "$PROJECT" cp iothub:/data/ca.pem "$ca" >/dev/null
 IOTHUB_E2E_CONNECTION_STRING="HostName=localhost;SharedAccessKeyName=iothubowner;SharedAccessKey=SW9USHViRW11bGF0b3JXZWxsS25vd25Pd25lcktleSE=" \
 IOTHUB_E2E_CA_FILE="$ca" IOTHUB_E2E_NODE=1 \
 IOTHUB_E2E_STORAGE_CONNECTION_STRING="DefaultEndpointsProtocol=https;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=https://127.0.0.1:10000/devstoreaccount1;" \
+IOTHUB_E2E_EVENTHUB_CONNECTION_STRING="Endpoint=sb://localhost/;SharedAccessKeyName=iothubowner;SharedAccessKey=SW9USHViRW11bGF0b3JXZWxsS25vd25Pd25lcktleSE=;EntityPath=localhost" \
+IOTHUB_E2E_EVENTHUB_DEV_CONNECTION_STRING="Endpoint=sb://localhost:5672/;SharedAccessKeyName=iothubowner;SharedAccessKey=SW9USHViRW11bGF0b3JXZWxsS25vd25Pd25lcktleSE=;EntityPath=localhost;UseDevelopmentEmulator=true" \
 	go test -count=1 -run '^TestExternalHub$' -v ./e2e
 
 # 6. The Testcontainers module, against the image of step 2. Ryuk, its
