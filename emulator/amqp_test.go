@@ -257,3 +257,29 @@ func ownerToken(t *testing.T, srv *emulator.Server) string {
 	}
 	return tok
 }
+
+// TestAMQPPortsFollowAFreeHTTPSPort: an emulator whose HTTPS port is left
+// to the system, and whose AMQP addresses are not set, takes free AMQP
+// ports too, so that tests never fight over 5671 and 5672.
+func TestAMQPPortsFollowAFreeHTTPSPort(t *testing.T) {
+	var servers []*emulator.Server
+	for range 2 {
+		s, err := emulator.New(emulator.Options{InMemory: true, MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if err := s.Start(); err != nil {
+			t.Fatalf("start: %v", err)
+		}
+		servers = append(servers, s)
+	}
+	for _, s := range servers {
+		for _, a := range []string{s.AMQPAddr(), s.AMQPPlainAddr()} {
+			host, port, _ := net.SplitHostPort(a)
+			if host != "127.0.0.1" || port == "5671" || port == "5672" {
+				t.Errorf("AMQP listener on %s; want a free loopback port", a)
+			}
+		}
+	}
+}

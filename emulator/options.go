@@ -4,6 +4,7 @@ package emulator
 
 import (
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/iothubemulator/iothub/emulator/internal/amqpapi"
@@ -83,8 +84,12 @@ type Options struct {
 	IDScope     string `json:"idScope"`     // the Device Provisioning Service's ID scope; default DefaultIDScope
 	DPSOwnerKey string `json:"dpsOwnerKey"` // provisioningserviceowner primary key (base64); default WellKnownProvisioningKey
 
-	AMQPAddr      string `json:"amqpAddr"`      // AMQP over TLS listen address; default ":5671"; "off" for none
-	AMQPPlainAddr string `json:"amqpPlainAddr"` // plain AMQP listen address (UseDevelopmentEmulator=true clients); default "127.0.0.1:5672"; "off" for none
+	// AMQP listen addresses: over TLS (default ":5671") and plain, for
+	// Event Hubs clients with UseDevelopmentEmulator=true (default
+	// "127.0.0.1:5672"); "off" turns one off. Left empty while HTTPSAddr
+	// asks for a free port (":0"), each gets a free port too.
+	AMQPAddr      string `json:"amqpAddr"`
+	AMQPPlainAddr string `json:"amqpPlainAddr"`
 }
 
 // DefaultFileUploadContainer is the upload container when none is given.
@@ -142,10 +147,23 @@ func (o *Options) setDefaults() {
 	if o.DPSOwnerKey == "" {
 		o.DPSOwnerKey = WellKnownProvisioningKey
 	}
+	// A caller that lets the system pick the HTTPS port wants an isolated
+	// emulator (a test): the AMQP listeners it leaves unset get free ports
+	// too, instead of the fixed 5671 and 5672 that two such emulators
+	// would fight over.
+	host, port, _ := net.SplitHostPort(o.HTTPSAddr)
 	if o.AMQPAddr == "" {
 		o.AMQPAddr = DefaultAMQPAddr
+		if port == "0" {
+			o.AMQPAddr = net.JoinHostPort(host, "0")
+		}
 	}
 	if o.AMQPPlainAddr == "" {
 		o.AMQPPlainAddr = DefaultAMQPPlainAddr
+		if port == "0" && host != "" {
+			o.AMQPPlainAddr = net.JoinHostPort(host, "0")
+		} else if port == "0" {
+			o.AMQPPlainAddr = "127.0.0.1:0"
+		}
 	}
 }

@@ -50,23 +50,6 @@ func (c *conn) onAttach(l *amqp.Link, reply *amqp.AttachReply) error {
 	return amqp.Errorf(amqp.ErrNotImplemented, "the emulator does not serve the %s node over AMQP yet", a.Node)
 }
 
-// Service nodes: what each needs (iothub-protocol.md §2.4: ServiceConnect
-// opens every service-facing endpoint).
-var (
-	needFileNotifications = Need{Rights: hub.ServiceConnect, Resource: "messages/servicebound/filenotifications"}
-)
-
-// attachFileNotifications serves /messages/serviceBound/filenotifications.
-// The hub has no file-notification queue yet: the link is authorized and
-// stays attached, and nothing arrives on it.
-func (c *conn) attachFileNotifications(l *amqp.Link) error {
-	if err := needRole(l, NodeFileNotifications, false); err != nil {
-		return err
-	}
-	_, err := c.authorize(l, needFileNotifications)
-	return err
-}
-
 // isEventHubEntity reports whether addr names the event hub itself or one
 // of its partitions as an Event Hubs producer does ({eventhub},
 // {eventhub}/Partitions/{n}).

@@ -12,8 +12,8 @@ import (
 	"github.com/iothubemulator/iothub/emulator/internal/hub"
 )
 
-// Service-bound queues (/messages/serviceBound/feedback and, once the hub
-// has it, .../filenotifications) are read on a receiver link. Each message
+// Service-bound queues (/messages/serviceBound/feedback and
+// .../filenotifications) are read on a receiver link. Each message
 // the hub sends is locked in the hub's queue while it is on its way; the
 // client's outcome settles it there: accepted completes it, released or
 // modified abandons it (it comes again, its delivery count one higher),
@@ -185,4 +185,62 @@ func (q *feedbackQueue) abandon(ctx context.Context, tok string) error {
 
 func (q *feedbackQueue) reject(ctx context.Context, tok string) error {
 	return q.hub.RejectFeedback(ctx, tok)
+}
+
+// fileNotificationQueue is the hub's file-upload notification queue.
+type fileNotificationQueue struct {
+	hub     *hub.Hub
+	hubName string
+}
+
+var needFileNotifications = Need{Rights: hub.ServiceConnect, Resource: "messages/servicebound/filenotifications"}
+
+func (c *conn) attachFileNotifications(l *amqp.Link) error {
+	if err := needRole(l, NodeFileNotifications, false); err != nil {
+		return err
+	}
+	if _, err := c.authorize(l, needFileNotifications); err != nil {
+		return err
+	}
+	go c.serveQueue(l, &fileNotificationQueue{hub: c.srv.hub, hubName: c.srv.eventHub})
+	return nil
+}
+
+func (q *fileNotificationQueue) notify() <-chan struct{} { return q.hub.FileNotificationNotify() }
+
+// receive locks the next notification and builds the message the hub
+// sends for it: the notification's JSON object, content type
+// application/vnd.microsoft.iothub.filenotification.json, the hub's name
+// as user-id.
+func (q *fileNotificationQueue) receive(ctx context.Context) (*queueMessage, error) {
+	fm, err := q.hub.ReceiveFileNotification(ctx, 0, 0)
+	if err != nil || fm == nil {
+		return nil, err
+	}
+	return &queueMessage{lockToken: fm.LockToken, msg: &amqp.Message{
+		Header:      &amqp.Header{Durable: true, Priority: 4, DeliveryCount: uint32(max(fm.DeliveryCount-1, 0))},
+		Annotations: amqp.Annotations{"iothub-enqueuedtime": fm.EnqueuedTime},
+		Properties: &amqp.Properties{
+			MessageID:          fm.MessageID,
+			UserID:             []byte(q.hubName),
+			To:                 "/messages/serviceBound/filenotifications",
+			ContentType:        hub.FileNotificationContentType,
+			ContentEncoding:    "utf-8",
+			AbsoluteExpiryTime: fm.ExpiryTime,
+			CreationTime:       fm.EnqueuedTime,
+		},
+		Data: [][]byte{fm.Body()},
+	}}, nil
+}
+
+func (q *fileNotificationQueue) complete(ctx context.Context, tok string) error {
+	return q.hub.CompleteFileNotification(ctx, tok)
+}
+
+func (q *fileNotificationQueue) abandon(ctx context.Context, tok string) error {
+	return q.hub.AbandonFileNotification(ctx, tok)
+}
+
+func (q *fileNotificationQueue) reject(ctx context.Context, tok string) error {
+	return q.hub.RejectFileNotification(ctx, tok)
 }

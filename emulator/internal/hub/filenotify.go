@@ -89,6 +89,15 @@ func putFileNotification(tx *store.Tx, m *FileNotificationMessage) error {
 	return tx.Put(store.FileNotifications, seqKey(m.Seq), b)
 }
 
+// FileNotificationNotify returns a channel that is closed when a
+// notification is queued or returned to the queue: a receiver takes it
+// before ReceiveFileNotification and waits on it when that found nothing.
+func (h *Hub) FileNotificationNotify() <-chan struct{} {
+	h.fileNoteMu.Lock()
+	defer h.fileNoteMu.Unlock()
+	return h.fileNoteNotify
+}
+
 // fileNoteWake wakes receivers waiting for a notification.
 func (h *Hub) fileNoteWake() {
 	h.fileNoteMu.Lock()

@@ -80,9 +80,10 @@ func (s *server) completeFileUpload(w http.ResponseWriter, r *http.Request) erro
 	return nil
 }
 
-// File-upload notifications for the back end, emulator-only until the
-// AMQP node /messages/serviceBound/filenotifications serves them: the same
-// receive (lock), complete, abandon and reject as the feedback queue.
+// File-upload notifications for the back end, an emulator-only HTTPS view
+// of the queue the AMQP node /messages/serviceBound/filenotifications
+// serves (package amqpapi): the same receive (lock), complete, abandon and
+// reject as the feedback queue.
 
 // fileNotification receives the next notification: 200 with its JSON body
 // and the lock token as ETag, or 204 after waiting up to wait seconds.

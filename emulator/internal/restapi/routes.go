@@ -162,7 +162,7 @@ func routes() []route {
 		{"GET", "/emulator/devices/{id}/messages/devicebound", hub.AllRights, (*server).pendingC2D, controlRoute},
 		{"GET", "/emulator/feedback", hub.AllRights, (*server).feedback, controlRoute},
 		{"GET", "/emulator/methods", hub.AllRights, (*server).methodCalls, controlRoute},
-		// File-upload notifications, until the AMQP node serves them.
+		// File-upload notifications (the AMQP node's queue, over HTTPS).
 		{"GET", "/emulator/filenotifications", hub.AllRights, (*server).fileNotification, controlRoute},
 		{"DELETE", "/emulator/filenotifications/{lock}", hub.AllRights, (*server).completeFileNotification, controlRoute},
 		{"POST", "/emulator/filenotifications/{lock}/abandon", hub.AllRights, (*server).abandonFileNotification, controlRoute},
