@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"reflect"
@@ -283,3 +284,35 @@ func TestAMQPPortsFollowAFreeHTTPSPort(t *testing.T) {
 		}
 	}
 }
+
+// TestAMQPFrameTraceAtDebug: the emulator's logger at debug level (what
+// --log-level debug sets) traces every AMQP frame.
+func TestAMQPFrameTraceAtDebug(t *testing.T) {
+	var mu sync.Mutex
+	var buf strings.Builder
+	w := writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return buf.Write(p) })
+	srv := emulator.RunT(t, func(o *emulator.Options) {
+		o.Logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := goamqp.Dial(ctx, "amqp://"+srv.AMQPPlainAddr(), &goamqp.ConnOptions{SASLType: goamqp.SASLTypeAnonymous()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got := amqpPutToken(t, srv, c); got != 200 {
+		t.Fatalf("put-token: %d", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, want := range []string{`msg="amqp frame"`, "perf=open", "perf=attach", "perf=transfer"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("the debug log lacks %q", want)
+		}
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -19,7 +19,6 @@ const (
 	condPrecondition    amqp.Symbol = "com.microsoft:precondition-failed"
 	condTimeout         amqp.Symbol = "com.microsoft:timeout"
 	condQuotaExceeded   amqp.Symbol = "com.microsoft:quota-exceeded"
-	condNotImplemented  amqp.Symbol = amqp.ErrNotImplemented
 	condResourceLimit   amqp.Symbol = amqp.ErrResourceLimitExceeded
 	condMessageTooLarge amqp.Symbol = amqp.ErrMessageSizeExceeded
 )

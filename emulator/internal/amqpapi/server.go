@@ -55,6 +55,12 @@ type Options struct {
 	// replyWait bounds how long a request waits for its reply link to attach
 	// and for credit on it; zero: 30 s.
 	replyWait time.Duration
+	// writeTimeout drops a peer whose socket accepts nothing for this
+	// long; zero: the engine's 30 s.
+	writeTimeout time.Duration
+	// openTimeout bounds the time from accept to the peer's open; zero:
+	// the engine's 30 s.
+	openTimeout time.Duration
 }
 
 // Server serves the hub's AMQP surface on its listeners and on WebSocket
@@ -96,6 +102,8 @@ func New(opts Options) *Server {
 		// what they were configured with.
 		SASLMechanisms: []amqp.Symbol{amqp.SASLMSSBCBS, amqp.SASLPlain, amqp.SASLAnonymous, amqp.SASLExternal},
 		IdleTimeout:    opts.IdleTimeout,
+		WriteTimeout:   opts.writeTimeout,
+		OpenTimeout:    opts.openTimeout,
 		Logger:         opts.Logger,
 	}
 	return s

@@ -1,0 +1,42 @@
+// SPDX-License-Identifier: MIT
+
+package amqpapi
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/iothubemulator/iothub/emulator/internal/amqp"
+	"github.com/iothubemulator/iothub/emulator/internal/huberr"
+)
+
+// TestHubErrorConditions: the conditions the Node SDKs translate into
+// their error types (azure-iot-amqp-base amqp_common_errors,
+// azure-iothub amqp_service_errors).
+func TestHubErrorConditions(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		cond amqp.Symbol
+	}{
+		{huberr.DeviceNotFound("d"), "amqp:not-found"},
+		{huberr.DeviceMaximumQueueDepthExceeded("d", 50), "amqp:resource-limit-exceeded"},
+		{huberr.MessageTooLarge("big"), "amqp:link:message-size-exceeded"},
+		{huberr.ArgumentInvalid("bad"), "com.microsoft:argument-error"},
+		{huberr.UnauthorizedAccess("no"), "amqp:unauthorized-access"},
+		{huberr.DeviceMessageLockLost("gone"), "com.microsoft:message-lock-lost"},
+		{huberr.PreconditionFailed("etag"), "com.microsoft:precondition-failed"},
+		{huberr.DeviceAlreadyExists("d"), "com.microsoft:device-already-exists"},
+		{huberr.Throttled(), "com.microsoft:device-container-throttled"},
+		{huberr.GatewayTimeout(time.Second), "com.microsoft:timeout"},
+		{errors.New("disk on fire"), "amqp:internal-error"},
+	} {
+		got := hubError(tc.err)
+		if got.Condition != tc.cond {
+			t.Errorf("%v: condition %s, want %s", tc.err, got.Condition, tc.cond)
+		}
+		if got.Description == "" || got.Description == "disk on fire" {
+			t.Errorf("%v: description %q; want the hub's message, and nothing internal", tc.err, got.Description)
+		}
+	}
+}
