@@ -28,7 +28,7 @@ import (
 )
 
 // amqpPutToken puts the owner's token on $cbs and reports the status.
-func amqpPutToken(t *testing.T, srv *emulator.Server, c *goamqp.Conn) int32 {
+func amqpPutToken(t testing.TB, srv *emulator.Server, c *goamqp.Conn) int32 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -246,7 +246,7 @@ func TestEventHubEndpointThroughDevice(t *testing.T) {
 	}
 }
 
-func ownerToken(t *testing.T, srv *emulator.Server) string {
+func ownerToken(t testing.TB, srv *emulator.Server) string {
 	t.Helper()
 	cs, err := sas.ParseConnectionString(srv.ConnectionString())
 	if err != nil {
