@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: MIT
 
 // Package emulator is a local Azure IoT Hub: the device registry, twins,
-// direct methods, jobs and telemetry, served over MQTT (TLS and WebSockets) and
-// HTTPS on the hub's own topics and routes, so that the official SDKs and
+// direct methods, jobs and telemetry, served over MQTT (TLS and WebSockets),
+// HTTPS and AMQP (TLS, plain for UseDevelopmentEmulator clients, and
+// WebSockets: cloud-to-device sends, feedback, file-upload notifications and
+// the Event Hub-compatible endpoint, see EventHubConnectionString) on the
+// hub's own topics, routes and nodes, so that the official SDKs and
 // this module's device and service packages work against it with only the
 // connection string and a CA certificate changed. The same server is a
 // Device Provisioning Service on the same host and ports (IDScope,
@@ -24,6 +27,6 @@
 // a test injects it; connection state is kept in memory (every device is
 // Disconnected after a restart; last activity is saved when a connection
 // ends); jobs run on the emulator's clock (FastForward to a job's start
-// time runs it) and resume after a restart; AMQP is not served. The README's
-// support table lists every feature.
+// time runs it) and resume after a restart; AMQP device links are not
+// served yet. The README's support table lists every feature.
 package emulator
