@@ -13,7 +13,10 @@ const assert = require('node:assert/strict');
 const { Readable } = require('node:stream');
 const { BlobServiceClient, ContainerSASPermissions } = require('@azure/storage-blob');
 const { Mqtt } = require('azure-iot-device-mqtt');
-const { registry, deviceClient, uniqueId, createDevice, deleteQuietly, deviceConnectionString, withTimeout } = require('../lib/hub');
+const { Client: ServiceClient } = require('azure-iothub');
+const {
+  env, noRetry, registry, deviceClient, uniqueId, createDevice, deleteQuietly, deviceConnectionString, withTimeout,
+} = require('../lib/hub');
 const { control, eventually } = require('../lib/control');
 
 const storage = process.env.STORAGE_CONNECTION_STRING;
@@ -24,17 +27,25 @@ function blobService() {
   return BlobServiceClient.fromConnectionString(storage);
 }
 
-// receiveNotification takes the next file-upload notification from the
-// emulator-only route (the hub's own endpoint is AMQP) and completes it.
+// receiveNotification takes the next file-upload notification the way a
+// back end does, with the service SDK's file notification receiver (AMQP,
+// /messages/serviceBound/filenotifications), and completes it.
 async function receiveNotification() {
-  const res = await control('GET', '/emulator/filenotifications?wait=10');
-  assert.equal(res.status, 200, `no file notification: ${res.status} ${JSON.stringify(res.body)}`);
-  assert.equal(res.headers.get('content-type'), 'application/vnd.microsoft.iothub.filenotification.json');
-  const body = JSON.parse(typeof res.body === 'string' ? res.body : JSON.stringify(res.body));
-  const lock = res.headers.get('etag').replace(/"/g, '');
-  const done = await control('DELETE', `/emulator/filenotifications/${lock}`);
-  assert.equal(done.status, 204);
-  return body;
+  const service = ServiceClient.fromConnectionString(env.serviceConnectionString);
+  service.setRetryPolicy(noRetry);
+  try {
+    await service.open();
+    const receiver = (await service.getFileNotificationReceiver()).result;
+    const msg = await withTimeout(new Promise((resolve, reject) => {
+      receiver.once('message', resolve);
+      receiver.once('error', reject);
+    }), 10000, 'a file notification');
+    assert.equal(msg.contentType, 'application/vnd.microsoft.iothub.filenotification.json');
+    await receiver.complete(msg);
+    return JSON.parse(msg.data.toString());
+  } finally {
+    await service.close();
+  }
 }
 
 async function waitJob(reg, jobId) {
