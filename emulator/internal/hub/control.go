@@ -77,6 +77,7 @@ const (
 	OpRegistry      = "Registry"   // any registry write
 	OpFileUpload    = "FileUpload" // a device starting a file upload
 	OpImportExport  = "ImportExportJob"
+	OpConnect       = "Connect" // a device or module connects (MQTT CONNECT, AMQP attach)
 )
 
 // Fault is what a Reactor asks the hub to do to one operation.
@@ -104,8 +105,12 @@ func (h *Hub) SetReactor(r Reactor) {
 	h.reactorMu.Unlock()
 }
 
-// react applies any injected fault for op.
+// react applies any injected fault for op: first the hub's own, from the
+// fault-injection hook (faults.go), then the reactor's.
 func (h *Hub) react(ctx context.Context, op string, id Identity) error {
+	if err := h.faultRefusal(op, id); err != nil {
+		return err
+	}
 	h.reactorMu.RLock()
 	r := h.reactor
 	h.reactorMu.RUnlock()
@@ -166,6 +171,7 @@ func (h *Hub) Reset(ctx context.Context) error {
 		return putTelemetryBytes(tx, 0)
 	})
 	h.rec.reset()
+	h.resetFaults(false)
 	h.queries.mu.Lock()
 	h.queries.entries = nil
 	h.queries.mu.Unlock()

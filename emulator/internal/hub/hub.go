@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/iothubemulator/iothub/emulator/internal/clock"
@@ -68,6 +69,8 @@ type Hub struct {
 
 	reactorMu sync.RWMutex
 	reactor   Reactor
+	faults    faultState    // faults injected through the hub's hook or test control (faults.go)
+	connSeq   atomic.Uint64 // numbers connections
 
 	msgMu     sync.Mutex
 	msgNotify chan struct{} // closed and replaced when telemetry is recorded
@@ -197,6 +200,7 @@ func (h *Hub) Close() {
 		c.session.Close()
 	}
 	h.stopIEJobs()
+	h.resetFaults(true)
 }
 
 // stamp is the hub's time at the precision it writes timestamps (100 ns),

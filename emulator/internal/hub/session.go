@@ -31,6 +31,8 @@ type ConnectInfo struct {
 	AuthMethod  string    // "sas", "x509" ...
 	TokenExpiry time.Time // zero: no expiry (X.509)
 	ModelID     string    // IoT Plug and Play model id announced at CONNECT
+	Transport   string    // mqtt, mqtt-ws, amqp, amqp-ws: for the records of test control
+	RemoteAddr  string    // the peer's address, for the same records
 }
 
 // Conn is one live connection registered with the hub.
@@ -39,6 +41,8 @@ type Conn struct {
 	id      Identity
 	session Session
 	info    ConnectInfo
+	seq     uint64    // numbers the hub's connections, for fault records
+	since   time.Time // when the connection was registered
 
 	methods atomic.Bool // subscribed to $iothub/methods/POST/#
 	desired atomic.Bool // subscribed to desired-property notifications
@@ -90,9 +94,9 @@ func (c *Conn) Identity() Identity { return c.id }
 // Connect registers an authenticated session for id. An older connection
 // of the same identity is closed: the new one wins, as on the hub.
 func (h *Hub) Connect(id Identity, s Session, info ConnectInfo) *Conn {
-	c := &Conn{hub: h, id: id, session: s, info: info, out: make(chan func(), outboxSize), stop: make(chan struct{})}
-	go c.runOutbox()
 	now := h.stamp()
+	c := &Conn{hub: h, id: id, session: s, info: info, seq: h.connSeq.Add(1), since: now, out: make(chan func(), outboxSize), stop: make(chan struct{})}
+	go c.runOutbox()
 	h.mu.Lock()
 	old := h.conns[id]
 	h.conns[id] = c

@@ -42,7 +42,17 @@ type Message struct {
 	PartitionSequenceNumber int64             `json:"partitionSequenceNumber"` // sequence number within the partition
 	Properties              map[string]string `json:"properties"`
 	Body                    []byte            `json:"body"`
+
+	// Fault is set by RecordTelemetry when the message asked for a fault
+	// through the hook's properties and the hub scheduled it (faults.go);
+	// a transport whose hub does not acknowledge such a message (MQTT)
+	// reads it. Not stored.
+	Fault FaultKind `json:"-"`
 }
+
+// TransportHTTPS is the transport name of the device HTTPS API. It holds
+// no connection, which changes what the fault-injection hook does.
+const TransportHTTPS = "https"
 
 // size is what the 256 KB limit counts: body plus property names and values.
 func (m *Message) size() int {
@@ -78,6 +88,10 @@ func (h *Hub) RecordTelemetryBatch(ctx context.Context, id Identity, authMethod,
 	if err := h.react(ctx, OpTelemetry, id); err != nil {
 		return err
 	}
+	faults, err := h.telemetryFaults(id, transport, ms)
+	if err != nil {
+		return err
+	}
 	for _, m := range ms {
 		m.DeviceID, m.ModuleID, m.AuthMethod, m.Transport = id.DeviceID, id.ModuleID, authMethod, transport
 		if m.Properties == nil {
@@ -86,7 +100,7 @@ func (h *Hub) RecordTelemetryBatch(ctx context.Context, id Identity, authMethod,
 	}
 	defer h.msgWake()
 	ret := h.cfg.Retention.withDefaults()
-	return h.db.Update(func(tx *store.Tx) error {
+	err = h.db.Update(func(tx *store.Tx) error {
 		now := h.Now().UTC()
 		total, err := telemetryBytes(tx)
 		if err != nil {
@@ -124,6 +138,52 @@ func (h *Hub) RecordTelemetryBatch(ctx context.Context, id Identity, authMethod,
 		}
 		return h.pruneIndex(tx, firstKept)
 	})
+	if err != nil {
+		return err
+	}
+	// Scheduled once durable: the message that asks for a fault is
+	// recorded as telemetry, as on the hub.
+	for i, spec := range faults {
+		h.scheduleFault(spec, FaultSourceMessage)
+		ms[i].Fault = spec.Kind
+	}
+	return nil
+}
+
+// telemetryFaults reads the fault-injection hook's properties of messages
+// about to be recorded, and returns the faults to schedule once they are
+// durable, by message index. A message whose fault cannot be read is
+// recorded as plain telemetry, and the fault as invalid.
+//
+// HTTPS holds no connection: a connection fault sent that way has nothing
+// to break, and an Invoke* fault is answered on the message itself, which
+// is not recorded; its duration has no effect (the C# e2e suite's account
+// of the hub: "the fault is only seen for the original HTTP request").
+func (h *Hub) telemetryFaults(id Identity, transport string, ms []*Message) (map[int]FaultSpec, error) {
+	var out map[int]FaultSpec
+	for i, m := range ms {
+		spec, found, err := faultOf(id, m.Properties)
+		switch {
+		case !found:
+		case err != nil:
+			h.newFaultEntry(spec, FaultSourceMessage, FaultInvalid, err.Error())
+		case transport == TransportHTTPS && spec.Kind.Breaks():
+			h.newFaultEntry(spec, FaultSourceMessage, FaultNotApplicable, "a message sent over HTTPS has no connection to break")
+		case transport == TransportHTTPS:
+			e := h.newFaultEntry(spec, FaultSourceMessage, FaultApplied, "answered on the HTTPS request that carried it")
+			h.faults.mu.Lock()
+			now := e.rec.RequestedTime
+			e.rec.AppliedTime, e.rec.Refused = &now, 1
+			h.faults.mu.Unlock()
+			return nil, spec.Kind.refusal()
+		default:
+			if out == nil {
+				out = map[int]FaultSpec{}
+			}
+			out[i] = spec
+		}
+	}
+	return out, nil
 }
 
 // RetentionConfig bounds the recorded telemetry log.

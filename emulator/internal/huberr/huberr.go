@@ -224,6 +224,16 @@ func Throttled() *Error {
 	return newErr(429, 429001, "ThrottlingException", "The request was throttled; retry later.")
 }
 
+// IotHubQuotaExceeded is 403002: the hub's daily message quota is used up.
+func IotHubQuotaExceeded() *Error {
+	return newErr(403, 403002, "IotHubQuotaExceeded", "Total number of messages on IotHub exceeded the allocated quota.")
+}
+
+// ServiceUnavailable is 503001: the hub cannot serve the request now.
+func ServiceUnavailable(format string, args ...any) *Error {
+	return newErr(503, 503001, "ServiceUnavailable", format, args...)
+}
+
 // ServerError is 500001.
 func ServerError(format string, args ...any) *Error {
 	return newErr(500, 500001, "ServerError", format, args...)

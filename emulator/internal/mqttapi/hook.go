@@ -112,6 +112,11 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		_ = h.srv.mochi.SendConnack(cl, packets.ErrServerUnavailable, false, nil)
 		return err
 	}
+	if err := h.srv.admit(sess); err != nil {
+		h.srv.log.Info("mqtt connection refused", "identity", sess.id.String(), "transport", cc.transport, "reason", err)
+		writeConnack(cl, refusalCode(err))
+		return err
+	}
 	// Authenticated first, so that a peer without credentials never waits
 	// in a client id's queue: it cannot hold its connection past the
 	// pre-CONNECT deadline, nor delay the identity's own connections.
@@ -200,7 +205,8 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 			inherited = old.State.Subscriptions.GetAll()
 		}
 	}
-	c := h.srv.hub.Connect(sess.id, sess, hub.ConnectInfo{AuthMethod: sess.auth.Method, TokenExpiry: sess.auth.Expiry, ModelID: sess.modelID})
+	c := h.srv.hub.Connect(sess.id, sess, hub.ConnectInfo{AuthMethod: sess.auth.Method, TokenExpiry: sess.auth.Expiry, ModelID: sess.modelID,
+		Transport: sess.cc.transport, RemoteAddr: cl.Net.Remote})
 	sess.conn.Store(c)
 	for filter := range inherited {
 		sess.applyFilter(filter, true)
@@ -419,7 +425,7 @@ func (s *session) forwardWill(will mqtt.Will) {
 	if err != nil || t.kind != pubTelemetry || !t.names(s.id) {
 		return
 	}
-	if err := s.telemetry(t.bag, will.Payload, will.Retain, true); err != nil {
+	if err := s.telemetry(t.bag, will.Payload, will.Retain, true); err != nil && !errors.Is(err, errAckWithheld) {
 		s.srv.log.Warn("will not forwarded", "identity", s.id.String(), "err", err)
 	}
 }

@@ -4,6 +4,7 @@ package mqttapi
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"sync/atomic"
@@ -31,7 +32,13 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	if sess == nil {
 		return pk, packets.ErrRejectPacket
 	}
-	if err := sess.handlePublish(pk); err != nil {
+	err := sess.handlePublish(pk)
+	if errors.Is(err, errAckWithheld) {
+		// Recorded, and left without its PUBACK: the connection is about
+		// to be broken (faults.go).
+		return pk, packets.ErrRejectPacket
+	}
+	if err != nil {
 		h.srv.log.Info("closing mqtt connection", "identity", sess.id.String(), "reason", err)
 		// mochi skips the will when a hook stops the client; a connection
 		// closed for an error still owes it (MQTT 3.1.1 §3.1.2.5).
@@ -87,6 +94,15 @@ func (s *session) handlePublish(pk packets.Packet) error {
 	return nil
 }
 
+// errAckWithheld is telemetry's answer for a message that asked for a
+// connection fault this transport serves: the message is recorded, and
+// the hub does not acknowledge it. The official SDKs' e2e suites rely on
+// that: the Java suite says the fault message "will not be ack'd by
+// service if sent over MQTT/MQTT_WS", the C# one that the fault "will
+// terminate the connection prior to a PUBACK", and the C one waits for the
+// message to time out.
+var errAckWithheld = errors.New("fault injection: the message is recorded and not acknowledged")
+
 // telemetry records a device-to-cloud message and returns once the hub has
 // made it durable. RETAIN adds mqtt-retain: true (§3.4); a will adds
 // iothub-MessageType: Will (§3.2).
@@ -104,6 +120,9 @@ func (s *session) telemetry(bag string, body []byte, retain, will bool) error {
 	}
 	if err := s.srv.hub.RecordTelemetry(s.srv.ctx, s.id, s.auth.Method, s.cc.transport, m); err != nil {
 		return fmt.Errorf("telemetry not recorded: %w", err)
+	}
+	if m.Fault != "" && mqttFault(m.Fault) {
+		return errAckWithheld
 	}
 	return nil
 }

@@ -82,7 +82,7 @@ func (s *server) deviceSend(w http.ResponseWriter, r *http.Request) error {
 		}
 		msgs = []*hub.Message{m}
 	}
-	if err := s.hub.RecordTelemetryBatch(r.Context(), id, "sas", "https", msgs); err != nil {
+	if err := s.hub.RecordTelemetryBatch(r.Context(), id, "sas", hub.TransportHTTPS, msgs); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
