@@ -339,7 +339,7 @@ func (h *Hub) applyFault(e *faultEntry) {
 		conn = &FaultConnection{ID: c.seq, Transport: c.info.Transport, RemoteAddress: c.info.RemoteAddr, ConnectedTime: c.since}
 	}
 	now := h.stamp()
-	w := h.openFaultWindow(e, now)
+	w, prev := h.openFaultWindow(e, now)
 
 	outcome, detail := FaultApplied, ""
 	switch {
@@ -355,8 +355,13 @@ func (h *Hub) applyFault(e *faultEntry) {
 
 	f.mu.Lock()
 	if outcome == FaultNotApplicable && w != nil {
+		// A fault that does not apply leaves any earlier duration as it was.
 		if f.windows[id] == w {
-			delete(f.windows, id)
+			if prev != nil {
+				f.windows[id] = prev
+			} else {
+				delete(f.windows, id)
+			}
 		}
 		e.rec.EndTime = nil
 	}
@@ -365,22 +370,24 @@ func (h *Hub) applyFault(e *faultEntry) {
 	h.log.Info("fault applied", "identity", id.String(), "faultType", kind, "outcome", outcome)
 }
 
-// openFaultWindow starts e's duration at now, if it has one.
-func (h *Hub) openFaultWindow(e *faultEntry, now time.Time) *faultWindow {
+// openFaultWindow starts e's duration at now, if it has one, in place of
+// the identity's earlier one (prev), which it returns too.
+func (h *Hub) openFaultWindow(e *faultEntry, now time.Time) (w, prev *faultWindow) {
 	if e.spec.Duration <= 0 {
-		return nil
+		return nil, nil
 	}
 	until := now.Add(e.spec.Duration)
-	w := &faultWindow{entry: e, until: until}
+	w = &faultWindow{entry: e, until: until}
 	f := &h.faults
 	f.mu.Lock()
 	if f.windows == nil {
 		f.windows = map[Identity]*faultWindow{}
 	}
+	prev = f.windows[e.spec.Identity]
 	f.windows[e.spec.Identity] = w
 	e.rec.EndTime = &until
 	f.mu.Unlock()
-	return w
+	return w, prev
 }
 
 // faultRefusal is the hub's answer to op by id while a fault's duration
