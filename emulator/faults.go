@@ -30,6 +30,7 @@ const (
 	OpRegistry      Op = hub.OpRegistry      // any registry write
 	OpFileUpload    Op = hub.OpFileUpload    // device starts a file upload
 	OpImportExport  Op = hub.OpImportExport  // service creates an import/export job
+	OpConnect       Op = hub.OpConnect       // a device or module connects (MQTT CONNECT: refused with CONNACK 3, or 5 for a 401)
 )
 
 // Fault is what happens to one operation: it waits Delay of emulator time
@@ -49,6 +50,7 @@ var (
 	ErrThrottled     error = huberr.Throttled()                           // 429 ThrottlingException
 	ErrMethodTimeout error = huberr.GatewayTimeout(30 * time.Second)      // 504 GatewayTimeout of a direct method
 	ErrServerError   error = huberr.ServerError("Injected server error.") // 500 ServerError
+	ErrQuotaExceeded error = huberr.IotHubQuotaExceeded()                 // 403 IotHubQuotaExceeded
 )
 
 // reactors is the chain of installed reactors; it is the hub's one Reactor.
@@ -106,8 +108,11 @@ func (s *Server) AddReactor(r Reactor) (remove func()) {
 	}
 }
 
-// ClearReactors removes every reactor.
+// ClearReactors removes every reactor, the throttle's too (SetThrottle).
 func (s *Server) ClearReactors() {
+	s.throttle.mu.Lock()
+	defer s.throttle.mu.Unlock()
+	s.throttle.cur, s.throttle.remove = Throttle{}, nil
 	s.reactors.mu.Lock()
 	s.reactors.chain = nil
 	s.reactors.mu.Unlock()

@@ -47,7 +47,8 @@ type Server struct {
 	https *http.Server
 	hl    net.Listener
 
-	reactors reactors // fault injection; the hub's one Reactor
+	reactors reactors      // fault injection; the hub's one Reactor
+	throttle throttleState // the throttling switch, one of the reactors (throttle.go)
 
 	ready     atomic.Bool
 	active    atomic.Int64 // HTTPS requests in flight (MQTT over WebSockets excluded)
@@ -245,6 +246,7 @@ func (s *Server) Start() error {
 		WriteTimeout: s.limits.write,
 		BodyTimeout:  s.limits.body,
 		DPS:          s.dps,
+		Throttler:    throttleControl{s},
 	})
 	s.https = &http.Server{
 		Handler:           s.track(handler),

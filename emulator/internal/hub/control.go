@@ -80,6 +80,12 @@ const (
 	OpConnect       = "Connect" // a device or module connects (MQTT CONNECT, AMQP attach)
 )
 
+// Ops lists every operation name fault injection can target.
+func Ops() []string {
+	return []string{OpInvokeMethod, OpGetTwin, OpUpdateTwin, OpDeviceTwin, OpPatchReported, OpTelemetry,
+		OpSendC2D, OpRegistry, OpFileUpload, OpImportExport, OpCreateJob, OpConnect}
+}
+
 // Fault is what a Reactor asks the hub to do to one operation.
 type Fault struct {
 	Delay time.Duration // wait this long first

@@ -3,9 +3,11 @@
 package restapi
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -196,4 +198,110 @@ func seconds(v string, max time.Duration) (time.Duration, error) {
 		return 0, errors.New("out of range")
 	}
 	return time.Duration(n) * time.Second, nil
+}
+
+// faultRequest is the body of POST /emulator/faults: the hook's fault, in
+// the hook's units (seconds).
+type faultRequest struct {
+	DeviceID    string   `json:"deviceId"`
+	ModuleID    string   `json:"moduleId"`
+	FaultType   string   `json:"faultType"`
+	CloseReason string   `json:"closeReason"`
+	Delay       *float64 `json:"delayInSecs"`
+	Duration    *float64 `json:"durationInSecs"`
+}
+
+func (s *server) injectFault(w http.ResponseWriter, r *http.Request) error {
+	var req faultRequest
+	if err := readStrictJSON(r, &req); err != nil {
+		return err
+	}
+	delay, err := faultSeconds("delayInSecs", req.Delay)
+	if err != nil {
+		return err
+	}
+	duration, err := faultSeconds("durationInSecs", req.Duration)
+	if err != nil {
+		return err
+	}
+	rec, err := s.hub.InjectFault(r.Context(), hub.FaultSpec{
+		Identity: hub.Identity{DeviceID: req.DeviceID, ModuleID: req.ModuleID},
+		Kind:     hub.FaultKind(req.FaultType), CloseReason: req.CloseReason, Delay: delay, Duration: duration,
+	})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, rec)
+}
+
+// faultSeconds reads an optional number of seconds of the fault routes;
+// the range is checked on the number, before a conversion that could wrap.
+func faultSeconds(name string, v *float64) (time.Duration, error) {
+	if v == nil {
+		return 0, nil
+	}
+	if !(*v >= 0) || *v > hub.MaxFaultTime.Seconds() {
+		return 0, huberr.ArgumentInvalid("%s must be a number of seconds between 0 and %d; got %v.", name, int64(hub.MaxFaultTime/time.Second), *v)
+	}
+	return time.Duration(*v * float64(time.Second)), nil
+}
+
+func (s *server) faults(w http.ResponseWriter, r *http.Request) error {
+	return writeJSON(w, http.StatusOK, s.hub.Faults(r.URL.Query().Get("deviceId")))
+}
+
+// errNoThrottle answers the throttle routes of a handler built without one.
+func errNoThrottle() error {
+	return huberr.InvalidOperation("This server has no throttling switch.")
+}
+
+func (s *server) getThrottle(w http.ResponseWriter, _ *http.Request) error {
+	if s.throttler == nil {
+		return errNoThrottle()
+	}
+	return writeJSON(w, http.StatusOK, s.throttler.Throttle())
+}
+
+func (s *server) setThrottle(w http.ResponseWriter, r *http.Request) error {
+	if s.throttler == nil {
+		return errNoThrottle()
+	}
+	var t ThrottleSettings
+	if err := readStrictJSON(r, &t); err != nil {
+		return err
+	}
+	if err := s.throttler.SetThrottle(t); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, s.throttler.Throttle())
+}
+
+func (s *server) deleteThrottle(w http.ResponseWriter, _ *http.Request) error {
+	if s.throttler == nil {
+		return errNoThrottle()
+	}
+	if err := s.throttler.SetThrottle(ThrottleSettings{}); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// readStrictJSON decodes one JSON object into v, refusing members v does
+// not have: a misspelt setting of a test-control route must not pass for
+// its default.
+func readStrictJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) || errors.Is(err, os.ErrDeadlineExceeded) {
+			return err
+		}
+		return huberr.ArgumentInvalid("The request body is not valid JSON for this operation: %v", err)
+	}
+	if dec.More() {
+		return huberr.ArgumentInvalid("The request body holds more than one JSON value.")
+	}
+	return nil
 }

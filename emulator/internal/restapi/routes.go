@@ -33,6 +33,8 @@ type Options struct {
 	// EventHub describes the Event Hub-compatible endpoint for
 	// GET /emulator/eventhub; nil: the route answers that there is none.
 	EventHub func() EventHubEndpoint
+	// Throttler is the throttling switch of /emulator/throttle; nil: not served.
+	Throttler Throttler
 }
 
 // EventHubEndpoint is the Event Hub-compatible endpoint as GET
@@ -43,6 +45,20 @@ type EventHubEndpoint struct {
 	Name                                string `json:"name"`
 	ConnectionString                    string `json:"connectionString"`
 	DevelopmentEmulatorConnectionString string `json:"developmentEmulatorConnectionString,omitempty"`
+}
+
+// Throttler is the throttling switch, which lives above the hub (package
+// emulator keeps it among its reactors).
+type Throttler interface {
+	SetThrottle(ThrottleSettings) error
+	Throttle() ThrottleSettings
+}
+
+// ThrottleSettings is the body of /emulator/throttle.
+type ThrottleSettings struct {
+	Rate       float64  `json:"rate"`                // share of operations refused, 0 (off) to 1
+	ErrorCode  string   `json:"errorCode,omitempty"` // ThrottlingException (the default) or IotHubQuotaExceeded
+	Operations []string `json:"operations"`          // fault-injection operation names; none: all
 }
 
 // route is one line of the route table: the whole API is declared in
@@ -162,6 +178,11 @@ func routes() []route {
 		{"GET", "/emulator/devices/{id}/messages/devicebound", hub.AllRights, (*server).pendingC2D, controlRoute},
 		{"GET", "/emulator/feedback", hub.AllRights, (*server).feedback, controlRoute},
 		{"GET", "/emulator/methods", hub.AllRights, (*server).methodCalls, controlRoute},
+		{"POST", "/emulator/faults", hub.AllRights, (*server).injectFault, controlRoute},
+		{"GET", "/emulator/faults", hub.AllRights, (*server).faults, controlRoute},
+		{"GET", "/emulator/throttle", hub.AllRights, (*server).getThrottle, controlRoute},
+		{"POST", "/emulator/throttle", hub.AllRights, (*server).setThrottle, controlRoute},
+		{"DELETE", "/emulator/throttle", hub.AllRights, (*server).deleteThrottle, controlRoute},
 		// File-upload notifications (the AMQP node's queue, over HTTPS).
 		{"GET", "/emulator/filenotifications", hub.AllRights, (*server).fileNotification, controlRoute},
 		{"DELETE", "/emulator/filenotifications/{lock}", hub.AllRights, (*server).completeFileNotification, controlRoute},
@@ -221,7 +242,7 @@ func dpsRoutes() []dpsRoute {
 // New returns the HTTPS handler.
 func New(opts Options) http.Handler {
 	s := &server{hub: opts.Hub, ready: opts.Ready, caPEM: opts.CAPEM, dps: opts.DPS, writeTimeout: opts.WriteTimeout, bodyTimeout: opts.BodyTimeout,
-		eventHubInfo: opts.EventHub}
+		eventHubInfo: opts.EventHub, throttler: opts.Throttler}
 	if s.writeTimeout <= 0 {
 		s.writeTimeout = DefaultWriteTimeout
 	}

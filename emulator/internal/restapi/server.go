@@ -31,6 +31,7 @@ type server struct {
 	bodyTimeout  time.Duration
 	dps          *dps.Service // nil: the provisioning routes are not served
 	eventHubInfo func() EventHubEndpoint
+	throttler    Throttler // nil: /emulator/throttle answers 400
 }
 
 // maxBody bounds request bodies; the largest legitimate one is a bulk
