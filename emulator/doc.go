@@ -24,7 +24,10 @@
 //
 // How it may differ from the real hub: results of queries are strongly
 // consistent (the hub is eventually consistent); nothing is throttled unless
-// a test injects it; connection state is kept in memory (every device is
+// a test injects it (FailNext, AddReactor, SetThrottle); the hub's own
+// fault-injection hook (telemetry carrying AzIoTHub_FaultOperationType) is
+// served to every device, and InjectFault does the same without a message;
+// connection state is kept in memory (every device is
 // Disconnected after a restart; last activity is saved when a connection
 // ends); jobs run on the emulator's clock (FastForward to a job's start
 // time runs it) and resume after a restart; AMQP device links are not

@@ -137,3 +137,61 @@ func ExampleServer_FastForward() {
 	// expires 12:01PM
 	// 0 pending; m1 Expired at 12:02PM
 }
+
+// InjectFault breaks a device's connection the way the hub's own
+// fault-injection hook does, without the device sending the fault
+// message; the record says what happened.
+func ExampleServer_InjectFault() {
+	t := &exampleT{}
+	defer t.done()
+	srv := emulator.RunT(t)
+	srv.SetTime(time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC))
+	if _, err := srv.CreateDevice("dev1"); err != nil {
+		t.Fatalf("%v", err)
+	}
+	f, err := srv.InjectFault(emulator.FaultSpec{DeviceID: "dev1", Type: emulator.FaultKillTcp, Delay: 2 * time.Second, Duration: time.Minute})
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	fmt.Println(f.Type, f.Outcome)
+
+	// No device is connected: the duration still refuses its reconnects.
+	srv.FastForward(2 * time.Second)
+	for srv.Faults("dev1")[0].Outcome == emulator.FaultPending {
+		time.Sleep(time.Millisecond) // the fault is applied on its own goroutine
+	}
+	f = srv.Faults("dev1")[0]
+	fmt.Println(f.Outcome, "until", f.EndTime.Format(time.TimeOnly))
+	// Output:
+	// KillTcp pending
+	// notConnected until 12:01:02
+}
+
+// SetThrottle refuses an even share of operations with the hub's
+// throttling error, for load tests.
+func ExampleServer_SetThrottle() {
+	t := &exampleT{}
+	defer t.done()
+	srv := emulator.RunT(t)
+	svc, err := service.NewFromConnectionString(srv.ConnectionString(), service.WithRootCAs(srv.CAPool()), service.WithoutRetries())
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	if err := srv.SetThrottle(emulator.Throttle{Rate: 0.5, Ops: []emulator.Op{emulator.OpRegistry}}); err != nil {
+		t.Fatalf("%v", err)
+	}
+	for _, id := range []string{"a", "b", "c", "d"} {
+		_, err := svc.CreateDevice(context.Background(), &service.Device{DeviceID: id})
+		var se *service.Error
+		if errors.As(err, &se) {
+			fmt.Println(id, se.StatusCode, se.CodeName)
+		} else {
+			fmt.Println(id, err)
+		}
+	}
+	// Output:
+	// a <nil>
+	// b 429 ThrottlingException
+	// c <nil>
+	// d 429 ThrottlingException
+}

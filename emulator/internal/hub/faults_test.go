@@ -405,3 +405,35 @@ func TestFaultRecordsBounded(t *testing.T) {
 		t.Fatalf("kept %d records from id %s, want %d from 6", len(fs), fs[0].ID, maxFaultRecords)
 	}
 }
+
+// FuzzFaultProperties feeds the hook's properties as a device may send
+// them: whatever they hold, a fault is found exactly when the type is
+// there, and a readable one has a known kind and a delay and duration
+// within the bounds.
+func FuzzFaultProperties(f *testing.F) {
+	for _, seed := range [][3]string{
+		{"KillTcp", "2", "5"}, {"ShutDownMqtt", "0.5", ""}, {"InvokeThrottling", "0", "100000"},
+		{"KillTcp", "-1", "1"}, {"KillTcp", "1e300", "1"}, {"KillTcp", "NaN", "Inf"}, {"", "", ""},
+		{"KillAmqpD2CLink", "2592000", "2592000.0001"}, {"killtcp", "1", "1"}, {"KillTcp", "0x10", "1_0"},
+	} {
+		f.Add(seed[0], seed[1], seed[2])
+	}
+	id := Identity{DeviceID: "d"}
+	f.Fuzz(func(t *testing.T, kind, delay, duration string) {
+		props := map[string]string{PropFaultType: kind, PropFaultDelay: delay, PropFaultDuration: duration}
+		spec, found, err := faultOf(id, props)
+		if !found {
+			t.Fatal("a message with a fault type was not found to ask for a fault")
+		}
+		if err != nil {
+			return
+		}
+		if !spec.Kind.Known() || spec.Delay < 0 || spec.Delay > MaxFaultTime || spec.Duration < 0 || spec.Duration > MaxFaultTime {
+			t.Fatalf("accepted %q %q %q as %+v", kind, delay, duration, spec)
+		}
+		delete(props, PropFaultType)
+		if _, found, _ := faultOf(id, props); found {
+			t.Fatal("a message without a fault type was found to ask for one")
+		}
+	})
+}
