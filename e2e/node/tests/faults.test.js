@@ -5,7 +5,7 @@
 // (azure-iot-sdk-node e2etests/test/*_disconnect.js): the device sends a
 // message carrying AzIoTHub_FaultOperationType and friends, the hub breaks
 // its connection after the delay and refuses reconnects for the duration.
-// Here the official device SDK, left with its default retry policy,
+// Here the official device SDK, retrying as its default policy decides,
 // reconnects by itself, and telemetry, reported and desired properties,
 // C2D and methods work again. The same through POST /emulator/faults.
 
@@ -20,6 +20,21 @@ const {
 const { control, sendC2D, eventually } = require('../lib/control');
 
 const recordedTransport = { MQTT: 'mqtt', 'MQTT-WS': 'mqtt-ws' };
+
+// promptRetry is the SDK's default policy with its backoff taken out: the
+// same judgement of which errors to retry, but a retry every 50 ms. After
+// a reconnect the SDK re-enables C2D, methods and desired properties in
+// three retrying operations of its own; with the default backoff one of
+// them can still be waiting for its next attempt when a test closes the
+// client, and it then reconnects the closed client, which is refused once
+// the device is deleted, and keeps trying for the policy's four minutes,
+// keeping the test process alive (azure-iot-device 1.18.4). Retrying
+// promptly, all three are done long before the test closes the client.
+const sdkPolicy = new ExponentialBackOffWithJitter();
+const promptRetry = {
+  shouldRetry: (err) => sdkPolicy.shouldRetry(err),
+  nextRetryTimeout: () => 50,
+};
 
 // faultMessage carries the hook's properties, spelled as the SDKs' suites
 // spell them; delay and duration are seconds.
@@ -53,10 +68,11 @@ async function newDevice(reg, prefix, Transport) {
   return openDevice(deviceId, device.authentication.symmetricKey.primaryKey, Transport);
 }
 
-// openDevice opens a client with the SDK's default retry policy,
-// listening for methods, desired properties and C2D.
+// openDevice opens a client that retries as the SDK's default policy does
+// (promptRetry), listening for methods, desired properties and C2D.
 async function openDevice(deviceId, key, Transport) {
   const client = DeviceClient.fromConnectionString(deviceConnectionString(deviceId, key), Transport);
+  client.setRetryPolicy(promptRetry);
   const d = { deviceId, key, client, errors: [], disconnects: [], c2d: [], desired: [] };
   client.on('error', (err) => d.errors.push(err));
   client.on('disconnect', (r) => d.disconnects.push(r));
@@ -160,11 +176,10 @@ for (const { name, Transport } of transports) {
         // The hub does not acknowledge the fault message over MQTT: the
         // SDK's retry policy would send it again after the reconnect and
         // fault again (the Java suite sets an expiry for this reason). So
-        // this one send goes without retries; the reconnects keep the
-        // default policy.
+        // this one send goes without retries; the reconnects retry.
         d.client.setRetryPolicy(noRetry);
         const sent = d.client.sendEvent(faultMessage(type, ' severs the connection ', 1, 2));
-        d.client.setRetryPolicy(new ExponentialBackOffWithJitter());
+        d.client.setRetryPolicy(promptRetry);
         await withTimeout(assert.rejects(sent), 15000, 'the fault message to fail unacknowledged');
 
         const rec = await waitApplied(d.deviceId);
