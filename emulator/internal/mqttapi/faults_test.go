@@ -523,3 +523,43 @@ func readPublish(t *testing.T, d *rawDevice) packets.Packet {
 	}
 	return pk
 }
+
+// TestFaultOnModule: a module's fault message breaks the module's
+// connection only; its device keeps its own, may not be refused, and the
+// record names the module under the device (Faults(deviceID) lists both).
+func TestFaultOnModule(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, e *env, ws bool) {
+		e.freeze()
+		dev := e.connectRaw(t, hub.Identity{DeviceID: "parent"}, ws)
+		mod := e.connectRaw(t, hub.Identity{DeviceID: "parent", ModuleID: "m1"}, ws)
+		mod.publish1(t, 1, faultProps(hub.FaultShutDownMqtt, "module", "1", "10"), "fault")
+		mod.roundTrip(t, 2)
+		e.hub.Clock().FastForward(time.Second)
+		wantShutDown(t, mod.readEnd(t), ws, "module")
+		r := e.waitOutcome(t, "parent")
+		if r.Outcome != hub.FaultApplied || r.DeviceID != "parent" || r.ModuleID != "m1" {
+			t.Fatalf("module fault: %+v", r)
+		}
+		dev.roundTrip(t, 1)
+		if !e.hub.IsConnected(dev.id) {
+			t.Fatal("the module's fault dropped its device")
+		}
+		if _, code := e.tryConnect(t, mod); code != 3 {
+			t.Fatalf("module reconnect during the duration: CONNACK %d, want 3", code)
+		}
+		dev.rawDevice = e.redial(t, dev)
+		dev.roundTrip(t, 2)
+
+		// Test control aims at the device: the module is left alone.
+		e.hub.Clock().FastForward(10 * time.Second)
+		mod.rawDevice = e.redial(t, mod)
+		if _, err := e.hub.InjectFault(context.Background(), hub.FaultSpec{Identity: dev.id, Kind: hub.FaultKillTcp}); err != nil {
+			t.Fatal(err)
+		}
+		wantKilled(t, dev.readEnd(t))
+		mod.roundTrip(t, 3)
+		if fs := e.hub.Faults("parent"); len(fs) != 2 || fs[1].ModuleID != "" || fs[1].Source != hub.FaultSourceControl {
+			t.Fatalf("records of parent: %+v", fs)
+		}
+	})
+}
