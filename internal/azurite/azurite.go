@@ -143,10 +143,10 @@ func start(bin, dir string) (*Server, error) {
 		s.Endpoint = base + "/" + storage.DevAccountName
 	case <-scanned: // stdout closed: Azurite exited before listening
 		s.Stop()
-		return nil, fmt.Errorf("Azurite exited before it listened; output:\n%s", s.out.String())
+		return nil, fmt.Errorf("azurite exited before it listened; output:\n%s", s.out.String())
 	case <-time.After(60 * time.Second):
 		s.Stop()
-		return nil, fmt.Errorf("Azurite did not report its port within 60 s; output:\n%s", s.out.String())
+		return nil, fmt.Errorf("azurite did not report its port within 60 s; output:\n%s", s.out.String())
 	}
 	s.ConnectionString = "DefaultEndpointsProtocol=https;AccountName=" + storage.DevAccountName +
 		";AccountKey=" + storage.DevAccountKey + ";BlobEndpoint=" + s.Endpoint + ";"

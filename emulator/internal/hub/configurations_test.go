@@ -428,7 +428,7 @@ func TestEdgeDeployment(t *testing.T) {
 	regDevice(t, h, Device{DeviceID: "leaf"})
 	setTags(t, h, Identity{DeviceID: "edge1"}, `{"env":"dev"}`)
 	setTags(t, h, Identity{DeviceID: "leaf"}, `{"env":"dev"}`)
-	c := putCfg(t, h, &ConfigurationInput{ID: "deploy1", TargetCondition: "tags.env='dev'", Priority: 10,
+	putCfg(t, h, &ConfigurationInput{ID: "deploy1", TargetCondition: "tags.env='dev'", Priority: 10,
 		Content: ConfigurationContent{ModulesContent: edgeContent(`{"modules":{"a":{"v":1}}}`)}}, "")
 	agent := Identity{DeviceID: "edge1", ModuleID: "$edgeAgent"}
 	if diff := cmp.Diff(map[string]any{"modules": map[string]any{"a": map[string]any{"v": 1.0}}}, desiredMap(t, h, agent)); diff != "" {
@@ -447,7 +447,7 @@ func TestEdgeDeployment(t *testing.T) {
 	if diff := cmp.Diff(map[string]any{"interval": 5.0}, desiredMap(t, h, Identity{DeviceID: "edge1", ModuleID: "tempSensor"})); diff != "" {
 		t.Fatalf("tempSensor (-want +got):\n%s", diff)
 	}
-	c, _ = h.GetConfiguration(ctx, "deploy1")
+	c, _ := h.GetConfiguration(ctx, "deploy1")
 	if diff := cmp.Diff(map[string]int64{"targetedCount": 1, "appliedCount": 1, "reportedSuccessfulCount": 0, "reportedFailedCount": 0},
 		c.SystemMetrics.Results); diff != "" {
 		t.Errorf("metrics (-want +got):\n%s", diff)
