@@ -303,8 +303,13 @@ func TestFileNotificationSettlement(t *testing.T) {
 	if err := r.Reject(e.ctx, n3); err != nil {
 		t.Fatal(err)
 	}
-	if ns, _ := e.srv.FileNotifications(); len(ns) != 0 {
-		t.Fatalf("rejected notification still queued: %+v", ns)
+	// The outcome travels over AMQP; the hub applies it when it arrives.
+	deadline := time.Now().Add(10 * time.Second)
+	for ns, _ := e.srv.FileNotifications(); len(ns) != 0; ns, _ = e.srv.FileNotifications() {
+		if time.Now().After(deadline) {
+			t.Fatalf("rejected notification still queued: %+v", ns)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	_ = r.Close()
 	if _, err := r.Receive(e.ctx); !errors.Is(err, service.ErrClosed) {

@@ -10,9 +10,13 @@ import (
 	"github.com/iothubemulator/iothub/internal/sas"
 )
 
-// credential yields the Authorization header value for a request.
+// credential yields the Authorization header value for a request, and
+// the tokens an AMQP connection puts on $cbs.
 type credential interface {
 	authorization(now time.Time) (string, error)
+	// sasToken returns a token for resource (an AMQP audience) and its
+	// expiry.
+	sasToken(resource string, now time.Time) (string, time.Time, error)
 }
 
 // policyKey mints SAS tokens from a shared access policy key. Node re-signs
@@ -46,6 +50,15 @@ func (p *policyKey) authorization(now time.Time) (string, error) {
 	return tok, nil
 }
 
+func (p *policyKey) sasToken(resource string, now time.Time) (string, time.Time, error) {
+	expiry := now.Add(p.lifetime)
+	tok, err := sas.NewToken(resource, p.keyName, p.key, expiry)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("service: %w", err)
+	}
+	return tok, expiry, nil
+}
+
 // staticToken is a ready-made token used as is.
 type staticToken string
 
@@ -57,3 +70,16 @@ func newStaticToken(token string) (staticToken, error) {
 }
 
 func (t staticToken) authorization(time.Time) (string, error) { return string(t), nil }
+
+// sasToken returns the token itself when it covers resource: it cannot
+// sign for another (an event hub's audience needs the policy key).
+func (t staticToken) sasToken(resource string, _ time.Time) (string, time.Time, error) {
+	pt, err := sas.ParseToken(string(t))
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("service: %w", err)
+	}
+	if !pt.Covers(resource) {
+		return "", time.Time{}, fmt.Errorf("service: the client's SAS token is for %s and cannot authorize %s; build the client from a connection string with a key", pt.Resource, resource)
+	}
+	return string(t), pt.Expiry, nil
+}

@@ -9,9 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/Azure/go-amqp"
 
 	"github.com/iothubemulator/iothub/internal/sas"
 	"github.com/iothubemulator/iothub/internal/wire"
@@ -40,6 +44,17 @@ type Client struct {
 	log       *slog.Logger
 	userAgent string
 
+	// AMQP (amqp.go): how to reach the hub, and the connection shared by
+	// the cloud-to-device sender and the receivers.
+	tlsConfig  *tls.Config
+	webSockets bool
+	amqpAddr   string
+	amqpMu     sync.Mutex
+	amqpClosed bool
+	hub        *amqpConn
+	c2d        *amqp.Sender      // on hub; nil until the first SendC2D
+	ehEndpoint *EventHubEndpoint // the redirect's answer, once known
+
 	// Seams for tests: the clock used for token expiry and Retry-After
 	// dates, and the wait between attempts.
 	now   func() time.Time
@@ -56,6 +71,9 @@ type config struct {
 	retry         RetryPolicy
 	userAgent     string
 	tokenLifetime time.Duration
+	webSockets    bool
+	amqpAddr      string
+	tlsConfig     *tls.Config // for AMQP: from rootCAs or the HTTP client's transport
 }
 
 // WithRootCAs makes the client trust the certificates in pool instead of the
@@ -188,24 +206,39 @@ func newConfig(opts []Option) (*config, error) {
 	if cfg.logger == nil {
 		cfg.logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.webSockets && cfg.amqpAddr != "" {
+		return nil, errors.New("service: WithWebSockets and WithAMQPAddr cannot be combined; WithAMQPAddr is for AMQP over TLS")
+	}
+	if cfg.amqpAddr != "" {
+		if _, _, err := net.SplitHostPort(cfg.amqpAddr); err != nil {
+			return nil, fmt.Errorf("service: WithAMQPAddr(%q): want host:port", cfg.amqpAddr)
+		}
+	}
+	cfg.tlsConfig = &tls.Config{RootCAs: cfg.rootCAs, MinVersion: tls.VersionTLS12}
 	if cfg.httpClient == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.TLSClientConfig = &tls.Config{RootCAs: cfg.rootCAs, MinVersion: tls.VersionTLS12}
+		t.TLSClientConfig = cfg.tlsConfig.Clone()
 		cfg.httpClient = &http.Client{Transport: t}
+	} else if t, ok := cfg.httpClient.Transport.(*http.Transport); ok && t.TLSClientConfig != nil {
+		// AMQP trusts what the caller's HTTP client trusts.
+		cfg.tlsConfig = t.TLSClientConfig.Clone()
 	}
 	return cfg, nil
 }
 
 func newClient(host string, cred credential, cfg *config) *Client {
 	return &Client{
-		host:      host,
-		http:      cfg.httpClient,
-		cred:      cred,
-		retry:     cfg.retry,
-		log:       cfg.logger,
-		userAgent: cfg.userAgent,
-		now:       time.Now,
-		sleep:     sleepContext,
+		host:       host,
+		http:       cfg.httpClient,
+		cred:       cred,
+		retry:      cfg.retry,
+		log:        cfg.logger,
+		userAgent:  cfg.userAgent,
+		tlsConfig:  cfg.tlsConfig,
+		webSockets: cfg.webSockets,
+		amqpAddr:   cfg.amqpAddr,
+		now:        time.Now,
+		sleep:      sleepContext,
 	}
 }
 

@@ -9,15 +9,15 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 )
 
-// Emulator-only operations. A real hub delivers telemetry through its Event
-// Hub-compatible endpoint and takes cloud-to-device messages and feedback
-// over AMQP, which this package does not speak; the emulator offers the
-// same data over HTTPS under /emulator (README, "Test-control API"). Against
-// a real hub these calls fail with ErrEmulatorOnly.
+// Emulator-only operations: views of the emulator's recordings through its
+// test-control routes under /emulator (README, "Test-control API"), for
+// tests that want to look without consuming. A real hub has no equivalent:
+// there, telemetry is read with an EventReceiver from the Event
+// Hub-compatible endpoint and feedback with a FeedbackReceiver, and these
+// calls fail with ErrEmulatorOnly.
 //
 // The requests carry api-version like every other call. The emulator does
 // not need it on /emulator routes and ignores it; a real hub then has no
@@ -25,35 +25,13 @@ import (
 // unknown path rather than 400 for a missing api-version.
 
 // ErrEmulatorOnly is wrapped by the error of an emulator-only operation
-// (SendC2D, ReadTelemetry, C2DFeedback) when the hub does not have the
-// emulator's /emulator routes, as is the case for a real IoT hub.
-var ErrEmulatorOnly = errors.New("emulator-only operation: this hub has no /emulator routes (a real IoT hub needs AMQP for telemetry and cloud-to-device messages)")
+// (ReadTelemetry, TelemetryHead, C2DFeedback) when the hub does not have
+// the emulator's /emulator routes, as is the case for a real IoT hub.
+var ErrEmulatorOnly = errors.New("emulator-only operation: this hub has no /emulator routes (on a real IoT hub read telemetry with an EventReceiver and feedback with a FeedbackReceiver)")
 
 // MaxTelemetryWait is the longest long poll the emulator grants
 // ReadTelemetry; a longer TelemetryFilter.Wait is shortened to it.
 const MaxTelemetryWait = 60 * time.Second
-
-// Acknowledgements a cloud-to-device message may ask for (C2DMessage.Ack):
-// which delivery outcomes produce a Feedback record.
-const (
-	AckNone     = "none"     // no feedback (the default)
-	AckPositive = "positive" // feedback when the device completes the message
-	AckNegative = "negative" // feedback when the message expires, is rejected or exceeds the delivery count
-	AckFull     = "full"     // feedback on every outcome
-)
-
-// C2DMessage is a cloud-to-device message to queue with SendC2D.
-type C2DMessage struct {
-	Body            []byte            // payload, sent as is; at most 64 KB
-	MessageID       string            // message id; Feedback.OriginalMessageID refers to it
-	CorrelationID   string            // correlation id
-	UserID          string            // user id
-	Ack             string            // AckNone, AckPositive, AckNegative or AckFull; "" means none
-	ContentType     string            // content type of Body, e.g. "application/json"
-	ContentEncoding string            // content encoding of Body, e.g. "utf-8"
-	TTL             time.Duration     // time to live, rounded up to whole seconds, at most 48h; 0 means the hub's default (1h)
-	Properties      map[string]string // application properties; names travel as HTTP headers, so the emulator sees them in lower case
-}
 
 // TelemetryFilter selects the recorded device-to-cloud messages ReadTelemetry
 // returns. The zero value selects every retained message.
@@ -90,130 +68,6 @@ type TelemetryMessage struct {
 	InterfaceID          string            `json:"interfaceId,omitempty"`
 	Properties           map[string]string `json:"properties"` // application properties
 	Body                 []byte            `json:"body"`       // payload (base64 in the JSON)
-}
-
-// FeedbackStatus is the outcome a Feedback record reports.
-type FeedbackStatus string
-
-// Feedback outcomes, as the hub names them (C# service SDK
-// FeedbackStatusCode).
-const (
-	FeedbackSuccess               FeedbackStatus = "Success"               // the device completed the message
-	FeedbackExpired               FeedbackStatus = "Expired"               // the time to live ran out before completion
-	FeedbackDeliveryCountExceeded FeedbackStatus = "DeliveryCountExceeded" // delivered the maximum number of times without completion
-	FeedbackRejected              FeedbackStatus = "Rejected"              // the device rejected the message
-	FeedbackPurged                FeedbackStatus = "Purged"                // the queue was purged (real hub only)
-)
-
-// Feedback is a cloud-to-device delivery outcome that the message's Ack
-// asked for. The fields are those of a real hub's feedback record.
-type Feedback struct {
-	OriginalMessageID  string         `json:"originalMessageId"`  // MessageID of the cloud-to-device message
-	DeviceGenerationID string         `json:"deviceGenerationId"` // generation of the target device
-	DeviceID           string         `json:"deviceId"`           // target device
-	EnqueuedTimeUTC    time.Time      `json:"enqueuedTimeUtc"`    // when the outcome happened
-	StatusCode         FeedbackStatus `json:"statusCode"`         // outcome
-	Description        string         `json:"description"`        // outcome in words
-}
-
-// SendC2D queues a cloud-to-device message for device deviceID
-// (POST /emulator/devices/{id}/messages/devicebound). It is emulator-only:
-// against a real hub it fails with ErrEmulatorOnly. An unknown device gives
-// an error matching ErrNotFound, a full queue (50 messages) one matching
-// ErrForbidden. It is never retried: a second attempt after a
-// lost response would queue the message twice.
-func (c *Client) SendC2D(ctx context.Context, deviceID string, m *C2DMessage) error {
-	const op = "SendC2D"
-	if deviceID == "" {
-		return errorf(op, "device id is required")
-	}
-	if m == nil {
-		return errorf(op, "message is required")
-	}
-	header, err := c2dHeaders(m)
-	if err != nil {
-		return errorf(op, "%w", err)
-	}
-	cl := &call{
-		op: op, method: http.MethodPost, path: "/emulator" + devicePath(deviceID) + "/messages/devicebound",
-		header: header, body: rawBody{data: m.Body, contentType: "application/octet-stream"},
-	}
-	_, err = c.do(ctx, cl, nil)
-	return emulatorOnly(op, c.host, err)
-}
-
-// c2dHeaders carries m's properties the way the emulator's send route reads
-// them: the header names of the hub's device HTTPS API (iothub-messageid,
-// iothub-app-{name}, ...) plus iothub-ttl in seconds.
-func c2dHeaders(m *C2DMessage) (http.Header, error) {
-	if m.TTL < 0 {
-		return nil, fmt.Errorf("negative time to live %v", m.TTL)
-	}
-	h := http.Header{}
-	set := func(name, v string) error {
-		if !validHeaderValue(v) {
-			return fmt.Errorf("%s %q contains control characters", name, v)
-		}
-		h.Set(name, v)
-		return nil
-	}
-	for _, p := range []struct{ name, v string }{
-		{"iothub-messageid", m.MessageID},
-		{"iothub-correlationid", m.CorrelationID},
-		{"iothub-userid", m.UserID},
-		{"iothub-ack", m.Ack},
-		{"iothub-contenttype", m.ContentType},
-		{"iothub-contentencoding", m.ContentEncoding},
-	} {
-		if p.v == "" {
-			continue // unset
-		}
-		if err := set(p.name, p.v); err != nil {
-			return nil, err
-		}
-	}
-	if m.TTL > 0 {
-		h.Set("iothub-ttl", strconv.FormatInt(ceilSeconds(m.TTL), 10))
-	}
-	for k, v := range m.Properties {
-		if !validHeaderName(k) {
-			return nil, fmt.Errorf("property name %q cannot travel as an HTTP header name", k)
-		}
-		if _, dup := h[http.CanonicalHeaderKey("iothub-app-"+k)]; dup {
-			// Header names ignore case: one would silently replace the other.
-			return nil, fmt.Errorf("property names differing only in case, such as %q, cannot travel as HTTP headers", k)
-		}
-		if err := set("iothub-app-"+k, v); err != nil {
-			return nil, err
-		}
-	}
-	return h, nil
-}
-
-// validHeaderName reports whether s is an HTTP token (RFC 9110 §5.6.2).
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		ch := s[i]
-		if !('a' <= ch && ch <= 'z' || 'A' <= ch && ch <= 'Z' || '0' <= ch && ch <= '9' ||
-			strings.IndexByte("!#$%&'*+-.^_`|~", ch) >= 0) {
-			return false
-		}
-	}
-	return true
-}
-
-// validHeaderValue reports whether s can be a header value: no control
-// characters except tab. Bytes above 0x7f (UTF-8) pass.
-func validHeaderValue(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if ch := s[i]; ch < ' ' && ch != '\t' || ch == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 // ReadTelemetry returns the recorded device-to-cloud messages that f

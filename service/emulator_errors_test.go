@@ -144,17 +144,6 @@ func TestEmulatorErrorMapping(t *testing.T) {
 			fault: func() { srv.FailNext(emulator.OpGetTwin, 1, emulator.ErrServerError) },
 			call:  func(ctx context.Context) error { _, err := c.GetModuleTwin(ctx, "dev1", "m1"); return err },
 		},
-		{
-			name: "cloud-to-device queue full", op: "SendC2D", status: 403, code: 403004, codeName: "DeviceMaximumQueueDepthExceeded", sentinel: service.ErrForbidden,
-			call: func(ctx context.Context) error {
-				for range 50 {
-					if err := c.SendC2D(ctx, "dev1", &service.C2DMessage{Body: []byte("x")}); err != nil {
-						return err
-					}
-				}
-				return c.SendC2D(ctx, "dev1", &service.C2DMessage{Body: []byte("one too many")})
-			},
-		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

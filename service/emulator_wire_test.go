@@ -21,9 +21,6 @@ var emulatorOps = []struct {
 	name string
 	call func(c *Client, t *testing.T) error
 }{
-	{"SendC2D", func(c *Client, t *testing.T) error {
-		return c.SendC2D(testContext(t), "dev1", &C2DMessage{Body: []byte("x")})
-	}},
 	{"ReadTelemetry", func(c *Client, t *testing.T) error {
 		_, err := c.ReadTelemetry(testContext(t), TelemetryFilter{Wait: time.Second})
 		return err
@@ -113,129 +110,9 @@ func TestEmulatorOnlyKeepsHubErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			hub := newFakeHub(t, func(w http.ResponseWriter, r *http.Request, n int) { tt.reply(w) })
 			c, _ := hub.client(t)
-			err := c.SendC2D(testContext(t), "dev1", &C2DMessage{})
+			_, err := c.ReadTelemetry(testContext(t), TelemetryFilter{DeviceID: "dev1"})
 			if !errors.Is(err, tt.want) || errors.Is(err, ErrEmulatorOnly) {
 				t.Errorf("got %v, want %v and not ErrEmulatorOnly", err, tt.want)
-			}
-		})
-	}
-}
-
-func TestSendC2DWire(t *testing.T) {
-	hub := newFakeHub(t, func(w http.ResponseWriter, r *http.Request, n int) {
-		reply(w, http.StatusOK, `{"seq":1,"deviceId":"dev+1","to":"/devices/dev+1/messages/deviceBound","body":"AP8="}`)
-	})
-	c, _ := hub.client(t)
-	err := c.SendC2D(testContext(t), "dev+1", &C2DMessage{
-		Body: []byte{0x00, 0xff}, MessageID: "m 1", CorrelationID: "c1", UserID: "u1", Ack: AckFull,
-		ContentType: "application/json", ContentEncoding: "utf-8", TTL: 90*time.Minute + time.Millisecond,
-		Properties: map[string]string{"alert": "high", "empty": "", "text": "é ü"},
-	})
-	if err != nil {
-		t.Fatalf("SendC2D: %v", err)
-	}
-	reqs := hub.requests()
-	if len(reqs) != 1 {
-		t.Fatalf("got %d requests, want 1", len(reqs))
-	}
-	r := reqs[0]
-	if want := "/emulator/devices/dev%2B1/messages/devicebound?api-version=" + APIVersion; r.Method != http.MethodPost || r.RequestURI != want {
-		t.Errorf("got %s %s, want POST %s", r.Method, r.RequestURI, want)
-	}
-	if string(r.Body) != "\x00\xff" {
-		t.Errorf("body %q, want the payload as is", r.Body)
-	}
-	if ct := r.Header.Get("Content-Type"); ct != "application/octet-stream" {
-		t.Errorf("Content-Type %q, want application/octet-stream", ct)
-	}
-	if !strings.HasPrefix(r.Header.Get("Authorization"), "SharedAccessSignature sr=127.0.0.1&") {
-		t.Errorf("Authorization %q, want a policy token for the host", r.Header.Get("Authorization"))
-	}
-	got := map[string][]string{}
-	for k, v := range r.Header {
-		if k = strings.ToLower(k); strings.HasPrefix(k, "iothub-") {
-			got[k] = v
-		}
-	}
-	want := map[string][]string{
-		"iothub-messageid":       {"m 1"},
-		"iothub-correlationid":   {"c1"},
-		"iothub-userid":          {"u1"},
-		"iothub-ack":             {"full"},
-		"iothub-contenttype":     {"application/json"},
-		"iothub-contentencoding": {"utf-8"},
-		"iothub-ttl":             {"5401"}, // rounded up to whole seconds
-		"iothub-app-alert":       {"high"},
-		"iothub-app-empty":       {""},
-		"iothub-app-text":        {"é ü"},
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("iothub-* headers (-want +got):\n%s", diff)
-	}
-}
-
-// TestSendC2DMinimal checks that unset fields send no headers and that an
-// empty payload is an empty body.
-func TestSendC2DMinimal(t *testing.T) {
-	hub := newFakeHub(t, func(w http.ResponseWriter, r *http.Request, n int) { reply(w, http.StatusOK, `{}`) })
-	c, _ := hub.client(t)
-	if err := c.SendC2D(testContext(t), "dev1", &C2DMessage{}); err != nil {
-		t.Fatalf("SendC2D: %v", err)
-	}
-	r := hub.requests()[0]
-	for k := range r.Header {
-		if strings.HasPrefix(strings.ToLower(k), "iothub-") {
-			t.Errorf("sent header %s, want no iothub-* header for an empty message", k)
-		}
-	}
-	if len(r.Body) != 0 {
-		t.Errorf("body %q, want empty", r.Body)
-	}
-}
-
-// TestSendC2DNotRetried checks that a send, which is not idempotent, makes
-// one attempt even on a retryable status.
-func TestSendC2DNotRetried(t *testing.T) {
-	hub := newFakeHub(t, func(w http.ResponseWriter, r *http.Request, n int) {
-		replyFormA(w, http.StatusServiceUnavailable, "ServiceUnavailable", "try later")
-	})
-	c, rec := hub.client(t, WithRetryPolicy(ExponentialBackoff{}))
-	err := c.SendC2D(testContext(t), "dev1", &C2DMessage{Body: []byte("x")})
-	var e *Error
-	if !errors.As(err, &e) || e.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("got %v, want the 503", err)
-	}
-	if n := len(hub.requests()); n != 1 || len(rec.get()) != 0 {
-		t.Errorf("got %d requests and %d waits, want 1 and 0", n, len(rec.get()))
-	}
-}
-
-func TestSendC2DInvalid(t *testing.T) {
-	tests := []struct {
-		name string
-		id   string
-		m    *C2DMessage
-		want string
-	}{
-		{"no device", "", &C2DMessage{}, "device id is required"},
-		{"no message", "dev1", nil, "message is required"},
-		{"negative TTL", "dev1", &C2DMessage{TTL: -time.Second}, "negative time to live"},
-		{"property name with space", "dev1", &C2DMessage{Properties: map[string]string{"a b": "x"}}, "cannot travel as an HTTP header name"},
-		{"empty property name", "dev1", &C2DMessage{Properties: map[string]string{"": "x"}}, "cannot travel as an HTTP header name"},
-		{"property names differing in case", "dev1", &C2DMessage{Properties: map[string]string{"Alert": "1", "alert": "2"}}, "differing only in case"},
-		{"newline in a value", "dev1", &C2DMessage{Properties: map[string]string{"a": "x\ny"}}, "control characters"},
-		{"newline in the message id", "dev1", &C2DMessage{MessageID: "x\r\n"}, "control characters"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			hub := newFakeHub(t, func(w http.ResponseWriter, r *http.Request, n int) { reply(w, http.StatusOK, `{}`) })
-			c, _ := hub.client(t)
-			err := c.SendC2D(testContext(t), tt.id, tt.m)
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("got %v, want an error containing %q", err, tt.want)
-			}
-			if n := len(hub.requests()); n != 0 {
-				t.Errorf("sent %d requests, want none", n)
 			}
 		})
 	}

@@ -21,9 +21,9 @@ import (
 	"github.com/iothubemulator/iothub/service"
 )
 
-// Tests of the emulator-only API (SendC2D, ReadTelemetry, C2DFeedback)
-// against the in-process emulator, with telemetry produced by the device
-// package's MQTT client.
+// Tests of the emulator-only API (ReadTelemetry, TelemetryHead,
+// C2DFeedback) against the in-process emulator, with telemetry produced by
+// the device package's MQTT client.
 
 // connectDevice connects a device or module client with connection string
 // cs to srv, closed with the test.
@@ -53,84 +53,6 @@ func send(t *testing.T, ctx context.Context, d *device.Client, m *device.Message
 	t.Helper()
 	if err := d.SendMessage(ctx, m); err != nil {
 		t.Fatalf("SendMessage: %v", err)
-	}
-}
-
-func TestEmulatorSendC2D(t *testing.T) {
-	srv, c, ctx := newEmulatorClient(t)
-	createDevice(t, srv, "dev1")
-
-	m := &service.C2DMessage{
-		Body: []byte("turn on"), MessageID: "m1", CorrelationID: "c1", UserID: "u1",
-		Ack: service.AckFull, ContentType: "text/plain", ContentEncoding: "utf-8",
-		TTL: 90*time.Minute + 500*time.Millisecond, Properties: map[string]string{"room": "kitchen", "level": ""},
-	}
-	if err := c.SendC2D(ctx, "dev1", m); err != nil {
-		t.Fatalf("SendC2D: %v", err)
-	}
-	if err := c.SendC2D(ctx, "dev1", &service.C2DMessage{}); err != nil {
-		t.Fatalf("SendC2D with an empty message: %v", err)
-	}
-	pending, err := srv.PendingC2D("dev1")
-	if err != nil {
-		t.Fatalf("PendingC2D: %v", err)
-	}
-	if len(pending) != 2 {
-		t.Fatalf("got %d pending messages, want 2", len(pending))
-	}
-	got := pending[0]
-	want := &emulator.C2DMessage{
-		DeviceID: "dev1", MessageID: "m1", CorrelationID: "c1", UserID: "u1", Ack: "full",
-		ContentType: "text/plain", ContentEncoding: "utf-8",
-		Properties: map[string]string{"room": "kitchen", "level": ""}, Body: []byte("turn on"),
-	}
-	opts := cmpopts.IgnoreFields(emulator.C2DMessage{}, "EnqueuedTime", "ExpiryTime")
-	if diff := cmp.Diff(want, got, opts); diff != "" {
-		t.Errorf("queued message mismatch (-want +got):\n%s", diff)
-	}
-	// TTL is rounded up to whole seconds.
-	if ttl := got.ExpiryTime.Sub(got.EnqueuedTime); ttl != 90*time.Minute+time.Second {
-		t.Errorf("expiry - enqueued = %v, want 1h30m1s", ttl)
-	}
-	if ack := pending[1].Ack; ack != "none" || len(pending[1].Body) != 0 {
-		t.Errorf("empty message queued with ack %q body %q, want none and empty", ack, pending[1].Body)
-	}
-	if ttl := pending[1].ExpiryTime.Sub(pending[1].EnqueuedTime); ttl != time.Hour {
-		t.Errorf("default TTL %v, want 1h", ttl)
-	}
-}
-
-func TestEmulatorSendC2DErrors(t *testing.T) {
-	srv, c, ctx := newEmulatorClient(t)
-	createDevice(t, srv, "dev1")
-	tests := []struct {
-		name    string
-		id      string
-		m       *service.C2DMessage
-		check   func(error) bool
-		checkIs string
-	}{
-		{"unknown device", "nobody", &service.C2DMessage{}, service.IsNotFound, "IsNotFound"},
-		{"bad ack", "dev1", &service.C2DMessage{Ack: "sometimes"}, service.IsBadRequest, "IsBadRequest"},
-		{"TTL over 48h", "dev1", &service.C2DMessage{TTL: 49 * time.Hour}, service.IsBadRequest, "IsBadRequest"},
-		{"too large", "dev1", &service.C2DMessage{Body: make([]byte, 64*1024+1)}, func(err error) bool {
-			var e *service.Error
-			return errors.As(err, &e) && e.StatusCode == http.StatusRequestEntityTooLarge
-		}, "413"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := c.SendC2D(ctx, tt.id, tt.m)
-			if !tt.check(err) {
-				t.Errorf("got %v, want %s", err, tt.checkIs)
-			}
-			if errors.Is(err, service.ErrEmulatorOnly) {
-				t.Errorf("got %v, want an error that is not ErrEmulatorOnly", err)
-			}
-		})
-	}
-	if pending, _ := srv.PendingC2D("dev1"); len(pending) != 0 {
-		t.Errorf("failed sends queued %d messages, want 0", len(pending))
 	}
 }
 

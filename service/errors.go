@@ -74,17 +74,24 @@ var classes = map[error]wire.Class{
 
 // Error is an error answer from the hub. Test it with errors.Is against the
 // sentinels above, and use errors.As to read the hub's code and message.
-// device.Error has the same fields.
+// device.Error has the same fields, except Condition.
+//
+// An answer over AMQP (a rejected cloud-to-device message, a refused link,
+// a failed put-token) carries the AMQP error condition, and the HTTP status
+// and code the hub answers the same refusal with on REST (amqp:not-found
+// for a cloud-to-device message is 404 DeviceNotFound, and so on), so that
+// the sentinels match it too.
 type Error struct {
 	Op         string          // client operation, e.g. "GetDevice"
-	StatusCode int             // HTTP status
+	StatusCode int             // HTTP status; over AMQP, the status of the same refusal on REST
 	Code       int             // six-digit hub error code, e.g. 404001; 0 when the hub sent none we could read
 	CodeName   string          // hub error code name, e.g. "DeviceNotFound"; "" when unknown
 	Message    string          // human-readable message from the hub
 	TrackingID string          // hub tracking id, when the answer carried one
-	RequestID  string          // Request-Id header this client sent on the failing attempt
+	RequestID  string          // Request-Id header this client sent on the failing attempt; "" over AMQP
 	Info       json.RawMessage // "info" object of error form B, nil otherwise
-	Body       []byte          // raw response body (at most 64 KiB)
+	Body       []byte          // raw response body (at most 64 KiB); nil over AMQP
+	Condition  string          // AMQP error condition, e.g. "amqp:not-found"; "" over HTTPS
 }
 
 // Error formats e as "service: Op: status CodeName (Code): Message".

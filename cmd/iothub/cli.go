@@ -38,6 +38,8 @@ type cli struct {
 	connectionString string // --connection-string; IOTHUB_CONNECTION_STRING when empty
 	caFile           string // --ca-file; IOTHUB_CA_FILE when empty
 	output           string // --output: json or tsv
+	amqpWebSockets   bool   // --websockets of the AMQP commands
+	amqpAddr         string // --amqp-addr of the AMQP commands
 }
 
 // groups builds the top-level commands. Each command group registers its
@@ -115,9 +117,10 @@ func (c *cli) newRoot() *cobra.Command {
 		Long: `iothub manages an IoT hub (or the emulator) through its service REST API:
 device and module identities, twins, direct methods and queries. It can
 also act as a device (device send, listen, report) so that you can try a
-hub without writing code. Against the emulator only, it tails telemetry
-(monitor-events) and sends cloud-to-device messages (c2d), which a real hub
-offers over AMQP alone.
+hub without writing code. Over AMQP, as the official SDKs do, it sends
+cloud-to-device messages and reads their feedback (c2d), tails telemetry
+from the hub's Event Hub-compatible endpoint (monitor-events) and receives
+file-upload notifications (file-notification).
 
 The service commands read a shared access policy connection string from
 --connection-string or IOTHUB_CONNECTION_STRING, and trust the CA
@@ -241,7 +244,20 @@ func (c *cli) service() (*service.Client, error) {
 	if pool != nil {
 		opts = append(opts, service.WithRootCAs(pool))
 	}
+	opts = append(opts, c.amqpOptions()...)
 	return service.NewFromConnectionString(cs, opts...)
+}
+
+// amqpOptions are the service options of --websockets and --amqp-addr.
+func (c *cli) amqpOptions() []service.Option {
+	var opts []service.Option
+	if c.amqpWebSockets {
+		opts = append(opts, service.WithWebSockets())
+	}
+	if c.amqpAddr != "" {
+		opts = append(opts, service.WithAMQPAddr(c.amqpAddr))
+	}
+	return opts
 }
 
 // caFilePath is the CA file from --ca-file or IOTHUB_CA_FILE, or "".

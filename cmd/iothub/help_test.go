@@ -30,7 +30,7 @@ func TestHelp(t *testing.T) {
 		{[]string{"help", "twin"}, []string{"Usage:\n  iothub twin <command>", "update ", "show "}},
 		{[]string{"twin", "--help"}, []string{"Usage:\n  iothub twin <command>"}},
 		{[]string{"help", "method", "invoke"}, []string{"iothub method invoke <device-id> --name NAME", "--connect-timeout"}},
-		{[]string{"c2d", "send", "-h"}, []string{"Emulator only", "--ack"}},
+		{[]string{"c2d", "send", "-h"}, []string{"It speaks AMQP", "--ack", "--websockets", "--amqp-addr"}},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.args), func(t *testing.T) {

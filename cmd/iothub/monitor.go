@@ -3,10 +3,10 @@
 package main
 
 import (
-	"context"
 	"encoding/base64"
-	"encoding/json"
+	"fmt"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -15,18 +15,18 @@ import (
 	"github.com/iothubemulator/iothub/service"
 )
 
-// monitor-events, emulator only: telemetry goes through the service
-// package's emulator-only API, since a real hub offers it over AMQP alone.
-
-// monitorBatch bounds one poll's answer so that a long backlog is printed
-// in steps rather than loaded at once.
-const monitorBatch = 1000
+// monitor-events reads telemetry from the hub's Event Hub-compatible
+// endpoint, like az iot hub monitor-events: through the service package's
+// EventReceiver, found by the hub's redirect or given by its connection
+// string.
 
 // event is the line monitor-events prints for one message.
 type event struct {
 	DeviceID         string            `json:"deviceId"`
 	ModuleID         string            `json:"moduleId,omitempty"`
-	SequenceNumber   uint64            `json:"sequenceNumber"`
+	Partition        string            `json:"partition"`
+	SequenceNumber   int64             `json:"sequenceNumber"`
+	Offset           string            `json:"offset"`
 	EnqueuedTime     time.Time         `json:"enqueuedTime"`
 	Properties       map[string]string `json:"properties"`
 	SystemProperties systemProperties  `json:"systemProperties"`
@@ -44,24 +44,29 @@ type systemProperties struct {
 	ContentEncoding      string `json:"contentEncoding,omitempty"`
 	CreationTime         string `json:"creationTimeUtc,omitempty"`
 	ExpiryTime           string `json:"expiryTimeUtc,omitempty"`
-	OutputName           string `json:"outputName,omitempty"`
-	MessageSchema        string `json:"messageSchema,omitempty"`
 	ComponentName        string `json:"componentName,omitempty"`
-	InterfaceID          string `json:"interfaceId,omitempty"`
-	ConnectionAuthMethod string `json:"connectionAuthMethod,omitempty"`
-	Transport            string `json:"transport,omitempty"`
+	MessageSource        string `json:"messageSource,omitempty"`
+	ConnectionAuthMethod string `json:"connectionAuthMethod,omitempty"` // the hub's JSON, as it sends it
+	AuthGenerationID     string `json:"connectionAuthGenerationId,omitempty"`
 }
 
-func eventOf(m *service.TelemetryMessage) event {
+func timeText(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+func eventOf(m *service.Event) event {
 	e := event{
-		DeviceID: m.DeviceID, ModuleID: m.ModuleID, SequenceNumber: m.SequenceNumber,
-		EnqueuedTime: m.EnqueuedTime, Properties: m.Properties,
+		DeviceID: m.DeviceID, ModuleID: m.ModuleID, Partition: m.Partition, SequenceNumber: m.SequenceNumber,
+		Offset: m.Offset, EnqueuedTime: m.EnqueuedTime, Properties: m.Properties,
 		SystemProperties: systemProperties{
 			MessageID: m.MessageID, CorrelationID: m.CorrelationID, UserID: m.UserID, To: m.To,
 			ContentType: m.ContentType, ContentEncoding: m.ContentEncoding,
-			CreationTime: m.CreationTime, ExpiryTime: m.ExpiryTime, OutputName: m.OutputName,
-			MessageSchema: m.MessageSchema, ComponentName: m.ComponentName, InterfaceID: m.InterfaceID,
-			ConnectionAuthMethod: m.ConnectionAuthMethod, Transport: m.Transport,
+			CreationTime: timeText(m.CreationTime), ExpiryTime: timeText(m.ExpiryTime),
+			ComponentName: m.ComponentName, MessageSource: m.MessageSource,
+			ConnectionAuthMethod: m.AuthMethod, AuthGenerationID: m.AuthGenerationID,
 		},
 	}
 	if e.Properties == nil {
@@ -80,96 +85,131 @@ func init() { addGroup((*cli).monitorEvents) }
 func (c *cli) monitorEvents() *cobra.Command {
 	var (
 		deviceID, moduleID string
-		since              optionalUint
+		consumerGroup      string
+		partitions         []string
 		fromStart          bool
-		timeout            time.Duration
+		enqueuedAfter      string
+		ehConnString       string
+		rf                 receiveFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "monitor-events",
-		Short: "Print device-to-cloud messages as they arrive (emulator only)",
-		Long: `Print the telemetry that arrives from now on (after sequence number
---since, or every retained message with --from-start), one JSON object per
-line (deviceId, moduleId, sequenceNumber, enqueuedTime, properties,
-systemProperties, body; bodyEncoding "base64" when the body is not UTF-8
-text), until --timeout or Ctrl-C.
+		Short: "Print device-to-cloud messages as they arrive",
+		Long: `Print the telemetry that arrives from now on (every retained message with
+--from-start, or those enqueued after --enqueued-after), one JSON object per
+line (deviceId, moduleId, partition, sequenceNumber, offset, enqueuedTime,
+properties, systemProperties, body; bodyEncoding "base64" when the body is
+not UTF-8 text), until --count messages, --timeout or Ctrl-C.
 
-Emulator only: it reads the emulator's recorded telemetry, since a real hub
-offers its Event Hub-compatible endpoint over AMQP alone.`,
-		Example: `  iothub monitor-events --device myDevice --timeout 1m`,
-		Args:    noArgs,
+It reads the hub's Event Hub-compatible endpoint, as az iot hub
+monitor-events and the Event Hubs SDKs do: found by the hub's redirect
+from the service connection string, or named by
+--eventhub-connection-string (IOTHUB_EVENTHUB_CONNECTION_STRING), the
+"Event Hub-compatible endpoint" string of the portal or the emulator's
+banner (UseDevelopmentEmulator=true: plain AMQP). Within a partition the
+messages come in order; across partitions, as they arrive.
+` + amqpLong,
+		Example: `  iothub monitor-events --device myDevice --timeout 1m
+  iothub monitor-events --from-start --count 10 --consumer-group backend`,
+		Args: noArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
-			if timeout < 0 {
-				return usagef("--timeout must not be negative")
+			if err := rf.check(false); err != nil {
+				return err
 			}
-			if since.set && fromStart {
-				return usagef("give --since or --from-start, not both")
+			if err := c.checkAMQPFlags(); err != nil {
+				return err
 			}
-			sc, err := c.service()
+			var start service.EventPosition
+			switch {
+			case fromStart && enqueuedAfter != "":
+				return usagef("give --from-start or --enqueued-after, not both")
+			case fromStart:
+				start.Earliest = true
+			case enqueuedAfter != "":
+				t, err := parseWhen(enqueuedAfter, time.Now())
+				if err != nil {
+					return usagef("--enqueued-after: %v", err)
+				}
+				start.EnqueuedTime = t
+			}
+			opts := service.EventReceiverOptions{ConsumerGroup: consumerGroup, Partitions: partitions, Start: start}
+			ctx, cancel := rf.context(cmd.Context())
+			defer cancel()
+			if ehConnString == "" {
+				ehConnString = c.getenv("IOTHUB_EVENTHUB_CONNECTION_STRING")
+			}
+			var r *service.EventReceiver
+			var err error
+			if ehConnString != "" {
+				pool, perr := c.rootCAs()
+				if perr != nil {
+					return perr
+				}
+				so := c.amqpOptions()
+				if pool != nil {
+					so = append(so, service.WithRootCAs(pool))
+				}
+				r, err = service.NewEventReceiverFromConnectionString(ctx, ehConnString, opts, so...)
+			} else {
+				sc, serr := c.service()
+				if serr != nil {
+					return serr
+				}
+				defer sc.Close()
+				r, err = sc.NewEventReceiver(ctx, opts)
+			}
+			if stopped(ctx, err) {
+				return nil
+			}
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			if timeout > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, timeout)
-				defer cancel()
-			}
-			next := since.n
-			if !since.set && !fromStart {
-				// Like az iot hub monitor-events: start from now.
-				head, err := sc.TelemetryHead(ctx)
+			defer r.Close()
+			out := c.lines()
+			for n := 0; !rf.done(n); {
+				ev, err := r.Receive(ctx)
+				if stopped(ctx, err) {
+					// --timeout or Ctrl-C: the way monitoring ends.
+					return nil
+				}
 				if err != nil {
 					return err
 				}
-				next = head
-			}
-			enc := json.NewEncoder(c.stdout)
-			enc.SetEscapeHTML(false)
-			for {
-				ms, err := sc.ReadTelemetry(ctx, service.TelemetryFilter{
-					DeviceID: deviceID, ModuleID: moduleID, Since: next,
-					Limit: monitorBatch, Wait: service.MaxTelemetryWait,
-				})
-				if err != nil {
-					if ctx.Err() != nil {
-						// --timeout or Ctrl-C: the way monitoring ends.
-						return nil
-					}
+				if (deviceID != "" && ev.DeviceID != deviceID) || (moduleID != "" && ev.ModuleID != moduleID) {
+					continue
+				}
+				if err := out.write(eventOf(ev)); err != nil {
 					return err
 				}
-				for _, m := range ms {
-					if err := enc.Encode(eventOf(m)); err != nil {
-						return err
-					}
-					next = m.SequenceNumber
-				}
+				n++
 			}
+			return nil
 		}),
 	}
 	f := cmd.Flags()
 	f.StringVar(&deviceID, "device", "", "only this device's messages")
 	f.StringVar(&moduleID, "module", "", "only this module's messages")
-	f.Var(&since, "since", "start after this sequence number (default: only messages that arrive from now on)")
+	f.StringVar(&consumerGroup, "consumer-group", service.DefaultConsumerGroup, "the consumer group to read as")
+	f.StringSliceVar(&partitions, "partition", nil, "read only this partition (repeatable; default all)")
 	f.BoolVar(&fromStart, "from-start", false, "print every retained message first")
-	f.DurationVar(&timeout, "timeout", 0, "stop after this long (default: run until interrupted)")
+	f.StringVar(&enqueuedAfter, "enqueued-after", "", "start with messages enqueued after this time: RFC 3339 (2024-05-02T09:00:00Z) or a duration ago (10m)")
+	f.StringVar(&ehConnString, "eventhub-connection-string", "", "the Event Hub-compatible endpoint's connection string (default $IOTHUB_EVENTHUB_CONNECTION_STRING; without it the endpoint is found from the service connection string)")
+	rf.register(f, "messages", false)
+	c.amqpFlags(f)
 	return cmd
 }
 
-// optionalUint is a uint64 flag that remembers whether it was given.
-type optionalUint struct {
-	n   uint64
-	set bool
-}
-
-func (o *optionalUint) String() string { return strconv.FormatUint(o.n, 10) }
-
-func (o *optionalUint) Type() string { return "N" }
-
-func (o *optionalUint) Set(s string) error {
-	n, err := strconv.ParseUint(s, 10, 64)
-	if err != nil {
-		return err
+// parseWhen reads a time as RFC 3339 or as a duration before now.
+func parseWhen(s string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
 	}
-	o.n, o.set = n, true
-	return nil
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil && n >= 0 && !strings.HasPrefix(s, "+") {
+		// Milliseconds since the epoch, as az's --enqueued-time takes it.
+		return time.UnixMilli(n), nil
+	}
+	return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time, a duration nor milliseconds since 1970", s)
 }

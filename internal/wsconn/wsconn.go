@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 
 // Package wsconn adapts a gorilla WebSocket connection to net.Conn so an
-// MQTT byte stream can run over it (MQTT over WebSockets carries the stream
-// in binary messages whose boundaries mean nothing). The device client, its
-// test hub and the provisioning client use it.
+// MQTT or AMQP byte stream can run over it (both carry the stream in
+// binary messages whose boundaries mean nothing). The device client, its
+// test hub, the provisioning client and the service client's AMQP use it.
 package wsconn
 
 import (
