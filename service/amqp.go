@@ -598,19 +598,16 @@ func (c *Client) withRetries(ctx context.Context, op, addr string, f func() erro
 func (c *Client) hubAudience() string { return sas.ResourceURI(c.host, "", "") }
 
 // hubConn returns the client's AMQP connection to the hub, opening (or
-// reopening) it when needed.
+// reopening) it when needed. One caller dials at a time; Close does not
+// wait for a dial, whose connection is then dropped.
 func (c *Client) hubConn(ctx context.Context, op string) (*amqpConn, error) {
-	c.amqpMu.Lock()
-	defer c.amqpMu.Unlock()
-	if c.amqpClosed {
-		return nil, errorf(op, "%w", ErrClosed)
+	if a, err := c.liveHub(op); a != nil || err != nil {
+		return a, err
 	}
-	if c.hub != nil && c.hub.alive() {
-		return c.hub, nil
-	}
-	if c.hub != nil {
-		c.hub.close()
-		c.hub, c.c2d = nil, nil
+	c.dialMu.Lock()
+	defer c.dialMu.Unlock()
+	if a, err := c.liveHub(op); a != nil || err != nil {
+		return a, err // another caller dialed meanwhile
 	}
 	t := c.hubTarget()
 	var a *amqpConn
@@ -622,8 +619,33 @@ func (c *Client) hubConn(ctx context.Context, op string) (*amqpConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.hub = a
+	c.amqpMu.Lock()
+	if c.amqpClosed {
+		c.amqpMu.Unlock()
+		a.close()
+		return nil, errorf(op, "%w", ErrClosed)
+	}
+	old := c.hub
+	c.hub, c.c2d = a, nil
+	c.amqpMu.Unlock()
+	if old != nil {
+		old.close()
+	}
 	return a, nil
+}
+
+// liveHub returns the hub connection if it works, ErrClosed after Close,
+// and nothing otherwise.
+func (c *Client) liveHub(op string) (*amqpConn, error) {
+	c.amqpMu.Lock()
+	defer c.amqpMu.Unlock()
+	if c.amqpClosed {
+		return nil, errorf(op, "%w", ErrClosed)
+	}
+	if c.hub != nil && c.hub.alive() {
+		return c.hub, nil
+	}
+	return nil, nil
 }
 
 // Close closes the client's AMQP connection to the hub, and with it the

@@ -49,7 +49,8 @@ type Client struct {
 	tlsConfig  *tls.Config
 	webSockets bool
 	amqpAddr   string
-	amqpMu     sync.Mutex
+	amqpMu     sync.Mutex // guards the fields below
+	dialMu     sync.Mutex // held while dialing the hub; never while holding amqpMu
 	amqpClosed bool
 	hub        *amqpConn
 	c2d        *amqp.Sender      // on hub; nil until the first SendC2D

@@ -534,10 +534,14 @@ func (r *EventReceiver) partitionIDs(ctx context.Context, op string) ([]string, 
 }
 
 // run reads partition p from expr on, reattaching after transient
-// failures, until the receiver closes or fails.
+// failures, until the receiver closes or fails. report is called once:
+// with nil when the partition's receiver first attaches, or with the
+// error that ends the partition before then.
 func (r *EventReceiver) run(p, expr string, attached chan<- error) {
 	defer r.wg.Done()
 	const op = "ReceiveEvent"
+	var once sync.Once
+	report := func(err error) { once.Do(func() { attached <- err }) }
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
@@ -548,26 +552,24 @@ func (r *EventReceiver) run(p, expr string, attached chan<- error) {
 		}
 	}()
 	for failures := 0; ; {
-		delivered, err := r.read(ctx, op, p, &expr, attached)
-		attached = nil // reported once, by the first attach
+		delivered, err := r.read(ctx, op, p, &expr, report)
 		if ctx.Err() != nil {
+			report(errorf(op, "%w", ErrClosed))
 			return
 		}
 		if delivered {
 			failures = 0
 		}
 		failures++
-		if !r.c.transient(err, r.target.addr) {
-			r.fail(err)
-			return
-		}
 		wait, ok := r.c.retry.Delay(failures, err)
-		if !ok {
+		if !ok || !r.c.transient(err, r.target.addr) {
+			report(err)
 			r.fail(err)
 			return
 		}
 		r.c.log.Info("iothub: event receiver reconnecting", "partition", p, "attempt", failures, "wait", wait, "error", err)
 		if r.c.sleep(ctx, wait) != nil {
+			report(errorf(op, "%w", ErrClosed))
 			return
 		}
 	}
@@ -575,38 +577,26 @@ func (r *EventReceiver) run(p, expr string, attached chan<- error) {
 
 // read attaches a receiver to partition p from *expr and forwards its
 // events, moving *expr past each one, until the link fails or ctx ends.
-func (r *EventReceiver) read(ctx context.Context, op, p string, expr *string, attached chan<- error) (delivered bool, err error) {
-	report := func(err error) {
-		if attached != nil {
-			attached <- err
-		}
-	}
+func (r *EventReceiver) read(ctx context.Context, op, p string, expr *string, report func(error)) (delivered bool, err error) {
 	a, err := r.connection(ctx, op)
-	if err == nil {
-		path := r.name + "/ConsumerGroups/" + r.group + "/Partitions/" + p
-		if err = a.authorize(ctx, op, r.audience(path)); err == nil {
-			var recv *amqp.Receiver
-			recv, err = a.sess.NewReceiver(ctx, path, &amqp.ReceiverOptions{
-				Credit:         r.credit,
-				SettlementMode: ptr(amqp.ReceiverSettleModeFirst),
-				Filters:        []amqp.LinkFilter{amqp.NewSelectorFilter(*expr)},
-			})
-			if err != nil {
-				err = r.c.amqpError(op, a.target.addr, err)
-			} else {
-				defer closeLink(recv)
-				report(nil)
-				return r.forward(ctx, op, p, recv, expr, a.target.addr)
-			}
-		}
-	}
-	if attached != nil && r.c.transient(err, r.target.addr) {
-		// The first attach failed transiently: NewEventReceiver waits for
-		// a retry rather than failing.
+	if err != nil {
 		return false, err
 	}
-	report(err)
-	return false, err
+	path := r.name + "/ConsumerGroups/" + r.group + "/Partitions/" + p
+	if err := a.authorize(ctx, op, r.audience(path)); err != nil {
+		return false, err
+	}
+	recv, err := a.sess.NewReceiver(ctx, path, &amqp.ReceiverOptions{
+		Credit:         r.credit,
+		SettlementMode: ptr(amqp.ReceiverSettleModeFirst),
+		Filters:        []amqp.LinkFilter{amqp.NewSelectorFilter(*expr)},
+	})
+	if err != nil {
+		return false, r.c.amqpError(op, a.target.addr, err)
+	}
+	defer closeLink(recv)
+	report(nil)
+	return r.forward(ctx, op, p, recv, expr, a.target.addr)
 }
 
 func (r *EventReceiver) forward(ctx context.Context, op, p string, recv *amqp.Receiver, expr *string, addr string) (bool, error) {
@@ -643,6 +633,11 @@ func (r *EventReceiver) fail(err error) {
 // connection the retry policy gave up on).
 func (r *EventReceiver) Receive(ctx context.Context) (*Event, error) {
 	const op = "ReceiveEvent"
+	select {
+	case <-r.failed:
+		return nil, r.err
+	default:
+	}
 	select {
 	case ev := <-r.events:
 		return ev, nil

@@ -273,3 +273,138 @@ func ExampleWithRetryPolicy() {
 	fmt.Println(errors.Is(err, service.ErrNotFound))
 	// Output: true
 }
+
+// A cloud-to-device message goes over AMQP; the device completes it, and
+// the hub reports that as feedback, since the message asked for it.
+func ExampleClient_SendC2D() {
+	srv, c := startEmulator()
+	defer srv.Close()
+	defer c.Close() // the client's AMQP connection
+	ctx := context.Background()
+
+	devCS, err := srv.CreateDevice("dev1")
+	if err != nil {
+		log.Fatal(err)
+	}
+	dev, err := device.NewFromConnectionString(devCS, device.WithRootCAs(srv.CAPool()))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer dev.Close()
+	got := make(chan string, 1)
+	dev.OnMessage(func(m *device.Message) { got <- string(m.Body) })
+	if err := dev.Connect(ctx); err != nil {
+		log.Fatal(err)
+	}
+
+	err = c.SendC2D(ctx, "dev1", &service.C2DMessage{Body: []byte("fan on"), MessageID: "m1", Ack: service.AckFull})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("device got:", <-got)
+
+	r := c.FeedbackReceiver()
+	defer r.Close()
+	b, err := r.Receive(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, f := range b.Records {
+		fmt.Println("feedback:", f.OriginalMessageID, f.StatusCode)
+	}
+	if err := r.Complete(ctx, b); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// device got: fan on
+	// feedback: m1 Success
+}
+
+// Telemetry is read from the hub's Event Hub-compatible endpoint, which
+// the client finds by the hub's redirect. By default a receiver starts at
+// the end: it sees what devices send from then on.
+func ExampleClient_NewEventReceiver() {
+	srv, c := startEmulator()
+	defer srv.Close()
+	defer c.Close()
+	ctx := context.Background()
+
+	r, err := c.NewEventReceiver(ctx, service.EventReceiverOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
+
+	devCS, err := srv.CreateDevice("thermostat-1")
+	if err != nil {
+		log.Fatal(err)
+	}
+	dev, err := device.NewFromConnectionString(devCS, device.WithRootCAs(srv.CAPool()))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer dev.Close()
+	if err := dev.Connect(ctx); err != nil {
+		log.Fatal(err)
+	}
+	if err := dev.SendMessage(ctx, &device.Message{Body: []byte(`{"t":21.5}`), Properties: map[string]string{"unit": "C"}}); err != nil {
+		log.Fatal(err)
+	}
+
+	ev, err := r.Receive(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(ev.DeviceID, string(ev.Body), ev.Properties["unit"], ev.MessageSource)
+	// Output: thermostat-1 {"t":21.5} C Telemetry
+}
+
+// A backend that has the endpoint's own connection string (the portal's
+// "Event Hub-compatible endpoint", or EventHubEndpoint's) reads it
+// directly, here from the oldest retained event.
+func ExampleNewEventReceiverFromConnectionString() {
+	srv, err := emulator.New(emulator.Options{InMemory: true, MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", AMQPAddr: "127.0.0.1:0", AMQPPlainAddr: "127.0.0.1:0"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
+	ctx := context.Background()
+	devCS, err := srv.CreateDevice("dev1")
+	if err != nil {
+		log.Fatal(err)
+	}
+	dev, err := device.NewFromConnectionString(devCS, device.WithRootCAs(srv.CAPool()))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer dev.Close()
+	if err := dev.Connect(ctx); err != nil {
+		log.Fatal(err)
+	}
+	for _, body := range []string{"one", "two"} {
+		if err := dev.SendMessage(ctx, &device.Message{Body: []byte(body)}); err != nil {
+			log.Fatal(err)
+		}
+	}
+
+	// Endpoint=sb://localhost:<port>/;SharedAccessKeyName=iothubowner;SharedAccessKey=...;EntityPath=localhost
+	r, err := service.NewEventReceiverFromConnectionString(ctx, srv.EventHubConnectionString(),
+		service.EventReceiverOptions{Start: service.EventPosition{Earliest: true}}, service.WithRootCAs(srv.CAPool()))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
+	for range 2 {
+		ev, err := r.Receive(ctx)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(ev.DeviceID, ev.SequenceNumber, string(ev.Body))
+	}
+	// Output:
+	// dev1 0 one
+	// dev1 1 two
+}
