@@ -209,13 +209,14 @@ type amqpConn struct {
 
 // putToken is a token put on $cbs for one audience.
 type putToken struct {
+	token          string
 	minted, expiry time.Time
 	next           time.Time // when to put it again
 	failures       int       // renewals failed in a row
 }
 
-func newPutToken(minted, expiry time.Time) *putToken {
-	return &putToken{minted: minted, expiry: expiry, next: expiry.Add(-expiry.Sub(minted) / 4)}
+func newPutToken(token string, minted, expiry time.Time) *putToken {
+	return &putToken{token: token, minted: minted, expiry: expiry, next: expiry.Add(-expiry.Sub(minted) / 4)}
 }
 
 // openAMQP dials t, opens a session and the $cbs links, and puts a token
@@ -316,7 +317,7 @@ func (a *amqpConn) putToken(ctx context.Context, op, audience string) (*putToken
 	if status < 200 || status > 299 {
 		return nil, statusError(op, status, desc)
 	}
-	return newPutToken(now, expiry), nil
+	return newPutToken(tok, now, expiry), nil
 }
 
 // renew puts every audience's token again when a quarter of its lifetime
@@ -357,6 +358,13 @@ func (a *amqpConn) renew() {
 		a.mu.Unlock()
 		if p == nil || a.c.now().Before(p.next) {
 			continue // woken early: look again
+		}
+		if tok, _, err := a.mint(due, a.c.now()); err == nil && tok == p.token {
+			// A ready-made token (NewFromSASToken) cannot be renewed.
+			a.mu.Lock()
+			p.next = p.expiry.Add(100 * 365 * 24 * time.Hour)
+			a.mu.Unlock()
+			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), amqpDialTimeout)
 		np, err := a.putToken(ctx, "RenewToken", due)

@@ -175,10 +175,11 @@ func TestAMQPRenewalFailure(t *testing.T) {
 	}
 	conn := c.hub
 	aud := c.hubAudience()
-	var calls atomic.Int32
+	var bad atomic.Bool
+	bad.Store(true)
 	good := conn.mint
 	conn.mint = func(audience string, now time.Time) (string, time.Time, error) {
-		if calls.Add(1) == 1 {
+		if bad.Load() {
 			// A token the hub refuses: signed with another key.
 			p := &policyKey{keyName: "iothubowner", key: "b3RoZXIta2V5LW90aGVyLWtleS1vdGhlci1rZXkhIQ==", lifetime: time.Hour}
 			return p.sasToken(audience, now)
@@ -190,8 +191,9 @@ func TestAMQPRenewalFailure(t *testing.T) {
 	waitUntil(t, "a failed renewal", func() bool {
 		conn.mu.Lock()
 		defer conn.mu.Unlock()
-		return conn.tokens[aud].failures == 1
+		return conn.tokens[aud].failures >= 1
 	})
+	bad.Store(false)
 	waitUntil(t, "the renewal's retry", func() bool {
 		conn.mu.Lock()
 		defer conn.mu.Unlock()
@@ -231,6 +233,18 @@ func TestAMQPReconnects(t *testing.T) {
 		t.Error("the client kept the closed connection")
 	}
 
+	// A link that ended while the client was idle: the message had not
+	// gone out, so the send goes again on a new link, once.
+	if err := c.c2d.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SendC2D(ctx, "dev1", &C2DMessage{MessageID: "m3"}); err != nil {
+		t.Fatalf("SendC2D after the link closed: %v", err)
+	}
+	if pending, err := srv.PendingC2D("dev1"); err != nil || len(pending) != 3 {
+		t.Fatalf("queue %v, %v; want m1, m2 and m3 once each", pending, err)
+	}
+
 	// Feedback: the receiver attaches again on the new connection.
 	r := c.FeedbackReceiver()
 	defer r.Close()
@@ -248,7 +262,7 @@ func TestAMQPReconnects(t *testing.T) {
 	d.OnMessage(func(m *device.Message) {
 		mu.Lock()
 		got = append(got, m.MessageID)
-		if len(got) == 2 {
+		if len(got) == 3 {
 			close(done)
 		}
 		mu.Unlock()
@@ -256,7 +270,7 @@ func TestAMQPReconnects(t *testing.T) {
 	select {
 	case <-done:
 	case <-ctx.Done():
-		t.Fatal("the device did not receive both messages")
+		t.Fatal("the device did not receive the three messages")
 	}
 	second := c.hub
 	go func() {
@@ -341,5 +355,51 @@ func TestAMQPRefusalIsNotRetried(t *testing.T) {
 	}
 	if time.Since(start) > 20*time.Second {
 		t.Error("the refusals were retried")
+	}
+}
+
+// TestAMQPStaticTokenIsNotRenewed checks that a client built from a
+// ready-made token, which it cannot renew, does not put it again.
+func TestAMQPStaticTokenIsNotRenewed(t *testing.T) {
+	srv := emulator.RunT(t)
+	if _, err := srv.CreateDevice("dev1"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pk, err := NewFromConnectionString(srv.ConnectionString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := pk.cred.authorization(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewFromSASToken(pk.HostName(), tok, WithRootCAs(srv.CAPool()), WithoutRetries())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var offset atomic.Int64
+	c.now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	if err := c.SendC2D(ctx, "dev1", &C2DMessage{}); err != nil {
+		t.Fatal(err)
+	}
+	conn := c.hub
+	aud := c.hubAudience()
+	before := *conn.tokens[aud]
+	offset.Store(int64(50 * time.Minute))
+	conn.wake <- struct{}{}
+	waitUntil(t, "the renewer to give the token up", func() bool {
+		conn.mu.Lock()
+		defer conn.mu.Unlock()
+		p := conn.tokens[aud]
+		return p.next.After(p.expiry)
+	})
+	conn.mu.Lock()
+	after := *conn.tokens[aud]
+	conn.mu.Unlock()
+	if after.token != before.token || after.failures != 0 || !after.minted.Equal(before.minted) {
+		t.Errorf("token %+v after renewal time, want the same one untouched", after)
 	}
 }

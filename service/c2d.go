@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"regexp"
 	"time"
 
@@ -119,8 +120,9 @@ func c2dAMQP(deviceID string, m *C2DMessage, now time.Time) (*amqp.Message, erro
 // matching ErrMessageTooLarge, and a bad Ack or TTL one matching
 // ErrBadRequest; each carries the AMQP condition in Error.Condition.
 // Opening the connection is retried as the retry policy allows; the send
-// itself never is, since a repeat after a lost answer would queue the
-// message twice.
+// itself is repeated only when the link had ended before the message went
+// out (on a connection left idle, say): a repeat after a lost answer could
+// queue the message twice.
 func (c *Client) SendC2D(ctx context.Context, deviceID string, m *C2DMessage) error {
 	const op = "SendC2D"
 	if deviceID == "" {
@@ -133,27 +135,56 @@ func (c *Client) SendC2D(ctx context.Context, deviceID string, m *C2DMessage) er
 	if err != nil {
 		return errorf(op, "%w", err)
 	}
-	s, addr, err := c.c2dSender(ctx, op)
-	if err != nil {
-		return err
-	}
-	if err := s.Send(ctx, msg, nil); err != nil {
-		if ctx.Err() != nil {
-			return errorf(op, "%w; the hub may or may not have queued the message", ctx.Err())
+	for attempt := 1; ; attempt++ {
+		s, addr, err := c.c2dSender(ctx, op)
+		if err != nil {
+			return err
 		}
-		var ae *amqp.Error
-		if !errors.As(err, &ae) || isLinkGone(err) {
-			// The link or connection failed: the next send attaches anew.
+		receipt, err := s.SendWithReceipt(ctx, msg, nil)
+		if err != nil {
+			// The transfer did not go out whole, so the hub has not got
+			// the message: the link (or connection) ended first, typically
+			// while the client was idle. Once, on a new link, it is safe
+			// to send again.
 			c.dropC2DSender(s)
+			if attempt == 1 && isLinkGone(err) && ctx.Err() == nil {
+				continue
+			}
+			return c.c2dError(ctx, op, addr, err)
 		}
-		err = c.amqpError(op, addr, err)
-		if e := asError(err); e != nil && e.Condition != "" {
-			c2dCodes(e)
+		state, err := receipt.Wait(ctx)
+		if err != nil {
+			c.dropC2DSender(s)
+			return c.c2dError(ctx, op, addr, err)
 		}
-		return err
+		switch st := state.(type) {
+		case *amqp.StateAccepted:
+			c.log.DebugContext(ctx, "iothub: AMQP cloud-to-device message accepted", "device", deviceID, "messageId", m.MessageID)
+			return nil
+		case *amqp.StateRejected:
+			if st.Error == nil {
+				return &Error{Op: op, StatusCode: http.StatusBadRequest, Message: "the hub rejected the message without saying why"}
+			}
+			return c.c2dError(ctx, op, addr, st.Error)
+		default:
+			// Released or modified: the hub did not take it, and says it
+			// may on another try.
+			return &Error{Op: op, StatusCode: http.StatusServiceUnavailable,
+				Message: fmt.Sprintf("the hub did not queue the message (outcome %T); it can be sent again", state)}
+		}
 	}
-	c.log.DebugContext(ctx, "iothub: AMQP cloud-to-device message accepted", "device", deviceID, "messageId", m.MessageID)
-	return nil
+}
+
+// c2dError is the error of a failed send.
+func (c *Client) c2dError(ctx context.Context, op, addr string, err error) error {
+	if ctx.Err() != nil {
+		return errorf(op, "%w; the hub may or may not have queued the message", ctx.Err())
+	}
+	err = c.amqpError(op, addr, err)
+	if e := asError(err); e != nil && e.Condition != "" {
+		c2dCodes(e)
+	}
+	return err
 }
 
 // c2dCodes gives a refused cloud-to-device message the codes REST has for
