@@ -585,6 +585,9 @@ func (c *Client) withRetries(ctx context.Context, op, addr string, f func() erro
 			return nil
 		}
 		if ctx.Err() != nil {
+			if errors.Is(err, ctx.Err()) {
+				return err
+			}
 			return errorf(op, "%w (last error: %w)", ctx.Err(), err)
 		}
 		if !c.transient(err, addr) {
