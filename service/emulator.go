@@ -74,9 +74,9 @@ type TelemetryMessage struct {
 // selects, oldest first (GET /emulator/messages). With f.Wait it long-polls:
 // when nothing matches yet it returns as soon as a matching message arrives,
 // or an empty slice when the wait ends. Page through the log by passing the
-// last SequenceNumber seen as the next Since. It is emulator-only: against
-// a real hub, which delivers telemetry through its Event Hub-compatible
-// endpoint, it fails with ErrEmulatorOnly.
+// last SequenceNumber seen as the next Since. It is emulator-only, a view
+// that consumes nothing: against a real hub it fails with ErrEmulatorOnly;
+// there (and here too) an EventReceiver reads the telemetry.
 func (c *Client) ReadTelemetry(ctx context.Context, f TelemetryFilter) ([]*TelemetryMessage, error) {
 	const op = "ReadTelemetry"
 	if f.Limit < 0 || f.Wait < 0 {
@@ -124,8 +124,9 @@ func (c *Client) TelemetryHead(ctx context.Context) (uint64, error) {
 
 // C2DFeedback returns the cloud-to-device feedback recorded so far, oldest
 // first (GET /emulator/feedback). Reading does not consume it. It is
-// emulator-only: a real hub sends feedback over AMQP, and there this call
-// fails with ErrEmulatorOnly.
+// emulator-only: against a real hub it fails with ErrEmulatorOnly; there
+// (and here too) a FeedbackReceiver or ReceiveFeedback takes the feedback
+// from its queue.
 func (c *Client) C2DFeedback(ctx context.Context) ([]Feedback, error) {
 	const op = "C2DFeedback"
 	out := []Feedback{}
