@@ -30,16 +30,16 @@ import (
 // amqpPutToken puts the owner's token on $cbs and reports the status.
 func amqpPutToken(t testing.TB, srv *emulator.Server, c *goamqp.Conn) int32 {
 	t.Helper()
+	_, status := amqpPutTokenFor(t, c, srv.HostName(), ownerToken(t, srv))
+	return status
+}
+
+// amqpPutTokenFor puts a token for audience on $cbs, on a new session of
+// c, and reports the status; the session stays open for further links.
+func amqpPutTokenFor(t testing.TB, c *goamqp.Conn, audience, token string) (*goamqp.Session, int32) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cs, err := sas.ParseConnectionString(srv.ConnectionString())
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := sas.NewToken(srv.HostName(), cs.SharedAccessKeyName, cs.SharedAccessKey, time.Now().Add(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
 	s, err := c.NewSession(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -53,8 +53,8 @@ func amqpPutToken(t testing.TB, srv *emulator.Server, c *goamqp.Conn) int32 {
 		t.Fatal(err)
 	}
 	reply := "cbs-reply"
-	err = snd.Send(ctx, &goamqp.Message{Value: tok, Properties: &goamqp.MessageProperties{MessageID: "1", ReplyTo: &reply},
-		ApplicationProperties: map[string]any{"operation": "put-token", "type": "servicebus.windows.net:sastoken", "name": srv.HostName()}}, nil)
+	err = snd.Send(ctx, &goamqp.Message{Value: token, Properties: &goamqp.MessageProperties{MessageID: "1", ReplyTo: &reply},
+		ApplicationProperties: map[string]any{"operation": "put-token", "type": "servicebus.windows.net:sastoken", "name": audience}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func amqpPutToken(t testing.TB, srv *emulator.Server, c *goamqp.Conn) int32 {
 		t.Fatal(err)
 	}
 	status, _ := m.ApplicationProperties["status-code"].(int32)
-	return status
+	return s, status
 }
 
 // TestAMQPListeners: RunT serves AMQP over TLS, plain AMQP and AMQP over
@@ -316,3 +316,66 @@ func TestAMQPFrameTraceAtDebug(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestAMQPDeviceTelemetry: a device speaking AMQP to an in-process server
+// is connected from its put-token, and its telemetry is what WaitMessages
+// returns, labelled amqp (amqp-ws over WebSockets).
+func TestAMQPDeviceTelemetry(t *testing.T) {
+	srv := emulator.RunT(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cs, err := srv.CreateDevice("amqp-dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dcs, err := sas.ParseConnectionString(cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := sas.NewToken(sas.ResourceURI(srv.HostName(), "amqp-dev", ""), "", dcs.SharedAccessKey, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	anon := &goamqp.ConnOptions{SASLType: goamqp.SASLTypeAnonymous(), TLSConfig: srv.TLSConfig()}
+	send := func(c *goamqp.Conn, body string) {
+		t.Helper()
+		s, status := amqpPutTokenFor(t, c, srv.HostName()+"/devices/amqp-dev", tok)
+		if status != 200 {
+			t.Fatalf("put-token: status %d, want 200", status)
+		}
+		if !srv.IsConnected("amqp-dev", "") {
+			t.Fatal("not connected after put-token")
+		}
+		ev, err := s.NewSender(ctx, "/devices/amqp-dev/messages/events", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ev.Send(ctx, &goamqp.Message{Data: [][]byte{[]byte(body)}}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := goamqp.Dial(ctx, "amqps://"+srv.AMQPAddr(), anon)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	send(c, "over amqp")
+	nc, err := wsDial(ctx, srv, "/$iothub/websocket", "AMQPWSB10")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := goamqp.NewConn(ctx, nc, anon)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	send(ws, "over amqp-ws")
+	ms, err := srv.WaitMessages("amqp-dev", 2, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []string{ms[0].Transport + ": " + string(ms[0].Body), ms[1].Transport + ": " + string(ms[1].Body)}
+	if got[0] != "amqp: over amqp" || got[1] != "amqp-ws: over amqp-ws" {
+		t.Errorf("recorded %q, want amqp: over amqp, amqp-ws: over amqp-ws", got)
+	}
+}

@@ -38,7 +38,7 @@ func TestRefusedNodes(t *testing.T) {
 		{"a dynamic node", "", &goamqp.ReceiverOptions{DynamicAddress: true}, goamqp.ErrCondNotImplemented},
 		{"a Service Bus session", "/messages/serviceBound/feedback", &goamqp.ReceiverOptions{Filters: []goamqp.LinkFilter{
 			goamqp.NewLinkFilter("com.microsoft:session-filter", 0x00000137000000C, "s1")}}, goamqp.ErrCondNotImplemented},
-		{"module inputs (device links are not served yet)", "/devices/d1/modules/m1/inputs", nil, goamqp.ErrCondUnauthorizedAccess},
+		{"a device link on a service connection", "/devices/d1/modules/m1/inputs", nil, goamqp.ErrCondUnauthorizedAccess},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			wantCondition(t, tc.name, attachErr(t, s, tc.source, tc.opts), tc.cond, "")

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -127,25 +128,36 @@ func c2dMessage(m *amqp.Message) (*hub.C2DMessage, error) {
 		}
 		out.Properties[k] = s
 	}
+	body, err := messageBody(m)
+	if err != nil {
+		return nil, err
+	}
+	if body == nil {
+		body = []byte{}
+	}
+	out.Body = body
+	return out, nil
+}
+
+// messageBody returns a message's body as the bytes the hub stores: its
+// data sections joined (the SDKs send one), or an amqp-value that is a
+// string or binary.
+func messageBody(m *amqp.Message) ([]byte, error) {
 	switch {
-	case len(m.Data) > 0:
-		out.Body = bytes.Join(m.Data, nil)
+	case len(m.Sequence) > 0:
+		return nil, errors.New("an amqp-sequence body is not supported; send the body as a data section")
 	case m.Value != nil:
 		switch v := m.Value.(type) {
-		case []byte:
-			out.Body = v
 		case string:
-			out.Body = []byte(v)
-		default:
-			return nil, fmt.Errorf("an amqp-value body of type %T; send the body as data", v)
+			return []byte(v), nil
+		case []byte:
+			return v, nil
 		}
-	case len(m.Sequence) > 0:
-		return nil, fmt.Errorf("an amqp-sequence body; send the body as data")
+		return nil, fmt.Errorf("an amqp-value body of type %T is not supported; send the body as a data section", m.Value)
+	case len(m.Data) == 1:
+		return m.Data[0], nil
 	}
-	if out.Body == nil {
-		out.Body = []byte{}
-	}
-	return out, nil
+	return bytes.Join(m.Data, nil), nil
 }
 
 // idString is the string form of a message-id or correlation-id: a uuid
@@ -167,6 +179,20 @@ func idString(v any) string {
 		return string(x)
 	}
 	return fmt.Sprint(v)
+}
+
+// setIDs sets the ids of a message the hub sends, leaving out the empty
+// ones (an empty string would be an id of its own).
+func setIDs(p *amqp.Properties, messageID, correlationID, userID string) {
+	if messageID != "" {
+		p.MessageID = messageID
+	}
+	if correlationID != "" {
+		p.CorrelationID = correlationID
+	}
+	if userID != "" {
+		p.UserID = []byte(userID)
+	}
 }
 
 // propString is an application property's value as the hub keeps it: a

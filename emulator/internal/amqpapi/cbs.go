@@ -79,6 +79,11 @@ func (c *conn) putToken(_ context.Context, req *amqp.Message) *amqp.Message {
 	if err := c.addClaim(cl); err != nil {
 		return statusReply(403, err.Error(), nil)
 	}
+	if !cl.Service() {
+		// The device is connected from here on, as an MQTT device is once
+		// its CONNECT is accepted (device.go).
+		c.ensureDevice(cl.Identity, claimMethod(cl))
+	}
 	return statusReply(200, "OK", nil)
 }
 
@@ -107,6 +112,20 @@ func tokenOf(m *amqp.Message) (string, bool) {
 func (c *conn) tokenClaim(audience, token string) (*Claim, error) {
 	h := c.srv.hub
 	_, path := hub.SplitResource(audience)
+	if !strings.Contains(audience, "/") && strings.Contains(strings.ToLower(audience), "%2f") {
+		// The Node device SDK puts the token's sr as the audience, which is
+		// the whole resource URI encoded once (host%2Fdevices%2F{id}):
+		// decoded once, its segments are raw ids, which deviceAudience
+		// reads encoded.
+		if d, err := url.PathUnescape(audience); err == nil {
+			_, raw := hub.SplitResource(d)
+			seg := strings.Split(raw, "/")
+			for i := range seg {
+				seg[i] = url.PathEscape(seg[i])
+			}
+			path = strings.Join(seg, "/")
+		}
+	}
 	if id, ok, err := deviceAudience(path); err != nil {
 		return nil, err
 	} else if ok {

@@ -174,6 +174,9 @@ func (c *conn) expire(cl *Claim) {
 			l.Detach(amqp.Errorf(amqp.ErrUnauthorizedAccess, "the token that authorized this link (%s) has expired; put a new one on $cbs", cl))
 		}
 	}
+	if !cl.Service() {
+		c.deviceClaimLapsed(cl)
+	}
 }
 
 // authorize finds a live claim that grants need and binds l to it, so that

@@ -4,7 +4,6 @@ package amqpapi
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -18,7 +17,6 @@ import (
 	"github.com/iothubemulator/iothub/emulator/internal/amqp/codec"
 	"github.com/iothubemulator/iothub/emulator/internal/clock"
 	"github.com/iothubemulator/iothub/emulator/internal/hub"
-	"github.com/iothubemulator/iothub/internal/testutil"
 )
 
 const fileNotifications = "/messages/serviceBound/filenotifications"
@@ -66,7 +64,7 @@ func TestSASLMechanisms(t *testing.T) {
 		c := e.dial(t, viaPlain, plain("d1@sas."+hostName, deviceToken(t, d1, key, later())))
 		s := newSession(t, c)
 		wantCondition(t, "service node", attachErr(t, s, fileNotifications, nil), goamqp.ErrCondUnauthorizedAccess, "no claim")
-		wantCondition(t, "own device node", attachErr(t, s, "/devices/d1/messages/devicebound", nil), goamqp.ErrCondNotImplemented, "")
+		attachOK(t, s, "/devices/d1/messages/devicebound")
 		wantCondition(t, "another device", attachErr(t, s, "/devices/d2/messages/devicebound", nil), goamqp.ErrCondUnauthorizedAccess, "device d2")
 	})
 	for _, tc := range []struct{ name, user, pass string }{
@@ -176,24 +174,12 @@ func rawSASL(tb testing.TB, addr, mechanism string) ([]string, byte) {
 
 func TestX509DeviceClaimFromTheCertificate(t *testing.T) {
 	e := newEnv(t)
-	cert, err := testutil.SelfSigned("x1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tp := testutil.Thumbprint(cert)
-	if _, err := e.hub.PutDevice(context.Background(), &hub.Device{DeviceID: "x1", Authentication: hub.Authentication{
-		Type: hub.AuthSelfSigned, X509Thumbprint: &hub.X509Thumbprint{PrimaryThumbprint: &tp}}}, ""); err != nil {
-		t.Fatal(err)
-	}
-	tlsCfg := &tls.Config{RootCAs: e.roots, ServerName: hostName, Certificates: []tls.Certificate{cert}}
-	for _, sasl := range []struct {
-		name string
-		typ  goamqp.SASLType
-	}{{"EXTERNAL", goamqp.SASLTypeExternal("")}, {"no SASL", nil}} {
+	tlsCfg := e.addX509Device(t, "x1")
+	for _, sasl := range x509SASL {
 		t.Run(sasl.name, func(t *testing.T) {
 			c := e.dial(t, viaTLS, &goamqp.ConnOptions{SASLType: sasl.typ, TLSConfig: tlsCfg})
 			s := newSession(t, c)
-			wantCondition(t, "its own device node", attachErr(t, s, "/devices/x1/messages/devicebound", nil), goamqp.ErrCondNotImplemented, "")
+			attachOK(t, s, "/devices/x1/messages/devicebound")
 			wantCondition(t, "another device", attachErr(t, s, "/devices/x2/messages/devicebound", nil), goamqp.ErrCondUnauthorizedAccess, "")
 			wantCondition(t, "a service node", attachErr(t, s, fileNotifications, nil), goamqp.ErrCondUnauthorizedAccess, "")
 		})
@@ -214,7 +200,7 @@ func TestIsolation(t *testing.T) {
 		{"a DeviceConnect policy cannot attach service nodes", hostName, e.policyToken(t, "device", hostName, later()), fileNotifications, goamqp.ErrCondUnauthorizedAccess},
 		{"a token scoped elsewhere cannot", hostName + "/messages/events", e.policyToken(t, "service", hostName+"/messages/events", later()), fileNotifications, goamqp.ErrCondUnauthorizedAccess},
 		{"the owner can", hostName, e.policyToken(t, "iothubowner", hostName, later()), fileNotifications, ""},
-		{"a DeviceConnect policy acts for a registered device", hostName, e.policyToken(t, "device", hostName, later()), "/devices/d2/messages/devicebound", goamqp.ErrCondNotImplemented},
+		{"a DeviceConnect policy acts for a registered device", hostName, e.policyToken(t, "device", hostName, later()), "/devices/d2/messages/devicebound", ""},
 		{"but not for an unregistered one", hostName, e.policyToken(t, "device", hostName, later()), "/devices/ghost/messages/devicebound", goamqp.ErrCondUnauthorizedAccess},
 		{"a ServiceConnect policy does not act for devices", hostName, e.policyToken(t, "service", hostName, later()), "/devices/d2/messages/devicebound", goamqp.ErrCondUnauthorizedAccess},
 	}

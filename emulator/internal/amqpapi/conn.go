@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/iothubemulator/iothub/emulator/internal/amqp"
+	"github.com/iothubemulator/iothub/emulator/internal/hub"
 )
 
 // conn is the adapter's state of one AMQP connection: the claims it holds
@@ -30,13 +31,14 @@ type conn struct {
 	bound    map[*amqp.Link]*binding
 	replies  map[Node][]*amqp.Link // reply links by request node, oldest first
 	replySig chan struct{}         // closed and replaced when a reply link attaches
+	devices  map[hub.Identity]*deviceSession
 	gone     bool
 }
 
 func newConn(s *Server, nc net.Conn, via Transport) *conn {
 	c := &conn{srv: s, via: via, bound: map[*amqp.Link]*binding{}, replies: map[Node][]*amqp.Link{},
-		replySig: make(chan struct{}),
-		log:      s.log.With("remote", nc.RemoteAddr().String(), "transport", via.String())}
+		replySig: make(chan struct{}), devices: map[hub.Identity]*deviceSession{},
+		log: s.log.With("remote", nc.RemoteAddr().String(), "transport", via.String())}
 	if cs, ok := nc.(interface{ ConnectionState() tls.ConnectionState }); ok && via != TransportTLS {
 		// A WebSocket carries the HTTPS request's TLS state; a TLS socket
 		// has it only after the handshake (see authenticate and open).
@@ -76,11 +78,15 @@ func (c *conn) onOpen(ac *amqp.Conn) error {
 	return nil
 }
 
-// ended releases what the connection held: its claims' timers.
+// ended releases what the connection held: its devices' sessions with the
+// hub and its claims' timers.
 func (c *conn) ended() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.gone = true
+	c.mu.Unlock()
+	c.endDevices()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for _, cl := range c.claims {
 		cl.stopTimer()
 	}

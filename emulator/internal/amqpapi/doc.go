@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 
 // Package amqpapi maps IoT Hub's AMQP 1.0 surface onto the hub core: the
-// $cbs node, the service nodes (C2D send, delivery feedback, file-upload
+// $cbs node, the device and module links (telemetry, C2D, direct methods,
+// twins), the service nodes (C2D send, delivery feedback, file-upload
 // notifications), the Event Hub-compatible endpoint that backends read
 // telemetry from, and the /messages/events redirect to it. The AMQP
 // protocol itself lives in package amqp, which knows nothing of IoT Hub;
@@ -46,8 +47,9 @@
 // (c2d.go), /messages/serviceBound/feedback and .../filenotifications
 // (queue.go), /messages/events (redirect.go), {hub}/$management and
 // {hub}/ConsumerGroups/{group}/Partitions/{n} (eventhub.go, readers.go for
-// epochs). Device links (/devices/{id}/...) are authorized, then refused
-// with amqp:not-implemented until they are served. Anything else is
+// epochs), and the device and module links under /devices/{id}/...
+// (device_links.go: telemetry, C2D, methods, twin, module inputs), each
+// identity on a connection one hub session (device.go). Anything else is
 // amqp:not-found; Service Bus features (dynamic nodes, sessions) and
 // management operations other than READ are refused as not implemented.
 // Request nodes answer on the reply link that reply-to names (rpc.go).

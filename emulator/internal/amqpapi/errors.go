@@ -3,6 +3,9 @@
 package amqpapi
 
 import (
+	"context"
+	"errors"
+
 	"github.com/iothubemulator/iothub/emulator/internal/amqp"
 	"github.com/iothubemulator/iothub/emulator/internal/huberr"
 )
@@ -55,4 +58,18 @@ func hubError(err error) *amqp.Error {
 		cond = condTimeout
 	}
 	return &amqp.Error{Condition: cond, Description: he.Message}
+}
+
+// outcomeError is the AMQP error a device link refuses a delivery with:
+// an AMQP error as it is, a context that ended as com.microsoft:timeout,
+// anything else as the hub's error (hubError).
+func outcomeError(err error) *amqp.Error {
+	var ae *amqp.Error
+	if errors.As(err, &ae) {
+		return ae
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return amqp.Errorf(condTimeout, "the operation did not complete: %v", err)
+	}
+	return hubError(err)
 }

@@ -3,7 +3,10 @@
 package amqpapi
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,6 +40,28 @@ func TestHubErrorConditions(t *testing.T) {
 		}
 		if got.Description == "" || got.Description == "disk on fire" {
 			t.Errorf("%v: description %q; want the hub's message, and nothing internal", tc.err, got.Description)
+		}
+	}
+}
+
+// TestOutcomeError: what a device link refuses a delivery with. An AMQP
+// error (a parse error of the adapter's) goes as it is, a wait that ended
+// as com.microsoft:timeout, a hub error as hubError maps it.
+func TestOutcomeError(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		cond amqp.Symbol
+		desc string
+	}{
+		{amqp.Errorf(amqp.ErrNotImplemented, "format 7"), amqp.ErrNotImplemented, "format 7"},
+		{fmt.Errorf("recording: %w", context.DeadlineExceeded), condTimeout, "deadline exceeded"},
+		{context.Canceled, condTimeout, "canceled"},
+		{huberr.MessageTooLarge("too big"), condMessageTooLarge, "too big"},
+		{errors.New("disk on fire"), amqp.ErrInternal, ""},
+	} {
+		got := outcomeError(tc.err)
+		if got.Condition != tc.cond || !strings.Contains(got.Description, tc.desc) {
+			t.Errorf("%v: got %s %q, want %s containing %q", tc.err, got.Condition, got.Description, tc.cond, tc.desc)
 		}
 	}
 }

@@ -273,15 +273,7 @@ func eventMessage(m *hub.Message, last *hub.PartitionInfo, now time.Time) *amqp.
 		ContentType:     amqp.Symbol(m.ContentType),
 		ContentEncoding: amqp.Symbol(m.ContentEncoding),
 	}
-	if m.MessageID != "" {
-		props.MessageID = m.MessageID
-	}
-	if m.CorrelationID != "" {
-		props.CorrelationID = m.CorrelationID
-	}
-	if m.UserID != "" {
-		props.UserID = []byte(m.UserID)
-	}
+	setIDs(props, m.MessageID, m.CorrelationID, m.UserID)
 	if t, err := time.Parse(time.RFC3339Nano, m.CreationTime); err == nil {
 		props.CreationTime = t
 	}

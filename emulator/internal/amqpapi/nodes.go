@@ -40,14 +40,9 @@ func (c *conn) onAttach(l *amqp.Link, reply *amqp.AttachReply) error {
 	case NodeEventHubPartition:
 		return c.attachPartition(l, a, reply)
 	case NodeDeviceEvents, NodeDeviceC2D, NodeDeviceMethods, NodeDeviceTwin, NodeModuleInputs:
-		// Device links authorize like any other, so that a client learns
-		// about a missing claim before it learns about a missing feature.
-		id := hub.Identity{DeviceID: a.DeviceID, ModuleID: a.ModuleID}
-		if _, err := c.authorize(l, Need{Device: &id}); err != nil {
-			return err
-		}
+		return c.attachDevice(l, reply, a)
 	}
-	return amqp.Errorf(amqp.ErrNotImplemented, "the emulator does not serve the %s node over AMQP yet", a.Node)
+	return amqp.Errorf(amqp.ErrNotFound, "the hub has no node at %q", l.Address())
 }
 
 // isEventHubEntity reports whether addr names the event hub itself or one

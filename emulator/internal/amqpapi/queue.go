@@ -110,11 +110,16 @@ func (c *conn) settleQueued(q serviceQueue, out *amqp.Outgoing, lockToken string
 	}
 }
 
-// lockTag is the delivery tag of a locked message: its lock token's 16
-// bytes when it is a UUID.
+// lockTag is the delivery tag of a locked message (a cloud-to-device
+// delivery, or one of a service-bound queue): its lock token's 16 bytes in
+// the order .NET's Guid keeps them, since the C# SDKs read the lock token
+// as new Guid(deliveryTag) and settle with Guid.ToByteArray() again (Edge
+// Hub does the same). Other SDKs settle by delivery and never look inside
+// the tag. A token that is no UUID (never one of the hub's) goes as text,
+// cut to the 32 bytes a tag may have.
 func lockTag(lockToken string) []byte {
 	if u, ok := codec.ParseUUID(lockToken); ok {
-		return u[:]
+		return []byte{u[3], u[2], u[1], u[0], u[5], u[4], u[7], u[6], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]}
 	}
 	if len(lockToken) > 32 {
 		return []byte(lockToken[:32])

@@ -37,6 +37,9 @@ func (c *conn) authenticate(_ context.Context, req *amqp.SASLRequest) (any, erro
 		if err := c.addClaim(cl); err != nil {
 			return nil, err
 		}
+		if !cl.Service() {
+			c.ensureDevice(cl.Identity, claimMethod(cl))
+		}
 	case amqp.SASLExternal:
 		c.mu.Lock()
 		n := len(c.peerCerts)

@@ -160,9 +160,28 @@ func (h *Hub) undeliver(ms []*C2DMessage) {
 }
 
 // CompleteC2D removes a delivered message when the device acknowledges it
-// (MQTT PUBACK). Tokens not in flight on this connection are ignored: a
-// PUBACK on a connection the hub has already given up is too late.
-func (c *Conn) CompleteC2D(lockToken string) {
+// (MQTT PUBACK, an AMQP accepted outcome). Tokens not in flight on this
+// connection are ignored: a PUBACK on a connection the hub has already
+// given up is too late.
+func (c *Conn) CompleteC2D(lockToken string) { c.settleLive(lockToken, FeedbackSuccess) }
+
+// RejectC2D dead-letters a message in flight on this connection (an AMQP
+// device's rejected outcome): it leaves the queue with Rejected feedback,
+// as an HTTPS reject does. Tokens not in flight here are ignored.
+func (c *Conn) RejectC2D(lockToken string) { c.settleLive(lockToken, FeedbackRejected) }
+
+// AbandonC2D puts a message in flight on this connection back in the queue
+// (an AMQP device's released or modified outcome, or its link ending before
+// it settled): it is delivered again, with a new lock token, to whatever
+// subscribed connection the device has, this one included. The delivery
+// that was abandoned still counts towards MaxDeliveryCount, as an HTTPS
+// abandon's does. Tokens not in flight here are ignored.
+func (c *Conn) AbandonC2D(lockToken string) { c.settleLive(lockToken, "") }
+
+// settleLive applies a device's outcome to a message in flight on this
+// connection: removed with feedback status, or put back in the queue when
+// status is "".
+func (c *Conn) settleLive(lockToken, status string) {
 	h := c.hub
 	if h.c2d.liveOn(lockToken) != c {
 		return
@@ -172,14 +191,22 @@ func (c *Conn) CompleteC2D(lockToken string) {
 		if err != nil {
 			return err
 		}
-		return h.removeC2D(tx, m, FeedbackSuccess)
+		if status != "" {
+			return h.removeC2D(tx, m, status)
+		}
+		m.LockToken, m.LockedUntil = "", time.Time{}
+		return putC2D(tx, m)
 	})
 	// Untracked only now: in between, a delivery pass or an HTTPS receive
 	// would find the message still queued and no longer in flight, and
 	// deliver it a second time.
 	h.c2d.untrack(lockToken)
 	if err != nil {
-		h.log.Debug("cloud-to-device completion failed", "device", c.id.DeviceID, "err", err)
+		h.log.Debug("cloud-to-device settlement failed", "device", c.id.DeviceID, "status", status, "err", err)
+		return
+	}
+	if status == "" {
+		h.deliverIfSubscribed(c.id.DeviceID)
 	}
 }
 

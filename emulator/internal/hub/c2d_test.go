@@ -715,3 +715,80 @@ func (h *Hub) drainAll() {
 		}
 	}
 }
+
+// TestC2DLiveRejectAndAbandon covers the outcomes an AMQP device settles a
+// delivered message with: rejected dead-letters it with Rejected feedback,
+// released or modified (AbandonC2D) delivers it again on the same
+// connection with a higher delivery count, until MaxDeliveryCount.
+func TestC2DLiveRejectAndAbandon(t *testing.T) {
+	e := newC2DEnv(t)
+	e.send("dev1", "r", AckFull, 0)
+	e.send("dev1", "a", AckNegative, 0)
+	c, s := e.connect("dev1", true)
+	sent := s.take()
+	if diff := cmp.Diff([]string{"r", "a"}, ids(sent)); diff != "" {
+		t.Fatalf("delivered (-want +got):\n%s", diff)
+	}
+
+	c.RejectC2D("not-a-token")
+	c.RejectC2D(sent[0].LockToken)
+	c.RejectC2D(sent[0].LockToken) // twice changes nothing
+	if fb := e.feedback(); len(fb) != 1 || fb[0].OriginalMessageID != "r" || fb[0].StatusCode != FeedbackRejected || fb[0].Description != "Message rejected" {
+		t.Fatalf("feedback after reject: got %+v, want one Rejected for r", fb)
+	}
+
+	token := sent[1].LockToken
+	for i := 2; i <= MaxDeliveryCount; i++ {
+		c.AbandonC2D(token)
+		got := s.take()
+		if len(got) != 1 || got[0].MessageID != "a" || got[0].DeliveryCount != i || got[0].LockToken == token {
+			t.Fatalf("abandon %d: got %+v, want a again with delivery count %d and a new lock token", i-1, got, i)
+		}
+		token = got[0].LockToken
+	}
+	c.AbandonC2D(token)
+	if got := s.take(); len(got) != 0 {
+		t.Fatalf("after %d deliveries: got %v, want the message dead-lettered", MaxDeliveryCount, ids(got))
+	}
+	if got := e.pending("dev1"); len(got) != 0 {
+		t.Errorf("queue: got %v, want empty", got)
+	}
+	fb := e.feedback()
+	if len(fb) != 2 || fb[1].OriginalMessageID != "a" || fb[1].StatusCode != FeedbackDeliveryCountExceeded {
+		t.Errorf("feedback: got %+v, want DeliveryCountExceeded for a after the Rejected of r", fb)
+	}
+}
+
+// TestC2DLiveOutcomesNeedTheConnection: a connection cannot settle what is
+// in flight on another one (one device's AMQP connection cannot touch the
+// lock tokens of its takeover successor), and an abandon while unsubscribed
+// leaves the message queued until the device subscribes again.
+func TestC2DLiveOutcomesNeedTheConnection(t *testing.T) {
+	e := newC2DEnv(t)
+	e.send("dev1", "m", AckFull, 0)
+	old, s1 := e.connect("dev1", true)
+	token := s1.take()[0].LockToken
+	c, s2 := e.connect("dev1", false) // takes over: m becomes deliverable again
+	old.RejectC2D(token)
+	old.AbandonC2D(token)
+	if got := e.pending("dev1"); !cmp.Equal(got, map[string]int{"m": 1}) {
+		t.Fatalf("queue after outcomes from a replaced connection: got %v, want m untouched", got)
+	}
+	c.SubscribeC2D()
+	got := s2.take()
+	if len(got) != 1 || got[0].DeliveryCount != 2 {
+		t.Fatalf("redelivery: got %+v, want m with delivery count 2", got)
+	}
+	c.UnsubscribeC2D()
+	c.AbandonC2D(got[0].LockToken)
+	if got := s2.take(); len(got) != 0 {
+		t.Fatalf("abandon while unsubscribed: got %v sent, want nothing", ids(got))
+	}
+	c.SubscribeC2D()
+	if got := s2.take(); len(got) != 1 || got[0].DeliveryCount != 3 {
+		t.Fatalf("after subscribing again: got %+v, want m with delivery count 3", got)
+	}
+	if fb := e.feedback(); len(fb) != 0 {
+		t.Errorf("feedback: got %+v, want none yet", fb)
+	}
+}

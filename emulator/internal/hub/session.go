@@ -201,6 +201,16 @@ func (c *Conn) SubscribeDesired() { c.desired.Store(true) }
 // UnsubscribeDesired disables desired-property notifications.
 func (c *Conn) UnsubscribeDesired() { c.desired.Store(false) }
 
+// AnnounceModelID records an IoT Plug and Play model id the device
+// announced after connecting (AMQP carries it on each link, not in the
+// connection's opening). It writes the registry, so callers run it off
+// their connection's reader.
+func (c *Conn) AnnounceModelID(modelID string) {
+	if modelID != "" && !c.closed.Load() {
+		c.hub.setModelID(c.id, modelID)
+	}
+}
+
 // conn returns the live connection of id, or nil.
 func (h *Hub) conn(id Identity) *Conn {
 	h.mu.Lock()

@@ -251,3 +251,23 @@ func TestC2DReceiveRefusals(t *testing.T) {
 		wantStatus(t, "complete as dev1", e.do(request{method: "DELETE", path: c2dPath + "/" + lock, auth: tok}), http.StatusNoContent)
 	})
 }
+
+// TestC2DLowerCasePaths: the Node SDK's Http transport receives, completes
+// and abandons on .../messages/devicebound, which the hub accepts as it
+// accepts deviceBound.
+func TestC2DLowerCasePaths(t *testing.T) {
+	e := newEnv(t)
+	d := e.createDevice("dev1")
+	tok := e.deviceToken(d)
+	const lower = "/devices/dev1/messages/devicebound"
+	e.queueC2D("dev1", "a", map[string]string{"iothub-messageid": "a", "iothub-ack": "full"})
+	r := e.do(request{method: "GET", path: lower, auth: tok})
+	wantStatus(t, "receive", r, http.StatusOK)
+	wantStatus(t, "abandon", e.do(request{method: "POST", path: lower + "/" + etag(t, r) + "/abandon", auth: tok}), http.StatusNoContent)
+	r = e.do(request{method: "GET", path: lower, auth: tok})
+	wantStatus(t, "receive again", r, http.StatusOK)
+	wantStatus(t, "complete", e.do(request{method: "DELETE", path: lower + "/" + etag(t, r), auth: tok}), http.StatusNoContent)
+	if r := e.do(request{method: "GET", path: lower, auth: tok}); r.status != http.StatusNoContent {
+		t.Errorf("receive after complete: got %d, want 204", r.status)
+	}
+}

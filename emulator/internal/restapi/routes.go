@@ -165,6 +165,11 @@ func routes() []route {
 		{"GET", "/devices/{id}/messages/deviceBound", 0, (*server).deviceReceive, deviceRoute},
 		{"DELETE", "/devices/{id}/messages/deviceBound/{lock}", 0, (*server).deviceComplete, deviceRoute},
 		{"POST", "/devices/{id}/messages/deviceBound/{lock}/abandon", 0, (*server).deviceAbandon, deviceRoute},
+		// The hub matches these paths case-insensitively: the Node SDK
+		// (azure-iot-device-http) spells them devicebound.
+		{"GET", "/devices/{id}/messages/devicebound", 0, (*server).deviceReceive, deviceRoute},
+		{"DELETE", "/devices/{id}/messages/devicebound/{lock}", 0, (*server).deviceComplete, deviceRoute},
+		{"POST", "/devices/{id}/messages/devicebound/{lock}/abandon", 0, (*server).deviceAbandon, deviceRoute},
 		// File upload (iot-hub-devguide-file-upload); modules have none.
 		{"POST", "/devices/{id}/files", 0, (*server).createFileUpload, deviceRoute},
 		{"POST", "/devices/{id}/files/notifications", 0, (*server).completeFileUpload, deviceRoute},
