@@ -16,14 +16,15 @@ lint:
 	$(GO) vet ./...
 
 # IOTHUB_E2E_NODE turns on the official Node SDK tests (they need npm ci and
-# ports 443 and 8883), IOTHUB_E2E_BROWSER the dashboard's browser tests (they
+# ports 443, 8883, 5671 and 5672), IOTHUB_E2E_BROWSER the dashboard's browser tests (they
 # need chromium), IOTHUB_E2E_AZURITE the file upload and import/export tests
 # (they start Azurite from e2e/azurite); a plain `go test ./...` skips them.
 unit:
 	IOTHUB_E2E_NODE=1 IOTHUB_E2E_BROWSER=1 IOTHUB_E2E_AZURITE=1 $(GO) test -race -count=1 -timeout 30m ./...
 
+# npm ci again when package-lock.json is newer than what is installed.
 node-deps:
-	@if [ ! -d e2e/node/node_modules ]; then cd e2e/node && npm ci --no-audit --no-fund; fi
+	@if [ ! -f e2e/node/node_modules/.package-lock.json ] || [ e2e/node/package-lock.json -nt e2e/node/node_modules/.package-lock.json ]; then cd e2e/node && npm ci --no-audit --no-fund; fi
 
 azurite-deps:
 	@if [ ! -d e2e/azurite/node_modules ]; then cd e2e/azurite && npm ci --no-audit --no-fund; fi

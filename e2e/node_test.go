@@ -63,7 +63,7 @@ func TestNodeSDK(t *testing.T) {
 }
 
 // nodeSDKEnv turns on the tests that run the official Node SDKs. They need
-// `npm ci` in e2e/node and the fixed ports 443 and 8883 on 127.0.0.1, so a
+// `npm ci` in e2e/node and the fixed ports 443, 8883, 5671 and 5672 on 127.0.0.1, so a
 // plain `go test ./...` skips them; `make test` and CI turn them on.
 const nodeSDKEnv = "IOTHUB_E2E_NODE"
 

@@ -21,7 +21,7 @@ import (
 // and service connection string the emulator printed, and X.509 material
 // written to a temporary directory, since Node cannot make certificates:
 //
-//	X509_SELF_CERT, X509_SELF_KEY  a self-signed device certificate, CN node-x509-self
+//	X509_SELF_CERT, X509_SELF_KEY  a self-signed device certificate, CN node-x509-self (amqp-device.test.js registers a device by its thumbprint too)
 //	X509_CA_CERT                   a CA for an enrollment group
 //	X509_GROUP_CERT, X509_GROUP_KEY a device certificate the CA issued, CN node-x509-member, chain included
 func provisioningEnv(t *testing.T, host, idScope, connString string) []string {

@@ -3,8 +3,9 @@
 // Package emulator is a local Azure IoT Hub: the device registry, twins,
 // direct methods, jobs and telemetry, served over MQTT (TLS and WebSockets),
 // HTTPS and AMQP (TLS, plain for UseDevelopmentEmulator clients, and
-// WebSockets: cloud-to-device sends, feedback, file-upload notifications and
-// the Event Hub-compatible endpoint, see EventHubConnectionString) on the
+// WebSockets: devices and modules, cloud-to-device sends, feedback,
+// file-upload notifications and the Event Hub-compatible endpoint, see
+// EventHubConnectionString) on the
 // hub's own topics, routes and nodes, so that the official SDKs and
 // this module's device and service packages work against it with only the
 // connection string and a CA certificate changed. The same server is a
@@ -30,6 +31,6 @@
 // connection state is kept in memory (every device is
 // Disconnected after a restart; last activity is saved when a connection
 // ends); jobs run on the emulator's clock (FastForward to a job's start
-// time runs it) and resume after a restart; AMQP device links are not
-// served yet. The README's support table lists every feature.
+// time runs it) and resume after a restart; nothing is routed to module
+// inputs. The README's support table lists every feature.
 package emulator

@@ -47,7 +47,7 @@ func parseFlags(args []string, getenv func(string) string, helpOut io.Writer) (*
 		{"tls-san", "IOTHUB_TLS_SANS", "", "extra DNS names or IPs for the generated certificate, comma-separated (e.g. the compose service name)", &sans},
 		{"mqtt-addr", "IOTHUB_MQTT_ADDR", emulator.DefaultMQTTAddr, "MQTT over TLS listen address", &mqttAddr},
 		{"https-addr", "IOTHUB_HTTPS_ADDR", emulator.DefaultHTTPSAddr, "HTTPS listen address (REST API, MQTT and AMQP over WebSockets)", &httpsAddr},
-		{"amqp-addr", "IOTHUB_AMQP_ADDR", emulator.DefaultAMQPAddr, "AMQP over TLS listen address (service SDKs, Event Hub-compatible endpoint); off to disable", &amqpAddr},
+		{"amqp-addr", "IOTHUB_AMQP_ADDR", emulator.DefaultAMQPAddr, "AMQP over TLS listen address (devices, service SDKs, Event Hub-compatible endpoint); off to disable", &amqpAddr},
 		{"amqp-plain-addr", "IOTHUB_AMQP_PLAIN_ADDR", emulator.DefaultAMQPPlainAddr, "plain AMQP listen address for Event Hubs clients with UseDevelopmentEmulator=true (unencrypted: keep it on loopback); off to disable", &amqpPlainAddr},
 		{"data-dir", "IOTHUB_DATA_DIR", emulator.DefaultDataDir, "directory of the database and generated certificates", &dataDir},
 		{"tls-cert", "IOTHUB_TLS_CERT", "", "server certificate (PEM); generated into the data dir when empty", &tlsCert},

@@ -5,6 +5,8 @@
 // iothubowner policy. These routes exist only on the emulator; tests use
 // them to queue cloud-to-device messages and to read what devices sent.
 
+const assert = require('node:assert/strict');
+const crypto = require('node:crypto');
 const { ConnectionString, SharedAccessSignature } = require('azure-iothub');
 const { env } = require('./hub');
 
@@ -63,4 +65,41 @@ async function eventually(what, check, ms = 10000) {
   }
 }
 
-module.exports = { control, pendingC2D, sendC2D, eventually };
+// rejectAndAbandon has an open device client reject one message and
+// abandon another, which comes again (its delivery counted) and is
+// completed; messages is the inbox (lib/hub.js) of the client's 'message'
+// events. It returns the two message ids.
+async function rejectAndAbandon(client, deviceId, messages) {
+  const ids = { reject: `r-${crypto.randomUUID()}`, abandon: `a-${crypto.randomUUID()}` };
+  await sendC2D(deviceId, 'reject me', { 'iothub-messageid': ids.reject, 'iothub-ack': 'negative' });
+  let msg = await messages.next('the message to reject');
+  assert.equal(msg.messageId, ids.reject);
+  await client.reject(msg);
+
+  await sendC2D(deviceId, 'abandon me', { 'iothub-messageid': ids.abandon, 'iothub-ack': 'full' });
+  msg = await messages.next('the message to abandon');
+  assert.equal(msg.messageId, ids.abandon);
+  await client.abandon(msg);
+  msg = await messages.next('the abandoned message, delivered again');
+  assert.equal(msg.messageId, ids.abandon);
+  const [pending] = await pendingC2D(deviceId);
+  assert.equal(pending.deliveryCount, 2, 'an abandon counts the delivery');
+  await client.complete(msg);
+  await eventually('an empty queue', async () => (await pendingC2D(deviceId)).length === 0);
+  return ids;
+}
+
+// feedbackOf waits for n feedback records about deviceId's messages and
+// returns them as sorted [originalMessageId, statusCode] pairs.
+async function feedbackOf(deviceId, n) {
+  let fb;
+  await eventually(`${n} feedback records`, async () => {
+    fb = (await control('GET', '/emulator/feedback')).body.filter((f) => f.deviceId === deviceId);
+    return fb.length >= n;
+  });
+  return fb.map((f) => [f.originalMessageId, f.statusCode]).sort();
+}
+
+module.exports = {
+  control, pendingC2D, sendC2D, eventually, rejectAndAbandon, feedbackOf,
+};

@@ -2,7 +2,7 @@
 'use strict';
 
 // Shared set-up for the Node SDK tests. The Go harness (e2e/node_test.go)
-// starts the emulator on 127.0.0.1:443 and :8883, registers DEVICE_ID and
+// starts the emulator on 127.0.0.1:443, :8883, :5671 and :5672, registers DEVICE_ID and
 // runs `node --test` here with these variables set; the official SDKs take no
 // port, so the tests cannot run against an emulator on other ports.
 
@@ -113,11 +113,47 @@ async function invokeWhenListening(service, deviceId, params, ms = 10000) {
   }
 }
 
+// withDevice registers a SAS device with a unique id, runs fn with its id,
+// primary key and the registry, and deletes it.
+async function withDevice(prefix, fn) {
+  const reg = registry();
+  const deviceId = uniqueId(prefix);
+  const device = await createDevice(reg, deviceId);
+  try {
+    await fn(deviceId, device.authentication.symmetricKey.primaryKey, reg);
+  } finally {
+    await deleteQuietly(reg, deviceId);
+  }
+}
+
+// inbox collects what an emitter emits (push) and lets a test wait for the
+// next item; items holds what has not been taken.
+function inbox() {
+  const items = [];
+  let wake;
+  return {
+    items,
+    push(x) {
+      items.push(x);
+      if (wake) {
+        wake();
+      }
+    },
+    async next(what, ms = 15000) {
+      while (items.length === 0) {
+        await withTimeout(new Promise((resolve) => { wake = resolve; }), ms, what);
+      }
+      return items.shift();
+    },
+  };
+}
+
 module.exports = {
   env,
   transports,
   noRetry,
   uniqueId,
+  hostName,
   deviceConnectionString,
   registry,
   serviceClient,
@@ -126,4 +162,7 @@ module.exports = {
   deleteQuietly,
   withTimeout,
   invokeWhenListening,
+  withDevice,
+  inbox,
+  sleep,
 };

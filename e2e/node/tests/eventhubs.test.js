@@ -19,6 +19,7 @@ const {
   env, uniqueId, registry, deviceClient, createDevice, deleteQuietly, deviceConnectionString, withTimeout,
 } = require('../lib/hub');
 const { control } = require('../lib/control');
+const { collect, bodyOf } = require('../lib/eventhubs');
 
 // The Go harness (TestNodeSDK) always sets both, from the emulator's
 // banner; against an external hub (TestExternalHub) they come from
@@ -66,33 +67,6 @@ async function sendTelemetry(reg, bodies, gapMs = 0) {
     await dev.close();
   }
   return { deviceId, device, records: await recorded(deviceId, bodies.length) };
-}
-
-// collect subscribes to one partition and resolves with the events of
-// deviceId once until() says enough.
-function collect(client, partitionId, deviceId, startPosition, until) {
-  const events = [];
-  let sub;
-  const done = new Promise((resolve, reject) => {
-    sub = client.subscribe(partitionId, {
-      processEvents: async (evs) => {
-        for (const e of evs) {
-          if (e.systemProperties && e.systemProperties['iothub-connection-device-id'] === deviceId) {
-            events.push(e);
-          }
-        }
-        if (until(events)) {
-          resolve(events);
-        }
-      },
-      processError: async (err) => reject(err),
-    }, { startPosition, maxWaitTimeInSeconds: 1 });
-  });
-  return { done, close: () => sub.close(), events };
-}
-
-function bodyOf(e) {
-  return Buffer.isBuffer(e.body) ? JSON.parse(e.body.toString()) : e.body;
 }
 
 for (const { name, variable, connectionString } of endpoints) {
