@@ -31,6 +31,15 @@ type twinAnswer struct {
 // echoes the correlation-id.
 func (c *twinClient) do(tb testing.TB, op, resource string, annotations goamqp.Annotations, body []byte) twinAnswer {
 	tb.Helper()
+	a, err := c.request(ctxT(tb), op, resource, annotations, body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return a
+}
+
+// request is do without a testing.TB, for benchmark goroutines.
+func (c *twinClient) request(ctx context.Context, op, resource string, annotations goamqp.Annotations, body []byte) (twinAnswer, error) {
 	c.seq++
 	cid := fmt.Sprintf("req-%d", c.seq)
 	ann := goamqp.Annotations{"operation": op}
@@ -44,19 +53,22 @@ func (c *twinClient) do(tb testing.TB, op, resource string, annotations goamqp.A
 	if body != nil {
 		m.Data = [][]byte{body}
 	}
-	if err := c.snd.Send(ctxT(tb), m, nil); err != nil {
-		tb.Fatalf("%s request: %v", op, err)
+	if err := c.snd.Send(ctx, m, nil); err != nil {
+		return twinAnswer{}, fmt.Errorf("%s request: %w", op, err)
 	}
-	r := receive(tb, c.rcv)
-	_ = c.rcv.AcceptMessage(ctxT(tb), r)
+	r, err := c.rcv.Receive(ctx, nil)
+	if err != nil {
+		return twinAnswer{}, fmt.Errorf("%s answer: %w", op, err)
+	}
+	_ = c.rcv.AcceptMessage(ctx, r)
 	if r.Properties == nil || r.Properties.CorrelationID != cid {
-		tb.Fatalf("%s answer: correlation-id %#v, want %q", op, r.Properties, cid)
+		return twinAnswer{}, fmt.Errorf("%s answer: correlation-id %#v, want %q", op, r.Properties, cid)
 	}
 	st, ok := r.Annotations["status"].(int32)
 	if !ok {
-		tb.Fatalf("%s answer: status %#v is not an AMQP int", op, r.Annotations["status"])
+		return twinAnswer{}, fmt.Errorf("%s answer: status %#v is not an AMQP int", op, r.Annotations["status"])
 	}
-	return twinAnswer{status: st, version: r.Annotations["version"], body: r.GetData()}
+	return twinAnswer{status: st, version: r.Annotations["version"], body: r.GetData()}, nil
 }
 
 func (e *env) twinClient(tb testing.TB, dev *devClient) *twinClient {
