@@ -10,6 +10,7 @@ import (
 
 	"github.com/iothubemulator/iothub/emulator/internal/amqp"
 	"github.com/iothubemulator/iothub/emulator/internal/hub"
+	"github.com/iothubemulator/iothub/emulator/internal/huberr"
 )
 
 // The $cbs node (AMQP claims-based security, draft 1.0): a put-token
@@ -81,8 +82,12 @@ func (c *conn) putToken(_ context.Context, req *amqp.Message) *amqp.Message {
 	}
 	if !cl.Service() {
 		// The device is connected from here on, as an MQTT device is once
-		// its CONNECT is accepted (device.go).
-		c.ensureDevice(cl.Identity, claimMethod(cl))
+		// its CONNECT is accepted (device.go), unless the hub refuses it.
+		if _, err := c.ensureDevice(cl.Identity, claimMethod(cl)); err != nil {
+			c.dropDeviceClaims(cl.Identity)
+			he := huberr.As(err)
+			return statusReply(int32(he.Status), he.Message, nil)
+		}
 	}
 	return statusReply(200, "OK", nil)
 }

@@ -22,6 +22,7 @@ import (
 type conn struct {
 	srv       *Server
 	via       Transport
+	remote    string              // the peer's address
 	peerCerts []*x509.Certificate // the TLS client certificate chain, for X.509 devices
 	log       *slog.Logger
 
@@ -36,7 +37,7 @@ type conn struct {
 }
 
 func newConn(s *Server, nc net.Conn, via Transport) *conn {
-	c := &conn{srv: s, via: via, bound: map[*amqp.Link]*binding{}, replies: map[Node][]*amqp.Link{},
+	c := &conn{srv: s, via: via, remote: nc.RemoteAddr().String(), bound: map[*amqp.Link]*binding{}, replies: map[Node][]*amqp.Link{},
 		replySig: make(chan struct{}), devices: map[hub.Identity]*deviceSession{},
 		log: s.log.With("remote", nc.RemoteAddr().String(), "transport", via.String())}
 	if cs, ok := nc.(interface{ ConnectionState() tls.ConnectionState }); ok && via != TransportTLS {

@@ -82,20 +82,34 @@ var (
 	_ hub.C2DSession = (*deviceSession)(nil)
 )
 
+// admitWait bounds how long a new session waits for the hub to admit it
+// (a reactor may delay OpConnect). An attach waits on the connection's
+// reader, so it stays well inside the idle time-out.
+const admitWait = 10 * time.Second
+
 // ensureDevice returns the live session of id on this connection, starting
-// it (and registering it with the hub, which closes the identity's older
-// connection, on any transport) if there is none. Nil once the connection
-// has ended.
-func (c *conn) ensureDevice(id hub.Identity, method string) *deviceSession {
-	c.mu.Lock()
-	if c.gone {
-		c.mu.Unlock()
-		return nil
+// it if there is none: the hub admits it as it admits an MQTT CONNECT (a
+// fault's duration or throttling refuses it with the hub's error), then
+// registers it, which closes the identity's older connection, on any
+// transport.
+func (c *conn) ensureDevice(id hub.Identity, method string) (*deviceSession, error) {
+	if s, err := c.liveDevice(id); s != nil || err != nil {
+		return s, err
 	}
-	if s := c.devices[id]; s != nil && !s.isEnded() {
-		c.mu.Unlock()
-		<-s.ready
-		return s
+	ctx, cancel := context.WithTimeout(c.srv.ctx, admitWait)
+	err := c.srv.hub.AdmitConnection(ctx, id)
+	cancel()
+	if err != nil {
+		c.log.Info("amqp: device connection refused", "identity", id.String(), "err", oneLine(err))
+		return nil, err
+	}
+	c.mu.Lock()
+	if s, err := c.liveDeviceLocked(id); s != nil || err != nil {
+		c.mu.Unlock() // started meanwhile by another link or put-token
+		if s != nil {
+			<-s.ready
+		}
+		return s, err
 	}
 	s := &deviceSession{c: c, id: id, method: method, ready: make(chan struct{}),
 		links: map[*amqp.Link]linkKind{}, current: map[linkKind]*amqp.Link{}, twinSig: make(chan struct{})}
@@ -105,7 +119,7 @@ func (c *conn) ensureDevice(id hub.Identity, method string) *deviceSession {
 
 	// The claim has checked the token or certificate; token expiry is the
 	// claim's to enforce (claims.go), so the hub gets no expiry of its own.
-	hc := c.srv.hub.Connect(id, s, hub.ConnectInfo{AuthMethod: method})
+	hc := c.srv.hub.Connect(id, s, hub.ConnectInfo{AuthMethod: method, Transport: c.via.String(), RemoteAddr: c.remote})
 	s.mu.Lock()
 	s.hc = hc
 	ended := s.ended
@@ -115,7 +129,30 @@ func (c *conn) ensureDevice(id hub.Identity, method string) *deviceSession {
 		hc.Disconnect() // closed by the hub before Connect returned
 	}
 	c.log.Debug("amqp: device connected", "identity", id.String(), "auth", method)
-	return s
+	return s, nil
+}
+
+// liveDevice returns the live session of id on this connection, if any,
+// once it is registered with the hub; an error once the connection has
+// ended.
+func (c *conn) liveDevice(id hub.Identity) (*deviceSession, error) {
+	c.mu.Lock()
+	s, err := c.liveDeviceLocked(id)
+	c.mu.Unlock()
+	if s != nil {
+		<-s.ready
+	}
+	return s, err
+}
+
+func (c *conn) liveDeviceLocked(id hub.Identity) (*deviceSession, error) {
+	if c.gone {
+		return nil, amqp.Errorf(amqp.ErrDetachForced, "the connection is closing")
+	}
+	if s := c.devices[id]; s != nil && !s.isEnded() {
+		return s, nil
+	}
+	return nil, nil
 }
 
 // claimMethod is the authentication method a claim stands for.
@@ -190,15 +227,7 @@ func (s *deviceSession) Close() {
 func (c *conn) closeDevice(s *deviceSession) {
 	s.end(amqp.Errorf(amqp.ErrDetachForced, "the hub closed %s's connection: a newer connection of the identity took over (ConnectionForcefullyClosedOnNewConnection, 400027), or the device was disabled or deleted", s.id))
 	c.mu.Lock()
-	keep := c.claims[:0]
-	for _, cl := range c.claims {
-		if !cl.Service() && cl.Identity == s.id {
-			cl.stopTimer()
-			continue
-		}
-		keep = append(keep, cl)
-	}
-	c.claims = keep
+	c.dropDeviceClaimsLocked(s.id)
 	others := len(c.devices) > 0
 	for l, b := range c.bound {
 		if b.need.Device == nil || *b.need.Device != s.id {
@@ -214,6 +243,26 @@ func (c *conn) closeDevice(s *deviceSession) {
 	if !others && ac != nil {
 		ac.Close(amqp.Errorf(amqp.ErrConnectionForced, "the hub closed %s's connection: a newer connection of the identity took over (ConnectionForcefullyClosedOnNewConnection, 400027), or the device was disabled or deleted", s.id))
 	}
+}
+
+// dropDeviceClaims forgets the connection's claims of id (its token's or
+// certificate's), so that its links need a new put-token.
+func (c *conn) dropDeviceClaims(id hub.Identity) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.dropDeviceClaimsLocked(id)
+}
+
+func (c *conn) dropDeviceClaimsLocked(id hub.Identity) {
+	keep := c.claims[:0]
+	for _, cl := range c.claims {
+		if !cl.Service() && cl.Identity == id {
+			cl.stopTimer()
+			continue
+		}
+		keep = append(keep, cl)
+	}
+	c.claims = keep
 }
 
 // endDevices ends every session when the connection is gone.

@@ -32,9 +32,9 @@ func (c *conn) attachDevice(l *amqp.Link, reply *amqp.AttachReply, a Address) er
 	if err != nil {
 		return err
 	}
-	s := c.ensureDevice(id, claimMethod(cl))
-	if s == nil {
-		return amqp.Errorf(amqp.ErrDetachForced, "the connection is closing")
+	s, err := c.ensureDevice(id, claimMethod(cl))
+	if err != nil {
+		return outcomeError(err)
 	}
 	if kind == kindEvents {
 		reply.MaxMessageSize = maxEventWireSize

@@ -339,3 +339,124 @@ func TestDeviceModelID(t *testing.T) {
 		return err == nil && tw.ModelID == "dtmi:com:example:Thermostat;1"
 	})
 }
+
+// TestDeviceAdmission: the hub admits an AMQP device as it admits an MQTT
+// CONNECT. During a fault's duration a device's put-token is answered 503
+// (and its claim dropped) and an X.509 device's first link is refused
+// with com.microsoft:timeout, which Node reads as ServiceUnavailableError;
+// neither is connected. Once the duration is over both connect, and the
+// hub's fault records name the AMQP connection's transport and address.
+func TestDeviceAdmission(t *testing.T) {
+	clk := clock.At(time.Now().Truncate(time.Second))
+	e := newEnv(t, withClock(clk))
+	ctx := context.Background()
+	sas := hub.Identity{DeviceID: "admit-sas"}
+	key := e.addDevice(t, sas.DeviceID)
+	x := hub.Identity{DeviceID: "admit-x509"}
+	tlsCfg := e.addX509Device(t, x.DeviceID)
+	for _, id := range []hub.Identity{sas, x} {
+		if _, err := e.hub.InjectFault(ctx, hub.FaultSpec{Identity: id, Kind: hub.FaultKillTcp, Duration: time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.Eventually(t, "both faults to open their duration", func() bool {
+		n := 0
+		for _, f := range e.hub.Faults("") {
+			if f.Outcome == hub.FaultNotConnected {
+				n++
+			}
+		}
+		return n == 2
+	})
+
+	c := e.dial(t, viaTLS, nil)
+	cbs := newCBS(t, c)
+	if r := cbs.put(t, audience(sas), deviceToken(t, sas, key, clk.Now().Add(time.Hour))); r.status != 503 || !strings.Contains(r.description, "fault injection") {
+		t.Fatalf("put-token during the duration: %d %q, want 503 naming the fault", r.status, r.description)
+	}
+	if e.hub.IsConnected(sas) {
+		t.Fatal("connected during the duration")
+	}
+	wantCondition(t, "a link after the refused put-token", attachErr(t, newSession(t, c), devicePath(sas, "messages/devicebound"), nil),
+		goamqp.ErrCondUnauthorizedAccess, "")
+	xs := newSession(t, e.dial(t, viaTLS, &goamqp.ConnOptions{SASLType: goamqp.SASLTypeExternal(""), TLSConfig: tlsCfg}))
+	wantCondition(t, "an X.509 device's first link", attachErr(t, xs, devicePath(x, "messages/devicebound"), nil), "com.microsoft:timeout", "fault injection")
+	if e.hub.IsConnected(x) {
+		t.Fatal("the X.509 device is connected during the duration")
+	}
+
+	clk.FastForward(time.Minute + time.Second)
+	cbs.mustPut(t, audience(sas), deviceToken(t, sas, key, clk.Now().Add(time.Hour)))
+	attachOK(t, xs, devicePath(x, "messages/devicebound"))
+	for _, id := range []hub.Identity{sas, x} {
+		if !e.hub.IsConnected(id) {
+			t.Errorf("%s is not connected after the duration", id)
+		}
+	}
+
+	// Device sessions do not break links for the fault hook (they are no
+	// hub.Faulter): an AMQP fault is recorded as not applicable, on the
+	// AMQP connection it names.
+	if _, err := e.hub.InjectFault(ctx, hub.FaultSpec{Identity: sas, Kind: hub.FaultKillAmqpD2CLink}); err != nil {
+		t.Fatal(err)
+	}
+	var last hub.FaultRecord
+	testutil.Eventually(t, "the link fault to be decided", func() bool {
+		fs := e.hub.Faults(sas.DeviceID)
+		last = fs[len(fs)-1]
+		return last.Outcome != hub.FaultPending
+	})
+	if last.Outcome != hub.FaultNotApplicable || last.Connection == nil || last.Connection.Transport != "amqp" || last.Connection.RemoteAddress == "" {
+		t.Errorf("link fault: %+v (connection %+v), want not applicable on an amqp connection with its address", last, last.Connection)
+	}
+	if !e.hub.IsConnected(sas) {
+		t.Error("a fault that does not apply disconnected the device")
+	}
+}
+
+// TestDeviceInvokeFaults: during an Invoke* fault's duration the hub
+// refuses an AMQP device's operations as it refuses an MQTT device's, and
+// the connection stays: telemetry is rejected with the condition the SDKs
+// map to ThrottlingError, IotHubQuotaExceededError or UnauthorizedError,
+// and a twin request is answered with the hub's status.
+func TestDeviceInvokeFaults(t *testing.T) {
+	clk := clock.At(time.Now().Truncate(time.Second))
+	e := newEnv(t, withClock(clk))
+	for _, tc := range []struct {
+		kind   hub.FaultKind
+		cond   goamqp.ErrCond
+		status int32
+	}{
+		{hub.FaultInvokeThrottling, "com.microsoft:device-container-throttled", 429},
+		{hub.FaultInvokeMaxMessageQuota, "com.microsoft:quota-exceeded", 403},
+		{hub.FaultInvokeAuthError, goamqp.ErrCondUnauthorizedAccess, 401},
+	} {
+		t.Run(string(tc.kind), func(t *testing.T) {
+			id := hub.Identity{DeviceID: "invoke-" + strings.ToLower(string(tc.kind))}
+			dev := e.connectDevice(t, viaTLS, id, e.addDevice(t, id.DeviceID))
+			snd := dev.sender(t, "messages/events", nil)
+			tw := e.twinClient(t, dev)
+			if _, err := e.hub.InjectFault(context.Background(), hub.FaultSpec{Identity: id, Kind: tc.kind, Duration: time.Minute}); err != nil {
+				t.Fatal(err)
+			}
+			testutil.Eventually(t, "the fault to apply", func() bool {
+				fs := e.hub.Faults(id.DeviceID)
+				return len(fs) == 1 && fs[0].Outcome == hub.FaultApplied
+			})
+			wantCondition(t, "telemetry", linkError(t, snd.Send(ctxT(t), &goamqp.Message{Data: [][]byte{[]byte("refused")}}, nil)), tc.cond, "")
+			if a := tw.do(t, "PATCH", "/properties/reported", nil, []byte(`{"n":1}`)); a.status != tc.status {
+				t.Errorf("reported PATCH: status %d, want %d", a.status, tc.status)
+			}
+			clk.FastForward(time.Minute + time.Second)
+			if err := snd.Send(ctxT(t), &goamqp.Message{Data: [][]byte{[]byte("after")}}, nil); err != nil {
+				t.Fatalf("telemetry after the duration: %v", err)
+			}
+			if got := e.telemetry(t, id); len(got) != 1 || string(got[0].Body) != "after" {
+				t.Errorf("recorded %d messages, want only the one after the duration", len(got))
+			}
+			if !e.hub.IsConnected(id) {
+				t.Error("the device was disconnected")
+			}
+		})
+	}
+}

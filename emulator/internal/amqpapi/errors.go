@@ -54,7 +54,10 @@ func hubError(err error) *amqp.Error {
 		cond = condMessageTooLarge
 	case he.Status == 429:
 		cond = condThrottled
-	case he.Status == 504:
+	case he.Status == 503, he.Status == 504:
+		// 503: a connection refused during a fault's duration; Node reads
+		// com.microsoft:timeout as ServiceUnavailableError, which it
+		// retries, as it reads MQTT's CONNACK 3.
 		cond = condTimeout
 	}
 	return &amqp.Error{Condition: cond, Description: he.Message}

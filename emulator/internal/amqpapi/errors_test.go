@@ -32,6 +32,7 @@ func TestHubErrorConditions(t *testing.T) {
 		{huberr.DeviceAlreadyExists("d"), "com.microsoft:device-already-exists"},
 		{huberr.Throttled(), "com.microsoft:device-container-throttled"},
 		{huberr.GatewayTimeout(time.Second), "com.microsoft:timeout"},
+		{huberr.ServiceUnavailable("refused"), "com.microsoft:timeout"},
 		{errors.New("disk on fire"), "amqp:internal-error"},
 	} {
 		got := hubError(tc.err)

@@ -38,7 +38,10 @@ func (c *conn) authenticate(_ context.Context, req *amqp.SASLRequest) (any, erro
 			return nil, err
 		}
 		if !cl.Service() {
-			c.ensureDevice(cl.Identity, claimMethod(cl))
+			if _, err := c.ensureDevice(cl.Identity, claimMethod(cl)); err != nil {
+				c.dropDeviceClaims(cl.Identity)
+				return nil, err
+			}
 		}
 	case amqp.SASLExternal:
 		c.mu.Lock()

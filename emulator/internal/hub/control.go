@@ -70,8 +70,8 @@ const (
 	OpInvokeMethod  = "InvokeMethod"
 	OpGetTwin       = "GetTwin"       // service GET twin
 	OpUpdateTwin    = "UpdateTwin"    // service PATCH/PUT twin
-	OpDeviceTwin    = "DeviceTwin"    // device twin GET (MQTT)
-	OpPatchReported = "PatchReported" // device reported PATCH (MQTT)
+	OpDeviceTwin    = "DeviceTwin"    // device twin GET (MQTT, AMQP)
+	OpPatchReported = "PatchReported" // device reported PATCH (MQTT, AMQP)
 	OpTelemetry     = "SendTelemetry"
 	OpSendC2D       = "SendC2D"
 	OpRegistry      = "Registry"   // any registry write
