@@ -38,7 +38,15 @@ const (
 // requests, its receiver gets the answers.
 func (c *conn) attachCBS(l *amqp.Link) error {
 	if l.Role() == amqp.RoleReceiver {
-		go c.serveRequests(l, NodeCBS, c.putToken)
+		c.mu.Lock()
+		c.cbsIn[l] = struct{}{}
+		c.mu.Unlock()
+		go func() {
+			c.serveRequests(l, NodeCBS, c.putToken)
+			c.mu.Lock()
+			delete(c.cbsIn, l)
+			c.mu.Unlock()
+		}()
 		return nil
 	}
 	c.addReplyLink(NodeCBS, l)
@@ -82,12 +90,15 @@ func (c *conn) putToken(_ context.Context, req *amqp.Message) *amqp.Message {
 	}
 	if !cl.Service() {
 		// The device is connected from here on, as an MQTT device is once
-		// its CONNECT is accepted (device.go), unless the hub refuses it.
-		if _, err := c.ensureDevice(cl.Identity, claimMethod(cl)); err != nil {
+		// its CONNECT is accepted (device.go).
+		if _, err := c.ensureDevice(cl.Identity, claimMethod(cl)); err != nil && huberr.As(err).Status == 401 {
 			c.dropDeviceClaims(cl.Identity)
-			he := huberr.As(err)
-			return statusReply(int32(he.Status), he.Message, nil)
+			return statusReply(401, huberr.As(err).Message, nil)
 		}
+		// Any other refusal (a fault's duration, throttling) still answers
+		// 200: the Node SDK takes every other status for bad credentials
+		// and stops retrying. The device's links are refused instead, with
+		// a condition the SDKs retry (faults.go).
 	}
 	return statusReply(200, "OK", nil)
 }

@@ -22,6 +22,7 @@ import (
 type conn struct {
 	srv       *Server
 	via       Transport
+	nc        net.Conn            // as served: TLS, WebSocket or plain TCP (faults.go reaches the TCP socket under it)
 	remote    string              // the peer's address
 	peerCerts []*x509.Certificate // the TLS client certificate chain, for X.509 devices
 	log       *slog.Logger
@@ -33,11 +34,12 @@ type conn struct {
 	replies  map[Node][]*amqp.Link // reply links by request node, oldest first
 	replySig chan struct{}         // closed and replaced when a reply link attaches
 	devices  map[hub.Identity]*deviceSession
+	cbsIn    map[*amqp.Link]struct{} // the client's $cbs senders, for fault injection
 	gone     bool
 }
 
 func newConn(s *Server, nc net.Conn, via Transport) *conn {
-	c := &conn{srv: s, via: via, remote: nc.RemoteAddr().String(), bound: map[*amqp.Link]*binding{}, replies: map[Node][]*amqp.Link{},
+	c := &conn{srv: s, via: via, nc: nc, remote: nc.RemoteAddr().String(), cbsIn: map[*amqp.Link]struct{}{}, bound: map[*amqp.Link]*binding{}, replies: map[Node][]*amqp.Link{},
 		replySig: make(chan struct{}), devices: map[hub.Identity]*deviceSession{},
 		log: s.log.With("remote", nc.RemoteAddr().String(), "transport", via.String())}
 	if cs, ok := nc.(interface{ ConnectionState() tls.ConnectionState }); ok && via != TransportTLS {

@@ -34,7 +34,9 @@ func (c *conn) attachDevice(l *amqp.Link, reply *amqp.AttachReply, a Address) er
 	}
 	s, err := c.ensureDevice(id, claimMethod(cl))
 	if err != nil {
-		return outcomeError(err)
+		// Refused by the hub (a fault's duration, throttling): the
+		// condition is one the SDKs retry (faults.go).
+		return hubError(err)
 	}
 	if kind == kindEvents {
 		reply.MaxMessageSize = maxEventWireSize

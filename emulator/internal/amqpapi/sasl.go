@@ -11,6 +11,7 @@ import (
 
 	"github.com/iothubemulator/iothub/emulator/internal/amqp"
 	"github.com/iothubemulator/iothub/emulator/internal/hub"
+	"github.com/iothubemulator/iothub/emulator/internal/huberr"
 	"github.com/iothubemulator/iothub/internal/sas"
 )
 
@@ -38,7 +39,9 @@ func (c *conn) authenticate(_ context.Context, req *amqp.SASLRequest) (any, erro
 			return nil, err
 		}
 		if !cl.Service() {
-			if _, err := c.ensureDevice(cl.Identity, claimMethod(cl)); err != nil {
+			// A refusal other than of the credentials leaves SASL to
+			// succeed and the device's links to be refused (faults.go).
+			if _, err := c.ensureDevice(cl.Identity, claimMethod(cl)); err != nil && huberr.As(err).Status == 401 {
 				c.dropDeviceClaims(cl.Identity)
 				return nil, err
 			}

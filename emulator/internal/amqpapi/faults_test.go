@@ -1,0 +1,317 @@
+// SPDX-License-Identifier: MIT
+
+package amqpapi
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	goamqp "github.com/Azure/go-amqp"
+
+	"github.com/iothubemulator/iothub/emulator/internal/hub"
+)
+
+// faultDev is a device on its own go-amqp connection with every link the
+// SDKs attach: $cbs (on its own session), telemetry, C2D, the method pair
+// and the twin pair (on another).
+type faultDev struct {
+	*devClient
+	key      string
+	cbs      *cbsClient
+	events   *goamqp.Sender
+	c2d      *goamqp.Receiver
+	methSnd  *goamqp.Sender
+	methRcv  *goamqp.Receiver
+	twinSnd  *goamqp.Sender
+	twinRcv  *goamqp.Receiver
+	allLinks map[string]func(context.Context) error // waits for the link to end, by name
+}
+
+func (e *env) faultDevice(t *testing.T, via transport, id hub.Identity, key string) *faultDev {
+	t.Helper()
+	c := e.dial(t, via, nil)
+	cbs := newCBS(t, c)
+	cbs.mustPut(t, audience(id), deviceToken(t, id, key, later()))
+	d := &faultDev{devClient: &devClient{e: e, id: id, conn: c, sess: newSession(t, c)}, key: key, cbs: cbs}
+	d.events = d.sender(t, "messages/events", nil)
+	d.c2d = d.receiver(t, "messages/devicebound", nil)
+	d.methSnd, d.methRcv = d.methodLinks(t)
+	d.twinSnd, d.twinRcv = d.twinLinks(t)
+	recv := func(r *goamqp.Receiver) func(context.Context) error {
+		return func(ctx context.Context) error { _, err := r.Receive(ctx, nil); return err }
+	}
+	send := func(s *goamqp.Sender) func(context.Context) error {
+		// A sender learns of a detach when it sends; the hub's links take
+		// anything, so a send fails only on an ended link.
+		return func(ctx context.Context) error {
+			for {
+				if err := s.Send(ctx, &goamqp.Message{Value: "probe"}, nil); err != nil {
+					return err
+				}
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+		}
+	}
+	d.allLinks = map[string]func(context.Context) error{
+		"cbs-req": func(ctx context.Context) error {
+			// A put-token probe: the request link's detach fails it.
+			for {
+				err := d.cbs.snd.Send(ctx, putTokenRequest(audience(id), deviceToken(t, id, key, later())), nil)
+				if err != nil {
+					return err
+				}
+				if _, err := d.cbs.rcv.Receive(ctx, nil); err != nil {
+					return err
+				}
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+		},
+		"cbs-resp":  recv(d.cbs.rcv),
+		"c2d":       recv(d.c2d),
+		"meth-req":  recv(d.methRcv),
+		"meth-resp": send(d.methSnd),
+		"twin-resp": recv(d.twinRcv),
+	}
+	return d
+}
+
+// faultMessage carries the hook's properties, as the SDKs' suites send them.
+func faultMessage(kind hub.FaultKind, reason, delay, duration string) *goamqp.Message {
+	props := map[string]any{hub.PropFaultType: string(kind), hub.PropFaultCloseReason: reason, hub.PropFaultDelay: delay}
+	if duration != "" {
+		props[hub.PropFaultDuration] = duration
+	}
+	return &goamqp.Message{Data: [][]byte{[]byte("fault")}, ApplicationProperties: props}
+}
+
+func (e *env) lastFault(t *testing.T, deviceID string) hub.FaultRecord {
+	t.Helper()
+	fs := e.hub.Faults(deviceID)
+	if len(fs) == 0 {
+		t.Fatalf("no fault recorded for %s", deviceID)
+	}
+	return fs[len(fs)-1]
+}
+
+func (e *env) waitOutcome(t *testing.T, deviceID string) hub.FaultRecord {
+	t.Helper()
+	deadline := time.Now().Add(waitTime)
+	for {
+		r := e.lastFault(t, deviceID)
+		if r.Outcome != hub.FaultPending {
+			return r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fault still pending: %+v", r)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// ended waits for probe to fail and returns its error.
+func ended(t *testing.T, what string, probe func(context.Context) error) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTime)
+	defer cancel()
+	err := probe(ctx)
+	if err == nil || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("%s: still up (%v)", what, err)
+	}
+	return err
+}
+
+// standing checks that probe does not fail for a short while.
+func standing(t *testing.T, what string, probe func(context.Context) error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	defer cancel()
+	if err := probe(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("%s: ended: %v", what, err)
+	}
+}
+
+func remoteLinkErr(err error) *goamqp.Error {
+	var le *goamqp.LinkError
+	if errors.As(err, &le) && le.RemoteErr != nil {
+		return le.RemoteErr
+	}
+	var se *goamqp.SessionError
+	if errors.As(err, &se) && se.RemoteErr != nil {
+		return se.RemoteErr
+	}
+	var ce *goamqp.ConnError
+	if errors.As(err, &ce) && ce.RemoteErr != nil {
+		return ce.RemoteErr
+	}
+	return nil
+}
+
+func wantInternal(t *testing.T, what string, err error, reason string) {
+	t.Helper()
+	re := remoteLinkErr(err)
+	if re == nil || re.Condition != goamqp.ErrCondInternalError || re.Description != reason {
+		t.Fatalf("%s: %v, want amqp:internal-error %q", what, err, reason)
+	}
+}
+
+// connEnd waits for the connection to end and returns its error.
+func connEnd(t *testing.T, c *goamqp.Conn) error {
+	t.Helper()
+	select {
+	case <-c.Done():
+	case <-time.After(waitTime):
+		t.Fatal("the connection is still up")
+	}
+	return c.Err()
+}
+
+// TestFaultKinds is the hook over AMQP for every AMQP kind: the device's
+// message is accepted and recorded; nothing breaks before the delay; then
+// exactly what the kind names breaks, with the close reason; for the
+// duration a new connection of the device gets its put-token (200) but its
+// links are refused with amqp:internal-error; afterwards it connects again.
+func TestFaultKinds(t *testing.T) {
+	const reason = " severs it "
+	linkKinds := map[hub.FaultKind]string{
+		hub.FaultKillAmqpCBSLinkReq: "cbs-req", hub.FaultKillAmqpCBSLinkResp: "cbs-resp",
+		hub.FaultKillAmqpC2DLink: "c2d", hub.FaultKillAmqpMethodReqLink: "meth-req", hub.FaultKillAmqpMethodRespLink: "meth-resp",
+		hub.FaultKillAmqpTwinLinkResp: "twin-resp",
+	}
+	kinds := []hub.FaultKind{
+		hub.FaultKillTcp, hub.FaultShutDownAmqp, hub.FaultKillAmqpConnection, hub.FaultKillAmqpSession,
+		hub.FaultKillAmqpCBSLinkReq, hub.FaultKillAmqpCBSLinkResp, hub.FaultKillAmqpD2CLink, hub.FaultKillAmqpC2DLink,
+		hub.FaultKillAmqpMethodReqLink, hub.FaultKillAmqpMethodRespLink, hub.FaultKillAmqpTwinLinkReq, hub.FaultKillAmqpTwinLinkResp,
+	}
+	e := newEnv(t)
+	e.clock.Set(time.Now())
+	for i, kind := range kinds {
+		via := []transport{viaTLS, viaWebSocket, viaPlain}[i%3]
+		t.Run(string(kind), func(t *testing.T) {
+			id := hub.Identity{DeviceID: "fault-" + strings.ToLower(string(kind))}
+			d := e.faultDevice(t, via, id, e.addDevice(t, id.DeviceID))
+			if err := d.events.Send(ctxT(t), faultMessage(kind, reason, "2", "5"), nil); err != nil {
+				t.Fatalf("the fault message: %v, want it accepted", err)
+			}
+			ms := e.telemetry(t, id)
+			if len(ms) != 1 || ms[0].Properties[hub.PropFaultType] != string(kind) {
+				t.Fatalf("recorded %+v, want the fault message", ms)
+			}
+			if r := e.lastFault(t, id.DeviceID); r.Outcome != hub.FaultPending || r.Source != hub.FaultSourceMessage || r.CloseReason != reason {
+				t.Fatalf("fault before its delay: %+v", r)
+			}
+			e.clock.FastForward(1999 * time.Millisecond)
+			standing(t, "the C2D link before the delay", d.allLinks["c2d"])
+			if r := e.lastFault(t, id.DeviceID); r.Outcome != hub.FaultPending {
+				t.Fatalf("applied before its delay: %+v", r)
+			}
+			e.clock.FastForward(time.Millisecond)
+			r := e.waitOutcome(t, id.DeviceID)
+			if r.Outcome != hub.FaultApplied || r.Connection == nil || r.Connection.Transport != via.recorded() || r.Connection.RemoteAddress == "" ||
+				r.EndTime == nil || !r.EndTime.Equal(r.AppliedTime.Add(5*time.Second)) {
+				t.Fatalf("applied fault: %+v (connection %+v)", r, r.Connection)
+			}
+
+			connLevel := false
+			switch kind {
+			case hub.FaultKillTcp:
+				connLevel = true
+				err := connEnd(t, d.conn)
+				// The client learns of the RST on its next read or write.
+				if err == nil || remoteLinkErr(err) != nil || !strings.Contains(err.Error(), "reset") && !strings.Contains(err.Error(), "broken pipe") {
+					t.Fatalf("connection ended with %v, want a TCP reset", err)
+				}
+			case hub.FaultShutDownAmqp:
+				connLevel = true
+				// go-amqp reports a close without an error as no error.
+				if err := connEnd(t, d.conn); err != nil {
+					t.Fatalf("connection ended with %v, want a clean close", err)
+				}
+			case hub.FaultKillAmqpConnection:
+				connLevel = true
+				wantInternal(t, "the connection", connEnd(t, d.conn), reason)
+			case hub.FaultKillAmqpSession:
+				// The device links' session ends; the $cbs session stays.
+				wantInternal(t, "the C2D link", ended(t, "the C2D link", d.allLinks["c2d"]), reason)
+				standing(t, "the $cbs session", d.allLinks["cbs-resp"])
+			case hub.FaultKillAmqpD2CLink, hub.FaultKillAmqpTwinLinkReq:
+				snd := d.events
+				if kind == hub.FaultKillAmqpTwinLinkReq {
+					snd = d.twinSnd
+				}
+				wantInternal(t, "the sender", ended(t, "the sender", func(ctx context.Context) error {
+					for {
+						if err := snd.Send(ctx, &goamqp.Message{Value: "after"}, nil); err != nil {
+							return err
+						}
+						time.Sleep(10 * time.Millisecond)
+					}
+				}), reason)
+				standing(t, "the C2D link", d.allLinks["c2d"])
+			default:
+				name := linkKinds[kind]
+				wantInternal(t, name, ended(t, name, d.allLinks[name]), reason)
+				for other, probe := range d.allLinks {
+					if other != name && !strings.HasPrefix(other, "meth-resp") && !strings.HasPrefix(other, "cbs-req") {
+						standing(t, other+" beside "+name, probe)
+					}
+				}
+			}
+			if connLevel {
+				waitFor(t, "the hub to see the device gone", func() bool { return !e.hub.IsConnected(id) })
+			}
+
+			// A new connection during the duration: the put-token is taken,
+			// the first link refused, as often as the device tries.
+			for range 2 {
+				c := e.dial(t, via, nil)
+				newCBS(t, c).mustPut(t, audience(id), deviceToken(t, id, d.key, later()))
+				wantCondition(t, "a link during the duration", senderAttachErr(t, newSession(t, c), devicePath(id, "messages/events")), goamqp.ErrCondInternalError, "fault injection")
+				c.Close()
+			}
+			// Each refusal counts: a reconnect's put-token and its link.
+			if r := e.lastFault(t, id.DeviceID); r.Refused != 4 {
+				t.Fatalf("refused %d times, want 4", r.Refused)
+			}
+			e.clock.FastForward(5 * time.Second)
+			again := e.faultDevice(t, via, id, d.key)
+			if err := again.events.Send(ctxT(t), &goamqp.Message{Value: "back"}, nil); err != nil {
+				t.Fatalf("telemetry after the duration: %v", err)
+			}
+			if !e.hub.IsConnected(id) {
+				t.Fatal("the device is not connected after the duration")
+			}
+		})
+	}
+}
+
+func (v transport) recorded() string {
+	switch v {
+	case viaWebSocket, viaServiceBusSocket:
+		return "amqp-ws"
+	case viaPlain:
+		return "amqp-plain"
+	}
+	return "amqp"
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitTime)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
