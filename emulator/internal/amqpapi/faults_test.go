@@ -48,7 +48,11 @@ func (e *env) faultDevice(t *testing.T, via transport, id hub.Identity, key stri
 		// anything, so a send fails only on an ended link.
 		return func(ctx context.Context) error {
 			for {
-				if err := s.Send(ctx, &goamqp.Message{Value: "probe"}, nil); err != nil {
+				// A rejected probe (a method response without its request)
+				// is the link working.
+				err := s.Send(ctx, &goamqp.Message{Value: "probe"}, nil)
+				var rejected *goamqp.Error
+				if err != nil && (remoteLinkErr(err) != nil || !errors.As(err, &rejected)) {
 					return err
 				}
 				select {
@@ -262,7 +266,7 @@ func TestFaultKinds(t *testing.T) {
 				name := linkKinds[kind]
 				wantInternal(t, name, ended(t, name, d.allLinks[name]), reason)
 				for other, probe := range d.allLinks {
-					if other != name && !strings.HasPrefix(other, "meth-resp") && !strings.HasPrefix(other, "cbs-req") {
+					if other != name {
 						standing(t, other+" beside "+name, probe)
 					}
 				}
@@ -313,5 +317,144 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestFaultLeavesOthersAlone: on a connection two devices share (the C#
+// SDK pools them, each on its own session), a fault aimed at one breaks
+// only its session or link; a device on another connection sees nothing;
+// the duration refuses only the faulted device.
+func TestFaultLeavesOthersAlone(t *testing.T) {
+	e := newEnv(t)
+	e.clock.Set(time.Now())
+	a, b, other := hub.Identity{DeviceID: "pooled-a"}, hub.Identity{DeviceID: "pooled-b"}, hub.Identity{DeviceID: "alone"}
+	c := e.dial(t, viaTLS, nil)
+	cbs := newCBS(t, c)
+	pooled := func(id hub.Identity) (*devClient, *goamqp.Sender, *goamqp.Receiver) {
+		cbs.mustPut(t, audience(id), deviceToken(t, id, e.addDevice(t, id.DeviceID), later()))
+		d := &devClient{e: e, id: id, conn: c, sess: newSession(t, c)}
+		return d, d.sender(t, "messages/events", nil), d.receiver(t, "messages/devicebound", nil)
+	}
+	_, aEvents, aC2D := pooled(a)
+	_, bEvents, bC2D := pooled(b)
+	o := e.faultDevice(t, viaWebSocket, other, e.addDevice(t, other.DeviceID))
+	works := func(what string, snd *goamqp.Sender, rcv *goamqp.Receiver) {
+		t.Helper()
+		if err := snd.Send(ctxT(t), &goamqp.Message{Value: what}, nil); err != nil {
+			t.Fatalf("%s: telemetry: %v", what, err)
+		}
+		standing(t, what+": C2D", func(ctx context.Context) error { _, err := rcv.Receive(ctx, nil); return err })
+	}
+
+	if _, err := e.hub.InjectFault(context.Background(), hub.FaultSpec{Identity: a, Kind: hub.FaultKillAmqpSession, CloseReason: "a only", Duration: 5 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.waitOutcome(t, a.DeviceID); r.Outcome != hub.FaultApplied || r.Source != hub.FaultSourceControl {
+		t.Fatalf("fault: %+v", r)
+	}
+	wantInternal(t, "a's C2D link", ended(t, "a's C2D link", func(ctx context.Context) error { _, err := aC2D.Receive(ctx, nil); return err }), "a only")
+	works("b on the same connection", bEvents, bC2D)
+	works("a device on another connection", o.events, o.c2d)
+	for name, probe := range o.allLinks {
+		standing(t, "the other device's "+name, probe)
+	}
+	waitFor(t, "a to be disconnected", func() bool { return !e.hub.IsConnected(a) })
+	if !e.hub.IsConnected(b) || !e.hub.IsConnected(other) {
+		t.Fatal("a fault on a disconnected another device")
+	}
+	// a's duration refuses a, not b: b's new link on the shared connection
+	// attaches; a's is refused there too.
+	bSess := newSession(t, c)
+	if _, err := bSess.NewSender(ctxT(t), devicePath(b, "messages/events"), nil); err != nil {
+		t.Fatalf("b's new link: %v", err)
+	}
+	wantCondition(t, "a's link during the duration", senderAttachErr(t, newSession(t, c), devicePath(a, "messages/events")), goamqp.ErrCondInternalError, "fault injection")
+
+	// A link fault on b leaves a's and the other device's links alone.
+	if _, err := e.hub.InjectFault(context.Background(), hub.FaultSpec{Identity: b, Kind: hub.FaultKillAmqpC2DLink}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitOutcome(t, b.DeviceID)
+	wantInternal(t, "b's C2D link", ended(t, "b's C2D link", func(ctx context.Context) error { _, err := bC2D.Receive(ctx, nil); return err }), "fault injection: KillAmqpC2DLink")
+	if err := bEvents.Send(ctxT(t), &goamqp.Message{Value: "b still sends"}, nil); err != nil {
+		t.Fatalf("b's telemetry after its C2D link went: %v", err)
+	}
+	works("the other device", o.events, o.c2d)
+	if err := aEvents.Send(ctxT(t), &goamqp.Message{Value: "x"}, nil); err == nil {
+		t.Fatal("a's telemetry link outlived its session")
+	}
+}
+
+// TestFaultRefusalsWithoutCBS: during the duration a device that brings
+// its credentials with the connection (SASL PLAIN with its token, an X.509
+// certificate) is let in at SASL and refused at its first link; an
+// InvokeAuthError fault refuses the put-token itself (401), as bad
+// credentials are refused.
+func TestFaultRefusalsWithoutCBS(t *testing.T) {
+	e := newEnv(t)
+	e.clock.Set(time.Now())
+	sasID := hub.Identity{DeviceID: "plain-dev"}
+	key := e.addDevice(t, sasID.DeviceID)
+	x509ID := hub.Identity{DeviceID: "cert-dev"}
+	tlsCfg := e.addX509Device(t, x509ID.DeviceID)
+	for _, id := range []hub.Identity{sasID, x509ID} {
+		if _, err := e.hub.InjectFault(context.Background(), hub.FaultSpec{Identity: id, Kind: hub.FaultKillTcp, Duration: time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+		if r := e.waitOutcome(t, id.DeviceID); r.Outcome != hub.FaultNotConnected || r.EndTime == nil {
+			t.Fatalf("fault on a device with no connection: %+v", r)
+		}
+	}
+	plain := e.dial(t, viaPlain, &goamqp.ConnOptions{SASLType: goamqp.SASLTypePlain(sasID.DeviceID+"@sas."+hostName, deviceToken(t, sasID, key, later()))})
+	wantCondition(t, "SASL PLAIN device's link", senderAttachErr(t, newSession(t, plain), devicePath(sasID, "messages/events")), goamqp.ErrCondInternalError, "fault injection")
+	for _, sasl := range x509SASL {
+		c := e.dial(t, viaTLS, &goamqp.ConnOptions{SASLType: sasl.typ, TLSConfig: tlsCfg})
+		wantCondition(t, "X.509 device's link ("+sasl.name+")", senderAttachErr(t, newSession(t, c), devicePath(x509ID, "messages/events")), goamqp.ErrCondInternalError, "fault injection")
+	}
+	if e.hub.IsConnected(sasID) || e.hub.IsConnected(x509ID) {
+		t.Fatal("a refused device is connected")
+	}
+	e.clock.FastForward(time.Minute)
+	plain = e.dial(t, viaPlain, &goamqp.ConnOptions{SASLType: goamqp.SASLTypePlain(sasID.DeviceID+"@sas."+hostName, deviceToken(t, sasID, key, later()))})
+	if err := (&devClient{e: e, id: sasID, conn: plain, sess: newSession(t, plain)}).sender(t, "messages/events", nil).Send(ctxT(t), &goamqp.Message{Value: "back"}, nil); err != nil {
+		t.Fatalf("after the duration: %v", err)
+	}
+
+	authID := hub.Identity{DeviceID: "auth-dev"}
+	authKey := e.addDevice(t, authID.DeviceID)
+	if _, err := e.hub.InjectFault(context.Background(), hub.FaultSpec{Identity: authID, Kind: hub.FaultInvokeAuthError, Duration: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitOutcome(t, authID.DeviceID)
+	r := newCBS(t, e.dial(t, viaTLS, nil)).put(t, audience(authID), deviceToken(t, authID, authKey, later()))
+	if r.status != 401 {
+		t.Fatalf("put-token during InvokeAuthError: %d %s, want 401", r.status, r.description)
+	}
+}
+
+// TestFaultNotForAMQP: ShutDownMqtt does not apply to an AMQP connection,
+// nor a link fault to a link the device never attached: the hub ignores
+// them, the connection stays and no duration refuses the device.
+func TestFaultNotForAMQP(t *testing.T) {
+	e := newEnv(t)
+	e.clock.Set(time.Now())
+	id := hub.Identity{DeviceID: "telemetry-only"}
+	key := e.addDevice(t, id.DeviceID)
+	d := e.connectDevice(t, viaTLS, id, key)
+	events := d.sender(t, "messages/events", nil)
+	for _, kind := range []hub.FaultKind{hub.FaultShutDownMqtt, hub.FaultKillAmqpTwinLinkReq, hub.FaultKillAmqpMethodReqLink, hub.FaultKillAmqpC2DLink} {
+		if err := events.Send(ctxT(t), faultMessage(kind, "", "0", "60"), nil); err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+		if r := e.waitOutcome(t, id.DeviceID); r.Outcome != hub.FaultNotApplicable || r.EndTime != nil {
+			t.Fatalf("%s: %+v, want not applicable", kind, r)
+		}
+	}
+	if err := events.Send(ctxT(t), &goamqp.Message{Value: "still here"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	again := e.connectDevice(t, viaTLS, id, key)
+	if err := again.sender(t, "messages/events", nil).Send(ctxT(t), &goamqp.Message{Value: "reconnected"}, nil); err != nil {
+		t.Fatalf("a new connection after faults that did not apply: %v", err)
 	}
 }
