@@ -36,7 +36,9 @@ func (c *conn) attachDevice(l *amqp.Link, reply *amqp.AttachReply, a Address) er
 	if err != nil {
 		// Refused by the hub (a fault's duration, throttling): the
 		// condition is one the SDKs retry (faults.go).
-		return hubError(err)
+		e := hubError(err)
+		c.refuseConnection(e)
+		return e
 	}
 	if kind == kindEvents {
 		reply.MaxMessageSize = maxEventWireSize
