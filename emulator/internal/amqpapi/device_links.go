@@ -36,9 +36,7 @@ func (c *conn) attachDevice(l *amqp.Link, reply *amqp.AttachReply, a Address) er
 	if err != nil {
 		// Refused by the hub (a fault's duration, throttling): the
 		// condition is one the SDKs retry (faults.go).
-		e := hubError(err)
-		c.refuseConnection(e)
-		return e
+		return hubError(err)
 	}
 	if kind == kindEvents {
 		reply.MaxMessageSize = maxEventWireSize

@@ -34,34 +34,12 @@ import (
 //     its links is refused with the hub's refusal as an AMQP error
 //     (503 ServiceUnavailable: amqp:internal-error; throttling:
 //     com.microsoft:device-container-throttled), both retried by every
-//     SDK, and a connection that serves nothing else is closed with the
-//     same error (refuseConnection). A put-token is still answered 200, as is SASL PLAIN, because
+//     SDK. A put-token is still answered 200, as is SASL PLAIN, because
 //     Node takes any other put-token status for bad credentials
 //     (UnauthorizedError) and stops retrying; only a 401 refusal (the
 //     InvokeAuthError fault) refuses the put-token or SASL itself.
 
 var _ hub.Faulter = (*deviceSession)(nil)
-
-// refuseConnection closes, with e, a connection whose device was just
-// refused at its link and which serves nothing else: the Node SDK does not
-// retry a refused link by itself, but reconnects after a connection closed
-// with an error it retries, which is how it recovers from the fault. A
-// connection shared with other devices or service claims stays; only the
-// link is refused.
-func (c *conn) refuseConnection(e *amqp.Error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.devices) > 0 || c.amqp == nil {
-		return
-	}
-	for _, cl := range c.claims {
-		if cl.Service() {
-			return
-		}
-	}
-	// After the attach's refusal, which the caller returns to the engine.
-	go c.amqp.Close(e)
-}
 
 // faultLinks are the device links each link fault detaches.
 var faultLinks = map[hub.FaultKind][]linkKind{
