@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -160,6 +161,42 @@ func (c *Conn) Err() error {
 func (c *Conn) Close(e *Error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.closeLocked(e)
+}
+
+// CloseAll closes the connection the way the hub's AMQP stack
+// (Microsoft.Azure.Amqp AmqpConnection.CloseInternal) does: each session's
+// links are detached and each session ended, without an error, before the
+// close that carries e. Clients that wait for their links' detaches to be
+// answered before they reconnect (the Node SDK's azure-iot-amqp-base waits
+// 45 s, then forces them) see them answered this way.
+func (c *Conn) CloseAll(e *Error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeSent || c.ended || c.remote == nil {
+		c.closeLocked(e)
+		return
+	}
+	chans := make([]uint16, 0, len(c.sessions))
+	for ch := range c.sessions {
+		chans = append(chans, ch)
+	}
+	slices.Sort(chans)
+	for _, ch := range chans {
+		s := c.sessions[ch]
+		if s.endSent || s.ended {
+			continue
+		}
+		handles := make([]uint32, 0, len(s.outHandles))
+		for h := range s.outHandles {
+			handles = append(handles, h)
+		}
+		slices.Sort(handles)
+		for _, h := range handles {
+			s.outHandles[h].detachLocked(nil)
+		}
+		s.endLocked(nil)
+	}
 	c.closeLocked(e)
 }
 

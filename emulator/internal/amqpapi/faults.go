@@ -57,6 +57,10 @@ var faultLinks = map[hub.FaultKind][]linkKind{
 //     AMQP close, no TLS close_notify, no WebSocket close frame);
 //   - ShutDownAmqp closes the AMQP connection cleanly (close, no error);
 //   - KillAmqpConnection closes it with the reason;
+//   - both detach every link and end every session first, as the hub's
+//     AMQP stack does on any close (amqp.Conn.CloseAll): the Node SDK
+//     answers a bare close by detaching its links cleanly and waits 45 s
+//     for answers that never come after a close before it reconnects;
 //   - KillAmqpSession ends the AMQP sessions that hold the identity's
 //     links (when it has none, those of the connection's $cbs links);
 //   - KillAmqpCBSLinkReq and ...Resp detach the connection's $cbs links
@@ -84,10 +88,10 @@ func (s *deviceSession) Fault(kind hub.FaultKind, reason string) bool {
 		killTCP(c.nc)
 		return true
 	case hub.FaultShutDownAmqp:
-		ac.Close(nil)
+		ac.CloseAll(nil)
 		return true
 	case hub.FaultKillAmqpConnection:
-		ac.Close(e)
+		ac.CloseAll(e)
 		return true
 	case hub.FaultKillAmqpSession:
 		sessions := s.amqpSessions()
