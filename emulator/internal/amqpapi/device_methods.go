@@ -91,9 +91,22 @@ func (s *deviceSession) SendMethod(rid, name string, payload []byte) error {
 	}
 	ctx, cancel := s.sendContext()
 	defer cancel()
-	if _, err := l.Send(ctx, msg, nil); err != nil {
+	o, err := l.Send(ctx, msg, nil)
+	if err != nil {
 		s.methods.take(cid)
 		return err
+	}
+	if o != nil {
+		// A request the link loses unsettled (the device detaches it, as
+		// the Node SDK does while it reconnects) never reached the device.
+		go func() {
+			<-o.Done()
+			if o.Err() != nil {
+				if _, ok := s.methods.take(cid); ok {
+					s.hubConn().MethodUndelivered(rid)
+				}
+			}
+		}()
 	}
 	return nil
 }

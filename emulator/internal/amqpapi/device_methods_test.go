@@ -161,3 +161,23 @@ func TestDeviceMethodResponseRefusals(t *testing.T) {
 		t.Fatalf("the call after the refusals: %+v, %v", o.res, o.err)
 	}
 }
+
+// TestDeviceMethodLostUnsettled: a request the device detaches its link
+// from before settling it (the Node SDK does while it reconnects after a
+// fault) never reached it, so the call ends as for a device not online
+// (404103, which callers retry) instead of waiting out the response
+// timeout (504101).
+func TestDeviceMethodLostUnsettled(t *testing.T) {
+	e := newEnv(t)
+	id := hub.Identity{DeviceID: "detaching"}
+	dev := e.connectDevice(t, viaTLS, id, e.addDevice(t, id.DeviceID))
+	_, rcv := dev.methodLinks(t)
+	call := e.invoke(id, "m", "null", 0)
+	receive(t, rcv) // neither accepted nor settled
+	if err := rcv.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if o := waitOutcome(t, call); !errors.Is(o.err, huberr.DeviceNotOnline(0)) {
+		t.Fatalf("got %+v, %v; want 404103", o.res, o.err)
+	}
+}

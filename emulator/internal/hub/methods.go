@@ -182,7 +182,7 @@ func (h *Hub) callOn(ctx context.Context, c *Conn, r MethodRequest, payload []by
 	defer timer.Stop()
 	sent := c.post(func() {
 		if err := c.session.SendMethod(rid, r.Name, payload); err != nil {
-			p.failed <- struct{}{}
+			p.fail()
 		}
 	})
 	if !sent {
@@ -197,6 +197,30 @@ func (h *Hub) callOn(ctx context.Context, c *Conn, r MethodRequest, payload []by
 		return MethodResult{}, huberr.GatewayTimeout(r.ResponseTimeout)
 	case <-ctx.Done():
 		return MethodResult{}, ctx.Err()
+	}
+}
+
+// MethodUndelivered reports that the request rid, written to c, never
+// reached the device: the link it went out on ended before the device
+// settled it (the device was detaching it, or went away). The invocation
+// goes on as for a request that could not be written: on the device's
+// next connection within the connect timeout, else DeviceNotOnline,
+// rather than waiting out the response timeout for an answer that cannot
+// come.
+func (c *Conn) MethodUndelivered(rid string) {
+	h := c.hub
+	h.mu.Lock()
+	p := h.pending[rid]
+	h.mu.Unlock()
+	if p != nil && p.conn == c {
+		p.fail()
+	}
+}
+
+func (p *pendingMethod) fail() {
+	select {
+	case p.failed <- struct{}{}:
+	default: // already failed
 	}
 }
 
