@@ -32,7 +32,7 @@ import (
 //   - During the duration the device's reconnects are refused where its
 //     session would start (device.go ensureDevice): an attach of one of
 //     its links is refused with the hub's refusal as an AMQP error
-//     (503 ServiceUnavailable: amqp:internal-error; throttling:
+//     (503 ServiceUnavailable: com.microsoft:timeout; throttling:
 //     com.microsoft:device-container-throttled), both retried by every
 //     SDK. A put-token is still answered 200, as is SASL PLAIN, because
 //     Node takes any other put-token status for bad credentials

@@ -195,7 +195,7 @@ func connEnd(t *testing.T, c *goamqp.Conn) error {
 // message is accepted and recorded; nothing breaks before the delay; then
 // exactly what the kind names breaks, with the close reason; for the
 // duration a new connection of the device gets its put-token (200) but its
-// links are refused with amqp:internal-error; afterwards it connects again.
+// links are refused with com.microsoft:timeout; afterwards it connects again.
 func TestFaultKinds(t *testing.T) {
 	const reason = " severs it "
 	linkKinds := map[hub.FaultKind]string{
@@ -378,7 +378,7 @@ func TestFaultLeavesOthersAlone(t *testing.T) {
 	if _, err := bSess.NewSender(ctxT(t), devicePath(b, "messages/events"), nil); err != nil {
 		t.Fatalf("b's new link: %v", err)
 	}
-	wantCondition(t, "a's link during the duration", senderAttachErr(t, newSession(t, c), devicePath(a, "messages/events")), goamqp.ErrCondInternalError, "fault injection")
+	wantCondition(t, "a's link during the duration", senderAttachErr(t, newSession(t, c), devicePath(a, "messages/events")), "com.microsoft:timeout", "fault injection")
 
 	// A link fault on b leaves a's and the other device's links alone.
 	if _, err := e.hub.InjectFault(context.Background(), hub.FaultSpec{Identity: b, Kind: hub.FaultKillAmqpC2DLink}); err != nil {
@@ -470,7 +470,8 @@ func TestFaultNotForAMQP(t *testing.T) {
 }
 
 // wantRefused checks that c gets id's telemetry link refused with
-// amqp:internal-error, and closes c.
+// com.microsoft:timeout (the hub's 503, which Node reads as
+// ServiceUnavailableError and retries), and closes c.
 func wantRefused(t *testing.T, what string, c *goamqp.Conn, id hub.Identity) {
 	t.Helper()
 	sess, err := c.NewSession(ctxT(t), nil)
@@ -481,8 +482,8 @@ func wantRefused(t *testing.T, what string, c *goamqp.Conn, id hub.Identity) {
 		}
 	}
 	re := remoteLinkErr(err)
-	if re == nil || re.Condition != goamqp.ErrCondInternalError || !strings.Contains(re.Description, "fault injection") {
-		t.Fatalf("%s: %v, want amqp:internal-error", what, err)
+	if re == nil || re.Condition != "com.microsoft:timeout" || !strings.Contains(re.Description, "fault injection") {
+		t.Fatalf("%s: %v, want com.microsoft:timeout", what, err)
 	}
 	c.Close()
 }
