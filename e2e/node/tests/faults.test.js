@@ -234,21 +234,18 @@ for (const { name, Transport } of transports) {
 
 // Over AMQP, the kinds of the SDK's own suites (d2c_, c2d_, method_ and
 // twin_disconnect.js): the connection (reset, closed with an error,
-// closed cleanly), the session, and the telemetry, C2D, method and twin
-// links. The hub accepts the fault message, as any telemetry; the SDK
-// takes each break for the loss of its connection and reconnects by
-// itself. As in those suites, no duration: azure-iot-device-amqp 1.14.4
-// does not recover from a link refused while it reconnects (it stays in
-// its disconnecting state), so the refusals of the duration are tested in
-// Go (emulator/internal/amqpapi faults_test.go). Left out for now, as the
-// SDK does not come back from them against the emulator within the test's
-// time (to be understood): the connection closed by the hub
-// (KillAmqpConnection, ShutDownAmqp; the SDK detaches its links cleanly
-// after the close and waits) and the $cbs request link's detach (a method
-// call after it times out).
+// closed cleanly), the session, the $cbs links, and the telemetry, C2D,
+// method and twin links. The hub accepts the fault message, as any
+// telemetry; the SDK takes each break for the loss of its connection and
+// reconnects by itself. As in those suites, no duration:
+// azure-iot-amqp-base throws inside its own attach callback when a link is
+// refused while its other attaches are in flight (its sender map was
+// emptied when it began disconnecting), rhea then ends the socket and the
+// SDK waits out its 45 s rundown timer, so the refusals of the duration
+// are tested in Go (emulator/internal/amqpapi faults_test.go).
 const amqpFaults = [
-  { name: 'AMQP', Transport: Amqp, kinds: ['KillTcp', 'KillAmqpSession', 'KillAmqpCBSLinkResp', 'KillAmqpD2CLink', 'KillAmqpC2DLink', 'KillAmqpMethodReqLink', 'KillAmqpTwinLinkReq', 'KillAmqpTwinLinkResp'] },
-  { name: 'AMQP-WS', Transport: AmqpWs, kinds: ['KillTcp', 'KillAmqpSession', 'KillAmqpMethodRespLink'] },
+  { name: 'AMQP', Transport: Amqp, kinds: ['KillTcp', 'KillAmqpConnection', 'ShutDownAmqp', 'KillAmqpCBSLinkReq', 'KillAmqpSession', 'KillAmqpCBSLinkResp', 'KillAmqpD2CLink', 'KillAmqpC2DLink', 'KillAmqpMethodReqLink', 'KillAmqpTwinLinkReq', 'KillAmqpTwinLinkResp'] },
+  { name: 'AMQP-WS', Transport: AmqpWs, kinds: ['KillTcp', 'KillAmqpConnection', 'KillAmqpSession', 'KillAmqpMethodRespLink'] },
 ];
 
 for (const { name, Transport, kinds } of amqpFaults) {
