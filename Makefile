@@ -2,7 +2,7 @@
 
 GO ?= go
 
-.PHONY: run test lint unit node-deps azurite-deps bench
+.PHONY: run test lint unit node-deps azurite-deps bench bench-system
 
 run:
 	$(GO) run ./cmd/iothub-emulator
@@ -31,3 +31,10 @@ azurite-deps:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./...
+
+# The emulator as its own process against its baselines measured in the
+# same run (a bbolt scan, a raw bbolt Batch, bare mochi, bare HTTPS); prints
+# a table of ratios with the load average. Takes about 15 minutes; pass
+# flags with BENCH_FLAGS, e.g. BENCH_FLAGS='-only query -rounds 3'.
+bench-system:
+	$(GO) build -o bench-system.bin ./scripts/benchsystem && ./bench-system.bin $(BENCH_FLAGS); s=$$?; rm -f bench-system.bin; exit $$s

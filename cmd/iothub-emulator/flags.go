@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -27,6 +28,7 @@ type config struct {
 	configFile string
 	logLevel   string
 	logFormat  string
+	pprofAddr  string // loopback address of the Go profiler; "" when off
 }
 
 // envFlag describes one flag and the environment variable that sets its default.
@@ -57,6 +59,7 @@ func parseFlags(args []string, getenv func(string) string, helpOut io.Writer) (*
 		{"dps-id-scope", "IOTHUB_DPS_ID_SCOPE", emulator.DefaultIDScope, "ID scope of the Device Provisioning Service served on the same host", &idScope},
 		{"log-level", "IOTHUB_LOG_LEVEL", "info", "log level: debug, info, warn, error", &c.logLevel},
 		{"log-format", "IOTHUB_LOG_FORMAT", "text", "log format: text or json", &c.logFormat},
+		{"pprof-addr", "IOTHUB_PPROF_ADDR", "", "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060; empty: off", &c.pprofAddr},
 		// File upload: the hub's storage account (README: "File upload").
 		{"storage-connection-string", "IOTHUB_STORAGE_CONNECTION_STRING", "", "Azure Storage connection string (e.g. Azurite's) for file upload; empty: file upload off", &c.opts.StorageConnectionString},
 		{"storage-ca-file", "IOTHUB_STORAGE_CA_FILE", "", "PEM CA that storage's HTTPS certificate chains to, besides the system roots and the emulator's CA", &c.opts.StorageCAFile},
@@ -151,6 +154,12 @@ func parseFlags(args []string, getenv func(string) string, helpOut io.Writer) (*
 	for _, s := range strings.Split(sans, ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			c.opts.TLSSANs = append(c.opts.TLSSANs, s)
+		}
+	}
+	if c.pprofAddr != "" {
+		host, _, err := net.SplitHostPort(c.pprofAddr)
+		if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
+			return nil, fmt.Errorf("--pprof-addr %q: want a loopback address such as 127.0.0.1:6060 (the profiler has no authentication)", c.pprofAddr)
 		}
 	}
 	c.opts.Logger, err = newLogger(c.logLevel, c.logFormat, os.Stderr)

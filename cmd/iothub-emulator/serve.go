@@ -29,6 +29,14 @@ func serve(ctx context.Context, c *config, stdout io.Writer) error {
 		srv.Close()
 		return err
 	}
+	if c.pprofAddr != "" {
+		stopProfiler, err := serveProfiler(c.pprofAddr)
+		if err != nil {
+			srv.Close()
+			return err
+		}
+		defer stopProfiler()
+	}
 	fmt.Fprintf(stdout, "IoT Hub emulator ready in %s\n", time.Since(start).Round(time.Millisecond))
 	fmt.Fprintf(stdout, "  hub host name:      %s\n", srv.HostName())
 	fmt.Fprintf(stdout, "  MQTT (TLS):         %s\n", srv.MQTTAddr())
@@ -43,6 +51,9 @@ func serve(ctx context.Context, c *config, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "  CA certificate:     %s\n", f)
 	}
 	fmt.Fprintf(stdout, "  dashboard:          %s\n", srv.DashboardURL())
+	if c.pprofAddr != "" {
+		fmt.Fprintf(stdout, "  profiler:           http://%s/debug/pprof/\n", c.pprofAddr)
+	}
 	fmt.Fprintf(stdout, "  provisioning host:  %s (ID scope %s)\n", srv.ProvisioningHost(), srv.IDScope())
 	fmt.Fprintf(stdout, "  service connection string (iothubowner):\n    %s\n", srv.ConnectionString())
 	if cs := srv.EventHubConnectionString(); cs != "" {
