@@ -614,4 +614,3 @@ func ownerKey(cs string) string {
 	}
 	return p.SharedAccessKey
 }
-
