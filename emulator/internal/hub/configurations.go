@@ -725,7 +725,7 @@ func (h *Hub) countRows(ctx context.Context, text string) (int64, error) {
 	if err != nil {
 		return 0, nil
 	}
-	items, err := h.runQuery(ctx, q)
+	res, err := h.runQuery(ctx, q)
 	if err != nil {
 		var he *huberr.Error
 		if errors.As(err, &he) {
@@ -733,7 +733,7 @@ func (h *Hub) countRows(ctx context.Context, text string) (int64, error) {
 		}
 		return 0, err
 	}
-	return int64(len(items)), nil
+	return int64(res.len()), nil
 }
 
 // ConfigurationQueriesTest is the body of POST /configurations/testQueries.

@@ -32,10 +32,14 @@ type QueryPage struct {
 }
 
 // Query runs an IoT Hub query over twins and returns the page that starts
-// at the continuation token. The whole query is evaluated on one read
-// transaction, a consistent snapshot, so it never sees half a write; the
-// token is an offset into the deterministic (key-ordered) result, so
-// walking every page yields every match once while the data is unchanged.
+// at the continuation token. The query is evaluated on one read
+// transaction, a consistent snapshot, over the stored records themselves
+// (see storedTwin), so it never sees half a write. A SELECT * result is the
+// list of matching identities, and a page renders its own rows when it is
+// asked for, each from one read, so a walk renders each row once and
+// nothing it does not return. The token is an offset into the
+// deterministic (key-ordered) result, so walking every page yields every
+// match once while the data is unchanged.
 func (h *Hub) Query(ctx context.Context, text string, pageSize int, continuation string) (*QueryPage, error) {
 	if pageSize <= 0 {
 		pageSize = DefaultPageSize
@@ -59,19 +63,25 @@ func (h *Hub) Query(ctx context.Context, text string, pageSize int, continuation
 		}
 		return nil, huberr.ArgumentInvalid("%s", err.Error())
 	}
-	items, cached := h.queries.get(snap, text, h.Now())
+	res, cached := h.queries.get(snap, text, h.Now())
 	if !cached {
-		if items, err = h.runQuery(ctx, q); err != nil {
+		if res, err = h.runQuery(ctx, q); err != nil {
 			return nil, err
 		}
 	}
 	page := &QueryPage{ItemType: q.ItemType(), Items: []json.RawMessage{}}
-	if offset < len(items) {
-		end := min(offset+pageSize, len(items))
-		page.Items = items[offset:end]
-		if end < len(items) {
+	if n := res.len(); offset < n {
+		end := min(offset+pageSize, n)
+		if res.keys != nil {
+			if page.Items, err = h.renderRows(ctx, res.bucket, res.keys[offset:end]); err != nil {
+				return nil, err
+			}
+		} else {
+			page.Items = res.items[offset:end]
+		}
+		if end < n {
 			if !cached {
-				snap = h.queries.put(items, text, h.Now())
+				snap = h.queries.put(res, text, h.Now())
 			}
 			page.Continuation = encodeContinuation(end, text, snap)
 		}
@@ -79,55 +89,70 @@ func (h *Hub) Query(ctx context.Context, text string, pageSize int, continuation
 	return page, nil
 }
 
+// queryResult is a query's whole result: rendered items, or for SELECT *
+// over twins the keys of the matching records, rendered page by page.
+type queryResult struct {
+	items  []json.RawMessage
+	keys   []string
+	bucket store.Bucket
+}
+
+func (r *queryResult) len() int {
+	if r.keys != nil {
+		return len(r.keys)
+	}
+	return len(r.items)
+}
+
+// size is what the result costs the page cache, in bytes.
+func (r *queryResult) size() int {
+	n := 64
+	for _, it := range r.items {
+		n += len(it) + 24
+	}
+	for _, k := range r.keys {
+		n += len(k) + 16
+	}
+	return n
+}
+
 // runQuery evaluates q over every twin of its collection.
-func (h *Hub) runQuery(ctx context.Context, q *query.Query) ([]json.RawMessage, error) {
-	var items []json.RawMessage
+func (h *Hub) runQuery(ctx context.Context, q *query.Query) (*queryResult, error) {
 	if q.Collection() == query.CollectionJobs {
-		return h.runJobsQuery(ctx, q)
+		items, err := h.runJobsQuery(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		return &queryResult{items: items}, nil
+	}
+	res := &queryResult{bucket: store.Devices}
+	if q.Collection() == query.CollectionModules {
+		res.bucket = store.Modules
 	}
 	err := h.db.View(func(tx *store.Tx) error {
 		var walkErr error
-		docs := func(yield func([]byte) bool) {
-			bucket := store.Devices
-			if q.Collection() == "devices.modules" {
-				bucket = store.Modules
-			}
-			parents := map[string]*record{}
-			walkErr = tx.ForEach(bucket, "", "", func(k string, v []byte) error {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-				var r record
-				if err := json.Unmarshal(v, &r); err != nil {
-					return err
-				}
-				id := Identity{DeviceID: k}
-				var parent *record
-				if dev, mid, ok := strings.Cut(k, "\x00"); ok {
-					id = Identity{DeviceID: dev, ModuleID: mid}
-					if parent = parents[dev]; parent == nil {
-						parent, _ = loadRecord(tx, Identity{DeviceID: dev})
-						parents = map[string]*record{dev: parent}
+		doc := &storedTwin{h: h, tx: tx, module: res.bucket == store.Modules, parents: &parentCache{}}
+		docs := func(yield func(query.Document) bool) {
+			n := 0
+			walkErr = tx.ForEachRaw(res.bucket, "", "", func(k, v []byte) error {
+				if n++; n%1024 == 0 {
+					if err := ctx.Err(); err != nil {
+						return err
 					}
 				}
-				tw, err := h.viewOf(tx, id, &r, parent)
-				if err != nil {
-					return err
-				}
-				// The same encoding restapi gives GET /twins/{id}: a row
-				// and a GET of one twin never differ.
-				b, err := json.Marshal(tw)
-				if err != nil {
-					return err
-				}
-				if !yield(b) {
+				doc.reset(k, v)
+				if !yield(doc) {
 					return store.ErrStop
 				}
 				return nil
 			})
 		}
+		keys := []string{}
 		var err error
-		items, err = q.Execute(docs)
+		res.items, err = q.Run(docs, func() { keys = append(keys, string(doc.key)) })
+		if q.ItemType() == "Twin" {
+			res.items, res.keys = nil, keys
+		}
 		if walkErr != nil {
 			return walkErr
 		}
@@ -140,7 +165,34 @@ func (h *Hub) runQuery(ctx context.Context, q *query.Query) ([]json.RawMessage, 
 		}
 		return nil, err
 	}
-	return items, nil
+	return res, nil
+}
+
+// renderRows renders the twins of keys as GET /twins/{id} shows them, on
+// one read transaction. A twin deleted since the query ran is left out.
+func (h *Hub) renderRows(ctx context.Context, bucket store.Bucket, keys []string) ([]json.RawMessage, error) {
+	items := make([]json.RawMessage, 0, len(keys))
+	err := h.db.View(func(tx *store.Tx) error {
+		parents := &parentCache{}
+		for _, k := range keys {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			v := tx.Get(bucket, k)
+			if v == nil {
+				continue
+			}
+			doc := &storedTwin{h: h, tx: tx, module: bucket == store.Modules, parents: parents}
+			doc.reset([]byte(k), v)
+			b, err := doc.render()
+			if err != nil {
+				return err
+			}
+			items = append(items, b)
+		}
+		return nil
+	})
+	return items, err
 }
 
 // The continuation token carries the offset of the next page, a hash of
@@ -170,10 +222,13 @@ func decodeContinuation(tok, text string) (offset int, snap string, err error) {
 // Paged results are kept for a while so that each next page is a slice of
 // the first page's result, not a new run over every twin. A token whose
 // result has gone (expired, evicted, restart) re-runs the query and slices
-// at its offset, which pages correctly while the data is unchanged.
+// at its offset, which pages correctly while the data is unchanged. The
+// cache is bounded in bytes: SELECT * keeps keys, not rows, so a walk over
+// every twin costs tens of bytes per twin; a result too large for a quarter
+// of the budget is not kept.
 const (
-	maxCachedQueries = 32
-	queryCacheTTL    = 10 * time.Minute
+	maxQueryCacheBytes = 64 << 20
+	queryCacheTTL      = 10 * time.Minute
 )
 
 // A cached result's id is random, not a counter: a token from before a
@@ -182,15 +237,17 @@ const (
 type queryCache struct {
 	mu      sync.Mutex
 	entries map[string]*cachedResult
+	bytes   int
 }
 
 type cachedResult struct {
 	text    string
-	items   []json.RawMessage
+	res     *queryResult
+	size    int
 	created time.Time
 }
 
-func (c *queryCache) get(id, text string, now time.Time) ([]json.RawMessage, bool) {
+func (c *queryCache) get(id, text string, now time.Time) (*queryResult, bool) {
 	if id == "" {
 		return nil, false
 	}
@@ -200,10 +257,15 @@ func (c *queryCache) get(id, text string, now time.Time) ([]json.RawMessage, boo
 	if e == nil || e.text != text || now.Sub(e.created) > queryCacheTTL {
 		return nil, false
 	}
-	return e.items, true
+	return e.res, true
 }
 
-func (c *queryCache) put(items []json.RawMessage, text string, now time.Time) string {
+// put keeps res and returns its id; "" (no entry) when it is too large.
+func (c *queryCache) put(res *queryResult, text string, now time.Time) string {
+	size := res.size() + len(text)
+	if size > maxQueryCacheBytes/4 {
+		return ""
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.entries == nil {
@@ -211,21 +273,27 @@ func (c *queryCache) put(items []json.RawMessage, text string, now time.Time) st
 	}
 	for id, e := range c.entries {
 		if now.Sub(e.created) > queryCacheTTL {
-			delete(c.entries, id)
+			c.drop(id, e)
 		}
 	}
-	for len(c.entries) >= maxCachedQueries {
+	for c.bytes+size > maxQueryCacheBytes && len(c.entries) > 0 {
 		oldest := ""
 		for id, e := range c.entries {
 			if oldest == "" || e.created.Before(c.entries[oldest].created) {
 				oldest = id
 			}
 		}
-		delete(c.entries, oldest)
+		c.drop(oldest, c.entries[oldest])
 	}
 	id := uuid.New()
-	c.entries[id] = &cachedResult{text: text, items: items, created: now}
+	c.entries[id] = &cachedResult{text: text, res: res, size: size, created: now}
+	c.bytes += size
 	return id
+}
+
+func (c *queryCache) drop(id string, e *cachedResult) {
+	delete(c.entries, id)
+	c.bytes -= e.size
 }
 
 func fnv64(s string) uint64 {

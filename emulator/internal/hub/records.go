@@ -13,13 +13,15 @@ import (
 
 // record is what the store holds per device or module: the identity, its
 // twin, and counters the hub derives etags from. One key per identity keeps
-// a write to either in one put.
+// a write to either in one put. The twin is written first: queries read
+// it in place (storedTwin), and then find its sections without skipping
+// the rest.
 type record struct {
+	Twin    json.RawMessage `json:"twin"`
 	Device  *Device         `json:"device,omitempty"`
 	Module  *Module         `json:"module,omitempty"`
 	ETagSeq int64           `json:"etagSeq"`
 	ModelID string          `json:"modelId,omitempty"`
-	Twin    json.RawMessage `json:"twin"`
 
 	// Automatic device management (configurations.go): the configurations
 	// that target the twin and their status, the desired paths they set,

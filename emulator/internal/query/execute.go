@@ -58,6 +58,41 @@ func (q *Query) Execute(docs iter.Seq[[]byte]) ([]json.RawMessage, error) {
 	return out, nil
 }
 
+// Run evaluates the query over documents that answer lookups themselves
+// (a store's records, say) rather than over JSON text. For SELECT *, it
+// renders nothing: it calls selected for each matching document, in input
+// order up to TOP, while that document is current, and returns no items;
+// the caller renders the rows it returns. Other queries return their items
+// as Execute does. The documents and the values they return may be reused
+// or invalid once the iteration moves on: Run copies what it keeps.
+func (q *Query) Run(docs iter.Seq[Document], selected func()) ([]json.RawMessage, error) {
+	out := []json.RawMessage{}
+	if q.top == 0 {
+		return out, nil
+	}
+	c := newEvalCtx(q.nslots)
+	if q.grouped {
+		return q.executeGroupedDocs(docs, c)
+	}
+	n := 0
+	for d := range docs {
+		c.reset(d)
+		if q.where != nil && !q.where.eval(c).truthy() {
+			continue
+		}
+		n++
+		if q.star {
+			selected()
+		} else {
+			out = append(out, q.project(c))
+		}
+		if q.top > 0 && n >= q.top {
+			break
+		}
+	}
+	return out, nil
+}
+
 func checkObject(d []byte, n int) error {
 	if i := skipWS(d, 0); i >= len(d) || d[i] != '{' {
 		return fmt.Errorf("query: document %d is not a JSON object", n)
@@ -143,9 +178,7 @@ func (s *aggState) result(agg aggKind) Value {
 }
 
 func (q *Query) executeGrouped(docs iter.Seq[[]byte], c *evalCtx) ([]json.RawMessage, error) {
-	groups := map[string]*group{}
-	var order []*group
-	var key []byte
+	g := q.newGrouper()
 	n := 0
 	for d := range docs {
 		if err := checkObject(d, n); err != nil {
@@ -154,30 +187,62 @@ func (q *Query) executeGrouped(docs iter.Seq[[]byte], c *evalCtx) ([]json.RawMes
 		n++
 		c.resetRaw(d)
 		c.warm(d)
-		if q.where != nil && !q.where.eval(c).truthy() {
-			continue
-		}
-		key = key[:0]
+		g.add(c)
+	}
+	return g.result(), nil
+}
+
+func (q *Query) executeGroupedDocs(docs iter.Seq[Document], c *evalCtx) ([]json.RawMessage, error) {
+	g := q.newGrouper()
+	for d := range docs {
+		c.reset(d)
+		g.add(c)
+	}
+	return g.result(), nil
+}
+
+// grouper accumulates the groups of an aggregate or GROUP BY query.
+type grouper struct {
+	q      *Query
+	groups map[string]*group
+	order  []*group
+	key    []byte
+}
+
+func (q *Query) newGrouper() *grouper { return &grouper{q: q, groups: map[string]*group{}} }
+
+// add adds the current document of c, if it satisfies the WHERE clause.
+func (gr *grouper) add(c *evalCtx) {
+	q := gr.q
+	if q.where != nil && !q.where.eval(c).truthy() {
+		return
+	}
+	key := gr.key[:0]
+	for _, pe := range q.groupBy {
+		key = appendKey(key, pe.eval(c))
+		key = append(key, 0)
+	}
+	gr.key = key
+	g := gr.groups[string(key)]
+	if g == nil {
+		g = &group{aggs: make([]aggState, len(q.items))}
 		for _, pe := range q.groupBy {
-			key = appendKey(key, pe.eval(c))
-			key = append(key, 0)
+			g.keys = append(g.keys, pe.eval(c).clone())
 		}
-		g := groups[string(key)]
-		if g == nil {
-			g = &group{aggs: make([]aggState, len(q.items))}
-			for _, pe := range q.groupBy {
-				g.keys = append(g.keys, pe.eval(c).clone())
-			}
-			groups[string(key)] = g
-			order = append(order, g)
-		}
-		g.count++
-		for i, it := range q.items {
-			if it.agg != aggNone && it.agg != aggCount {
-				g.aggs[i].add(it.agg, it.path.eval(c))
-			}
+		gr.groups[string(key)] = g
+		gr.order = append(gr.order, g)
+	}
+	g.count++
+	for i, it := range q.items {
+		if it.agg != aggNone && it.agg != aggCount {
+			g.aggs[i].add(it.agg, it.path.eval(c))
 		}
 	}
+}
+
+// result renders one item per group.
+func (gr *grouper) result() []json.RawMessage {
+	q, order := gr.q, gr.order
 	if len(q.groupBy) == 0 && len(order) == 0 {
 		order = append(order, &group{aggs: make([]aggState, len(q.items))})
 	}
@@ -201,5 +266,5 @@ func (q *Query) executeGrouped(docs iter.Seq[[]byte], c *evalCtx) ([]json.RawMes
 		}
 		out = append(out, append(buf, '}'))
 	}
-	return out, nil
+	return out
 }

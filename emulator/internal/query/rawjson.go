@@ -404,3 +404,28 @@ func unescape(dst, s []byte) []byte {
 	}
 	return dst
 }
+
+// RawMember returns the JSON text of member name of the object b, or nil
+// when b is not an object or has no such member. It aliases b.
+func RawMember(b []byte, name string) []byte {
+	i := rawMember(b, skipWS(b, 0), name)
+	if i < 0 {
+		return nil
+	}
+	end := skipValue(b, i)
+	if end < 0 {
+		return nil
+	}
+	return b[i:end]
+}
+
+// RawMemberFrom is RawMember without finding where the value ends: it
+// returns b from the start of the value on, which a Lookup or RawValue of
+// it reads just as well, without a pass over the value to find its end.
+func RawMemberFrom(b []byte, name string) []byte {
+	i := rawMember(b, skipWS(b, 0), name)
+	if i < 0 {
+		return nil
+	}
+	return b[i:]
+}

@@ -274,3 +274,6 @@ func appendKey(dst []byte, v Value) []byte {
 	}
 	return dst
 }
+
+// StringValue is the string s as a Value; the Value aliases s.
+func StringValue(s []byte) Value { return Value{kind: kString, str: s} }

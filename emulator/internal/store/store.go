@@ -337,6 +337,28 @@ func (t *Tx) ForEach(b Bucket, prefix, start string, fn func(key string, val []b
 	return nil
 }
 
+// ForEachRaw is ForEach with the key as bytes: it saves a string per key
+// on long walks. Key and value are only valid during the call.
+func (t *Tx) ForEachRaw(b Bucket, prefix, start string, fn func(key, val []byte) error) error {
+	c := t.bucket(b).Cursor()
+	seek := prefix
+	if start > seek {
+		seek = start
+	}
+	for k, v := c.Seek([]byte(seek)); k != nil; k, v = c.Next() {
+		if len(k) < len(prefix) || string(k[:len(prefix)]) != prefix {
+			return nil
+		}
+		if err := fn(k, v); err != nil {
+			if errors.Is(err, ErrStop) {
+				return nil
+			}
+			return err
+		}
+	}
+	return nil
+}
+
 // Last returns the last key with the given prefix and its value (a copy),
 // or "" and nil when there is none.
 func (t *Tx) Last(b Bucket, prefix string) (string, []byte) {
