@@ -60,9 +60,9 @@ func (h *Hub) UpdateDigitalTwin(ctx context.Context, deviceID string, patch []by
 	var etag string
 	var notify, desired []byte
 	var version, twinVersion int64
-	err := h.db.Update(func(tx *store.Tx) error {
+	_, err := h.modifyRecord(id, false, func(_ *store.Tx, r *record) error {
 		notify = nil
-		r, d, err := mustLoadTwin(tx, id)
+		d, err := r.doc()
 		if err != nil {
 			return err
 		}
@@ -78,7 +78,7 @@ func (h *Hub) UpdateDigitalTwin(ctx context.Context, deviceID string, patch []by
 		}
 		r.twinDoc = d
 		etag, version, twinVersion = d.ETag(), d.DesiredVersion(), d.Version()
-		return saveRecord(tx, id, r)
+		return nil
 	})
 	if err != nil {
 		return "", err

@@ -83,6 +83,10 @@ type Hub struct {
 	fileNoteMu     sync.Mutex
 	fileNoteNotify chan struct{} // closed and replaced when a file notification is queued
 	ieJobs         ieJobRunner   // import/export jobs (importexport.go)
+
+	// beforeCommit, when set (tests only), runs between modifyRecord's
+	// read and its commit: a test makes a concurrent write there.
+	beforeCommit func(Identity)
 }
 
 type runtimeInfo struct {

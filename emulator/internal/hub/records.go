@@ -3,7 +3,9 @@
 package hub
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -65,18 +67,94 @@ func (r *record) doc() (*twin.Doc, error) {
 }
 
 func saveRecord(tx *store.Tx, id Identity, r *record) error {
-	if r.twinDoc != nil {
-		b, err := r.twinDoc.Marshal()
-		if err != nil {
-			return err
-		}
-		r.Twin = b
-	}
-	b, err := json.Marshal(r)
+	b, err := encodeRecord(r)
 	if err != nil {
 		return err
 	}
 	return tx.Put(bucketFor(id), id.key(), b)
+}
+
+// encodeRecord is what saveRecord stores for r.
+func encodeRecord(r *record) ([]byte, error) {
+	if r.twinDoc != nil {
+		b, err := r.twinDoc.Marshal()
+		if err != nil {
+			return nil, err
+		}
+		r.Twin = b
+	}
+	return json.Marshal(r)
+}
+
+// errNoChange, returned by a modifyRecord change, writes nothing.
+var errNoChange = errors.New("nothing to change")
+
+// modifyRecord changes id's record with the decoding, merging and
+// encoding done here, in the caller, and not on the store's commit
+// goroutine, which every write of the hub waits for: the commit only
+// checks that the stored bytes are still those change saw and writes the
+// new ones. When they are not (a write that does not hold the identity's
+// lock came in between), change runs again on the new record, so it must
+// have no effect outside r but its own results. change runs in a read
+// transaction, a snapshot, which it may read (a parent record, say);
+// reads of other keys are not checked at commit. A missing identity is
+// the hub's not-found error unless absentOK, when modifyRecord does
+// nothing and returns nil; change returns errNoChange to write nothing.
+// The caller holds the identity's lock, so
+// conflicts are rare and the retries few.
+func (h *Hub) modifyRecord(id Identity, absentOK bool, change func(tx *store.Tx, r *record) error) (*record, error) {
+	bucket, key := bucketFor(id), id.key()
+	for attempt := 0; ; attempt++ {
+		var old, next []byte
+		var r *record
+		unchanged := false
+		err := h.db.View(func(tx *store.Tx) error {
+			old = tx.Peek(bucket, key)
+			if old == nil {
+				if absentOK {
+					return nil
+				}
+				return notFound(tx, id)
+			}
+			r, unchanged = new(record), false
+			if err := json.Unmarshal(old, r); err != nil {
+				return fmt.Errorf("decode record %s: %w", id, err)
+			}
+			switch err := change(tx, r); {
+			case errors.Is(err, errNoChange):
+				unchanged = true
+				return nil
+			case err != nil:
+				return err
+			}
+			var err error
+			next, err = encodeRecord(r)
+			old = bytes.Clone(old) // Peek's bytes end with the transaction
+			return err
+		})
+		if err != nil || r == nil || unchanged {
+			return r, err
+		}
+		if h.beforeCommit != nil {
+			h.beforeCommit(id)
+		}
+		changed := false
+		err = h.db.Update(func(tx *store.Tx) error {
+			// Not an error: that would roll back the writes committed with it.
+			if changed = !bytes.Equal(tx.Peek(bucket, key), old); changed {
+				return nil
+			}
+			return tx.Put(bucket, key, next)
+		})
+		switch {
+		case err != nil:
+			return nil, err
+		case !changed:
+			return r, nil
+		case attempt == 100:
+			return nil, fmt.Errorf("record %s changed under 100 attempts to update it", id)
+		}
+	}
 }
 
 // nextGeneration returns a fresh generation id: the hub uses an opaque

@@ -150,20 +150,18 @@ func (c *Conn) Disconnect() {
 // is kept in memory: one write per disconnect, not one per packet.
 //
 // It takes no identity lock: the hub may end a connection while holding
-// one (disabling or deleting a device), and the update re-reads the record
-// inside its transaction, so it cannot lose a concurrent write.
+// one (disabling or deleting a device), and the update commits only if the
+// record is still the one it read (modifyRecord), so it cannot lose a
+// concurrent write.
 func (h *Hub) saveConnTimes(id Identity, stateUpdated, lastActivity time.Time) {
-	err := h.db.Update(func(tx *store.Tx) error {
-		r, err := loadRecord(tx, id)
-		if err != nil || r == nil {
-			return err // deleted meanwhile: nothing to record
-		}
+	// A record deleted meanwhile has nothing to record.
+	_, err := h.modifyRecord(id, true, func(_ *store.Tx, r *record) error {
 		if r.Device != nil {
 			r.Device.ConnectionStateUpdatedTime, r.Device.LastActivityTime = Time{stateUpdated}, Time{lastActivity}
 		} else {
 			r.Module.ConnectionStateUpdatedTime, r.Module.LastActivityTime = Time{stateUpdated}, Time{lastActivity}
 		}
-		return saveRecord(tx, id, r)
+		return nil
 	})
 	if err != nil {
 		h.log.Warn("could not record connection times", "identity", id.String(), "err", err)

@@ -183,14 +183,14 @@ func (h *Hub) UpdateTwin(ctx context.Context, id Identity, body []byte, ifMatch 
 	var out *Twin
 	var notify []byte
 	var version, twinVersion int64
-	err = h.db.Update(func(tx *store.Tx) error {
+	_, err = h.modifyRecord(id, false, func(tx *store.Tx, r *record) error {
 		notify = nil
-		r, parent, err := loadWithParent(tx, id)
-		if err != nil {
-			return err
-		}
-		if r == nil {
-			return notFound(tx, id)
+		var parent *record
+		if id.ModuleID != "" {
+			var err error
+			if parent, err = loadRecord(tx, Identity{DeviceID: id.DeviceID}); err != nil {
+				return err
+			}
 		}
 		d, err := r.doc()
 		if err != nil {
@@ -209,9 +209,6 @@ func (h *Hub) UpdateTwin(ctx context.Context, id Identity, body []byte, ifMatch 
 		}
 		r.twinDoc = d
 		version, twinVersion = d.DesiredVersion(), d.Version()
-		if err := saveRecord(tx, id, r); err != nil {
-			return err
-		}
 		out, err = h.viewOf(tx, id, r, parent)
 		return err
 	})
@@ -272,8 +269,8 @@ func (h *Hub) PatchReported(id Identity, patch []byte, baseVersion int64) (int64
 	unlock := h.lockIdentity(id)
 	defer unlock()
 	var version, twinVersion int64
-	err = h.db.Update(func(tx *store.Tx) error {
-		r, d, err := mustLoadTwin(tx, id)
+	_, err = h.modifyRecord(id, false, func(_ *store.Tx, r *record) error {
+		d, err := r.doc()
 		if err != nil {
 			return err
 		}
@@ -287,7 +284,7 @@ func (h *Hub) PatchReported(id Identity, patch []byte, baseVersion int64) (int64
 		}
 		r.twinDoc = d
 		twinVersion = d.Version()
-		return saveRecord(tx, id, r)
+		return nil
 	})
 	if err == nil {
 		h.rec.twin(TwinChange{DeviceID: id.DeviceID, ModuleID: id.ModuleID, Section: "reported",
@@ -314,13 +311,12 @@ func twinError(err error, device bool) error {
 func (h *Hub) setModelID(id Identity, modelID string) {
 	unlock := h.lockIdentity(id)
 	defer unlock()
-	err := h.db.Update(func(tx *store.Tx) error {
-		r, err := loadRecord(tx, id)
-		if err != nil || r == nil || r.ModelID == modelID {
-			return err
+	_, err := h.modifyRecord(id, true, func(_ *store.Tx, r *record) error {
+		if r.ModelID == modelID {
+			return errNoChange
 		}
 		r.ModelID = modelID
-		return saveRecord(tx, id, r)
+		return nil
 	})
 	if err != nil {
 		h.log.Warn("could not record model id", "identity", id.String(), "err", err)

@@ -290,6 +290,13 @@ func (t *Tx) Get(b Bucket, key string) []byte {
 	return append([]byte(nil), v...)
 }
 
+// Peek returns the value at key, or nil, without copying it: it is valid
+// only until the transaction ends and must not be modified. A commit that
+// checks a record is unchanged compares with it.
+func (t *Tx) Peek(b Bucket, key string) []byte {
+	return t.bucket(b).Get([]byte(key))
+}
+
 // Put stores val at key.
 func (t *Tx) Put(b Bucket, key string, val []byte) error {
 	return t.bucket(b).Put([]byte(key), val)
