@@ -26,6 +26,7 @@ import (
 	"github.com/iothubemulator/iothub/emulator/internal/dps"
 	"github.com/iothubemulator/iothub/emulator/internal/hub"
 	"github.com/iothubemulator/iothub/emulator/internal/mqttapi"
+	"github.com/iothubemulator/iothub/emulator/internal/netlimit"
 	"github.com/iothubemulator/iothub/emulator/internal/restapi"
 	"github.com/iothubemulator/iothub/emulator/internal/store"
 	"github.com/iothubemulator/iothub/emulator/internal/ui"
@@ -46,6 +47,7 @@ type Server struct {
 	amqp  *amqpapi.Server
 	https *http.Server
 	hl    net.Listener
+	fds   *netlimit.Guard // the open-file limit's guard of every listener
 
 	reactors reactors      // fault injection; the hub's one Reactor
 	throttle throttleState // the throttling switch, one of the reactors (throttle.go)
@@ -199,8 +201,12 @@ func (s *Server) Start() error {
 	if err != nil {
 		return listenError("HTTPS", s.opts.HTTPSAddr, "--https-addr", err)
 	}
+	s.fds = netlimit.New(netlimit.Options{Logger: s.opts.Logger})
+	hl = s.fds.Listener(hl, netlimit.Service)
 	s.hl = hl
-	s.mqtt, err = mqttapi.New(mqttapi.Options{Hub: s.hub, DPS: s.dps, Addr: s.opts.MQTTAddr, TLSConfig: s.serverTLS(), Logger: s.opts.Logger})
+	devices := func(l net.Listener) net.Listener { return s.fds.Listener(l, netlimit.Devices) }
+	s.mqtt, err = mqttapi.New(mqttapi.Options{Hub: s.hub, DPS: s.dps, Addr: s.opts.MQTTAddr, TLSConfig: s.serverTLS(), Logger: s.opts.Logger,
+		WrapListener: devices})
 	if err != nil {
 		hl.Close()
 		return err
@@ -210,7 +216,7 @@ func (s *Server) Start() error {
 		return listenError("MQTT", s.opts.MQTTAddr, "--mqtt-addr", err)
 	}
 	s.amqp = amqpapi.New(amqpapi.Options{Hub: s.hub, TLSConfig: s.serverTLS(), Logger: s.opts.Logger,
-		Addr: listenAddr(s.opts.AMQPAddr), PlainAddr: listenAddr(s.opts.AMQPPlainAddr)})
+		Addr: listenAddr(s.opts.AMQPAddr), PlainAddr: listenAddr(s.opts.AMQPPlainAddr), WrapListener: devices})
 	if err := s.amqp.Start(); err != nil {
 		hl.Close()
 		_ = s.mqtt.Close()
@@ -367,6 +373,9 @@ func (s *Server) Close() error {
 		}
 		if s.hub != nil {
 			s.hub.Close()
+		}
+		if s.fds != nil {
+			s.fds.Close()
 		}
 		errs = append(errs, s.closeStore())
 		s.closeErr = errors.Join(errs...)

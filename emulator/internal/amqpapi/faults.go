@@ -185,7 +185,9 @@ func killTCP(nc net.Conn) {
 	if tc, ok := raw.(*tls.Conn); ok {
 		raw = tc.NetConn()
 	}
-	if tc, ok := raw.(*net.TCPConn); ok {
+	// A *net.TCPConn, or the emulator's listener guard's wrapper of one,
+	// which passes SetLinger on.
+	if tc, ok := raw.(interface{ SetLinger(int) error }); ok {
 		_ = tc.SetLinger(0)
 	}
 	_ = raw.Close()

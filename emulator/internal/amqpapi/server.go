@@ -50,6 +50,10 @@ type Options struct {
 	PlainAddr string       // plain AMQP listen address; "" for none
 	Logger    *slog.Logger // frame trace at debug; nil discards
 
+	// WrapListener, when set, wraps each bound listener (the emulator's
+	// guard of the open-file limit, package netlimit).
+	WrapListener func(net.Listener) net.Listener
+
 	// Engine settings tests may lower; zero keeps the engine's defaults.
 	IdleTimeout time.Duration
 	// replyWait bounds how long a request waits for its reply link to attach
@@ -143,6 +147,14 @@ func (s *Server) Start() error {
 			return &ListenError{Addr: s.opts.PlainAddr, Err: err}
 		}
 		s.plainL = l
+	}
+	if w := s.opts.WrapListener; w != nil {
+		if s.tlsL != nil {
+			s.tlsL = w(s.tlsL)
+		}
+		if s.plainL != nil {
+			s.plainL = w(s.plainL)
+		}
 	}
 	if s.tlsL != nil {
 		s.wg.Add(1)

@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"net"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -61,9 +60,11 @@ func (s *session) Fault(kind hub.FaultKind, reason string) bool {
 }
 
 // kill resets the TCP connection under TLS (and WebSockets): SO_LINGER 0
-// makes the close send an RST instead of a FIN.
+// makes the close send an RST instead of a FIN. The socket is a
+// *net.TCPConn, or the emulator's listener guard's wrapper of one, which
+// passes SetLinger on.
 func (c *clientConn) kill() {
-	if tc, ok := c.raw.(*net.TCPConn); ok {
+	if tc, ok := c.raw.(interface{ SetLinger(int) error }); ok {
 		_ = tc.SetLinger(0)
 	}
 	_ = c.raw.Close()

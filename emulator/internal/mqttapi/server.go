@@ -34,6 +34,10 @@ type Options struct {
 	TLSConfig *tls.Config  // server certificate; required. Client certificates are requested, never verified here: the hub checks them
 	Logger    *slog.Logger // nil: discard
 	DPS       *dps.Service // the Device Provisioning Service's device API on the same listeners; nil: not served
+
+	// WrapListener, when set, wraps the bound TLS listener (the emulator's
+	// guard of the open-file limit, package netlimit).
+	WrapListener func(net.Listener) net.Listener
 }
 
 // Server is the MQTT adapter: mochi-mqtt with one hook of ours, a TLS
@@ -142,6 +146,9 @@ func (s *Server) Start() error {
 	ln, err := net.Listen("tcp", s.opts.Addr)
 	if err != nil {
 		return fmt.Errorf("mqttapi: listen on %s: %w", s.opts.Addr, err)
+	}
+	if s.opts.WrapListener != nil {
+		ln = s.opts.WrapListener(ln)
 	}
 	s.tls = &tlsListener{srv: s, ln: ln}
 	if err := s.mochi.AddListener(s.tls); err != nil {
