@@ -52,7 +52,13 @@ type Conn struct {
 	timerMu sync.Mutex
 	timer   *clock.Timer
 
-	out  chan func()   // hub-initiated sends, run in order by runOutbox
+	// Hub-initiated sends wait in out and run in order on a goroutine
+	// that exists only while out is not empty: an idle device costs no
+	// goroutine and no queue.
+	outMu      sync.Mutex
+	out        []func()
+	outRunning bool
+
 	stop chan struct{} // closed by Disconnect
 	once sync.Once
 }
@@ -67,24 +73,44 @@ const outboxSize = 256
 // order. It reports false when the queue is full and the connection is
 // being closed.
 func (c *Conn) post(f func()) bool {
-	select {
-	case c.out <- f:
-		return true
-	default:
+	c.outMu.Lock()
+	if len(c.out) >= outboxSize {
+		c.outMu.Unlock()
 		c.hub.log.Warn("device is not reading; closing its connection", "identity", c.id.String())
 		go c.session.Close()
 		return false
 	}
+	c.out = append(c.out, f)
+	start := !c.outRunning
+	c.outRunning = true
+	c.outMu.Unlock()
+	if start {
+		go c.runOutbox()
+	}
+	return true
 }
 
+// runOutbox runs the queued sends in order and ends when none is left or
+// the connection is gone.
 func (c *Conn) runOutbox() {
 	for {
+		c.outMu.Lock()
+		gone := false
 		select {
-		case f := <-c.out:
-			f()
 		case <-c.stop:
+			gone = true // what is queued is dropped with the connection
+		default:
+		}
+		if len(c.out) == 0 || gone {
+			c.out, c.outRunning = nil, false
+			c.outMu.Unlock()
 			return
 		}
+		f := c.out[0]
+		c.out[0] = nil
+		c.out = c.out[1:]
+		c.outMu.Unlock()
+		f()
 	}
 }
 
@@ -95,8 +121,7 @@ func (c *Conn) Identity() Identity { return c.id }
 // of the same identity is closed: the new one wins, as on the hub.
 func (h *Hub) Connect(id Identity, s Session, info ConnectInfo) *Conn {
 	now := h.stamp()
-	c := &Conn{hub: h, id: id, session: s, info: info, seq: h.connSeq.Add(1), since: now, out: make(chan func(), outboxSize), stop: make(chan struct{})}
-	go c.runOutbox()
+	c := &Conn{hub: h, id: id, session: s, info: info, seq: h.connSeq.Add(1), since: now, stop: make(chan struct{})}
 	h.mu.Lock()
 	old := h.conns[id]
 	h.conns[id] = c
