@@ -100,17 +100,25 @@ func (h *Hub) RecordTelemetryBatch(ctx context.Context, id Identity, authMethod,
 	}
 	defer h.msgWake()
 	ret := h.cfg.Retention.withDefaults()
+	// The device's generation is read here, not in the commit that every
+	// write of the hub waits for: decoding its record there would cost
+	// every writer, and a generation changes only when the device is
+	// deleted and created again.
+	var gen string
+	if err := h.db.View(func(tx *store.Tx) error {
+		r, err := loadRecord(tx, Identity{DeviceID: id.DeviceID})
+		if r != nil && r.Device != nil {
+			gen = r.Device.GenerationID
+		}
+		return err
+	}); err != nil {
+		return err
+	}
 	err = h.db.Update(func(tx *store.Tx) error {
 		now := h.Now().UTC()
 		total, err := telemetryBytes(tx)
 		if err != nil {
 			return err
-		}
-		gen := ""
-		if r, err := loadRecord(tx, Identity{DeviceID: id.DeviceID}); err != nil {
-			return err
-		} else if r != nil && r.Device != nil {
-			gen = r.Device.GenerationID
 		}
 		var last uint64
 		for _, m := range ms {
