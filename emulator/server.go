@@ -25,6 +25,7 @@ import (
 	"github.com/iothubemulator/iothub/emulator/internal/clock"
 	"github.com/iothubemulator/iothub/emulator/internal/dps"
 	"github.com/iothubemulator/iothub/emulator/internal/hub"
+	"github.com/iothubemulator/iothub/emulator/internal/metrics"
 	"github.com/iothubemulator/iothub/emulator/internal/mqttapi"
 	"github.com/iothubemulator/iothub/emulator/internal/netlimit"
 	"github.com/iothubemulator/iothub/emulator/internal/restapi"
@@ -48,6 +49,7 @@ type Server struct {
 	https *http.Server
 	hl    net.Listener
 	fds   *netlimit.Guard // the open-file limit's guard of every listener
+	stats *metrics.Metrics
 
 	reactors reactors      // fault injection; the hub's one Reactor
 	throttle throttleState // the throttling switch, one of the reactors (throttle.go)
@@ -71,8 +73,11 @@ func New(opts Options) (*Server, error) {
 	defer func() {
 		if !ok {
 			s.closeStore()
+			s.fds.Close()
 		}
 	}()
+	s.fds = netlimit.New(netlimit.Options{Logger: opts.Logger})
+	s.stats = metrics.New(func() float64 { return float64(s.fds.Refused()) })
 	var err error
 	if opts.InMemory {
 		s.db, err = store.OpenTemp()
@@ -82,6 +87,7 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, dataDirError(opts.DataDir, err)
 	}
+	s.db.OnCommit(s.stats.Commit)
 	if err := s.loadTLS(); err != nil {
 		return nil, err
 	}
@@ -111,6 +117,7 @@ func New(opts Options) (*Server, error) {
 
 		FileUpload:  fileUpload,
 		StorageHTTP: storageHTTP,
+		Metrics:     s.stats,
 	})
 	if err != nil {
 		return nil, err
@@ -201,7 +208,6 @@ func (s *Server) Start() error {
 	if err != nil {
 		return listenError("HTTPS", s.opts.HTTPSAddr, "--https-addr", err)
 	}
-	s.fds = netlimit.New(netlimit.Options{Logger: s.opts.Logger})
 	hl = s.fds.Listener(hl, netlimit.Service)
 	s.hl = hl
 	devices := func(l net.Listener) net.Listener { return s.fds.Listener(l, netlimit.Devices) }
@@ -253,6 +259,7 @@ func (s *Server) Start() error {
 		BodyTimeout:  s.limits.body,
 		DPS:          s.dps,
 		Throttler:    throttleControl{s},
+		Metrics:      s.stats.Handler(),
 	})
 	s.https = &http.Server{
 		Handler:           s.track(handler),
@@ -426,6 +433,12 @@ func listenAddr(a string) string {
 	}
 	return a
 }
+
+// MetricsHandler serves the emulator's metrics in the Prometheus text
+// format, without authentication: mount it where only the operator
+// reaches it. The HTTPS port serves the same at GET /metrics to the owner
+// policy.
+func (s *Server) MetricsHandler() http.Handler { return s.stats.Handler() }
 
 // HTTPSAddr is the bound HTTPS address (host:port).
 func (s *Server) HTTPSAddr() string {

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -24,11 +23,12 @@ var errHelp = errors.New("help requested")
 
 // config is what the command line and environment say.
 type config struct {
-	opts       emulator.Options
-	configFile string
-	logLevel   string
-	logFormat  string
-	pprofAddr  string // loopback address of the Go profiler; "" when off
+	opts        emulator.Options
+	configFile  string
+	logLevel    string
+	logFormat   string
+	pprofAddr   string // loopback address of the Go profiler; "" when off
+	metricsAddr string // loopback address of /metrics without authentication; "" when off
 }
 
 // envFlag describes one flag and the environment variable that sets its default.
@@ -60,6 +60,7 @@ func parseFlags(args []string, getenv func(string) string, helpOut io.Writer) (*
 		{"log-level", "IOTHUB_LOG_LEVEL", "info", "log level: debug, info, warn, error", &c.logLevel},
 		{"log-format", "IOTHUB_LOG_FORMAT", "text", "log format: text or json", &c.logFormat},
 		{"pprof-addr", "IOTHUB_PPROF_ADDR", "", "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060; empty: off", &c.pprofAddr},
+		{"metrics-addr", "IOTHUB_METRICS_ADDR", "", "serve the Prometheus metrics (/metrics) without authentication on this loopback address, e.g. 127.0.0.1:9464; empty: off (the HTTPS port serves them to the owner policy)", &c.metricsAddr},
 		// File upload: the hub's storage account (README: "File upload").
 		{"storage-connection-string", "IOTHUB_STORAGE_CONNECTION_STRING", "", "Azure Storage connection string (e.g. Azurite's) for file upload; empty: file upload off", &c.opts.StorageConnectionString},
 		{"storage-ca-file", "IOTHUB_STORAGE_CA_FILE", "", "PEM CA that storage's HTTPS certificate chains to, besides the system roots and the emulator's CA", &c.opts.StorageCAFile},
@@ -156,11 +157,11 @@ func parseFlags(args []string, getenv func(string) string, helpOut io.Writer) (*
 			c.opts.TLSSANs = append(c.opts.TLSSANs, s)
 		}
 	}
-	if c.pprofAddr != "" {
-		host, _, err := net.SplitHostPort(c.pprofAddr)
-		if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
-			return nil, fmt.Errorf("--pprof-addr %q: want a loopback address such as 127.0.0.1:6060 (the profiler has no authentication)", c.pprofAddr)
-		}
+	if c.pprofAddr != "" && !isLoopback(c.pprofAddr) {
+		return nil, fmt.Errorf("--pprof-addr %q: want a loopback address such as 127.0.0.1:6060 (the profiler has no authentication)", c.pprofAddr)
+	}
+	if c.metricsAddr != "" && !isLoopback(c.metricsAddr) {
+		return nil, fmt.Errorf("--metrics-addr %q: want a loopback address such as 127.0.0.1:9464 (it has no authentication; the HTTPS port serves /metrics to the owner policy)", c.metricsAddr)
 	}
 	c.opts.Logger, err = newLogger(c.logLevel, c.logFormat, os.Stderr)
 	if err != nil {

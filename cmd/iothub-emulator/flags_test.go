@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -99,6 +100,8 @@ func TestParseFlagsErrors(t *testing.T) {
 		{"overflowing retention size", []string{"--telemetry-max-bytes", "9999999999999GiB"}, "--telemetry-max-bytes"},
 		{"bad SAS lifetime", []string{"--file-upload-sas-ttl", "48h"}, "--file-upload-sas-ttl"},
 		{"bad notifications switch", []string{"--file-upload-notifications", "maybe"}, "--file-upload-notifications"},
+		{"metrics beyond loopback", []string{"--metrics-addr", "0.0.0.0:9464"}, "--metrics-addr"},
+		{"profiler beyond loopback", []string{"--pprof-addr", ":6060"}, "--pprof-addr"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -116,9 +119,9 @@ func TestRunPrintsWhatAUserNeeds(t *testing.T) {
 	https := freeAddr(t)
 	var out syncBuffer
 	done := make(chan int, 1)
-	amqpAddr, plainAddr := freeAddr(t), freeAddr(t)
+	amqpAddr, plainAddr, metricsAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	e := env(map[string]string{"IOTHUB_DATA_DIR": t.TempDir(), "IOTHUB_MQTT_ADDR": freeAddr(t), "IOTHUB_HTTPS_ADDR": https,
-		"IOTHUB_AMQP_ADDR": amqpAddr, "IOTHUB_AMQP_PLAIN_ADDR": plainAddr})
+		"IOTHUB_AMQP_ADDR": amqpAddr, "IOTHUB_AMQP_PLAIN_ADDR": plainAddr, "IOTHUB_METRICS_ADDR": metricsAddr})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { done <- runContext(ctx, []string{"--log-level", "error"}, e, &out, io.Discard) }()
@@ -141,6 +144,18 @@ func TestRunPrintsWhatAUserNeeds(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("banner lacks %q:\n%s", want, out.String())
 		}
+	}
+	if !strings.Contains(out.String(), "metrics:            http://"+metricsAddr+"/metrics") {
+		t.Errorf("banner lacks the metrics address:\n%s", out.String())
+	}
+	res, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(b), "iothub_store_commit_seconds_bucket") {
+		t.Errorf("GET /metrics on --metrics-addr: %s\n%s", res.Status, b)
 	}
 	if code := healthcheck([]string{https}, env(nil), io.Discard, io.Discard); code != 0 {
 		t.Errorf("healthcheck against a running emulator: exit %d, want 0", code)

@@ -37,6 +37,14 @@ func serve(ctx context.Context, c *config, stdout io.Writer) error {
 		}
 		defer stopProfiler()
 	}
+	if c.metricsAddr != "" {
+		stopMetrics, err := serveMetrics(c.metricsAddr, srv.MetricsHandler())
+		if err != nil {
+			srv.Close()
+			return err
+		}
+		defer stopMetrics()
+	}
 	fmt.Fprintf(stdout, "IoT Hub emulator ready in %s\n", time.Since(start).Round(time.Millisecond))
 	fmt.Fprintf(stdout, "  hub host name:      %s\n", srv.HostName())
 	fmt.Fprintf(stdout, "  MQTT (TLS):         %s\n", srv.MQTTAddr())
@@ -53,6 +61,9 @@ func serve(ctx context.Context, c *config, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "  dashboard:          %s\n", srv.DashboardURL())
 	if c.pprofAddr != "" {
 		fmt.Fprintf(stdout, "  profiler:           http://%s/debug/pprof/\n", c.pprofAddr)
+	}
+	if c.metricsAddr != "" {
+		fmt.Fprintf(stdout, "  metrics:            http://%s/metrics\n", c.metricsAddr)
 	}
 	fmt.Fprintf(stdout, "  provisioning host:  %s (ID scope %s)\n", srv.ProvisioningHost(), srv.IDScope())
 	fmt.Fprintf(stdout, "  service connection string (iothubowner):\n    %s\n", srv.ConnectionString())

@@ -120,6 +120,7 @@ func (h *Hub) deliverC2D(c *Conn) {
 		return
 	}
 	for i, m := range send {
+		h.metrics.MessageOut("c2d")
 		if err := cs.SendC2D(m); err != nil {
 			h.log.Debug("cloud-to-device message not written", "device", c.id.DeviceID, "err", err)
 			h.undeliver(send[i:])

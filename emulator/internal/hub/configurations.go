@@ -1228,6 +1228,7 @@ func (h *Hub) notifyDesired(id Identity, version int64, notify []byte) {
 	}
 	if c := h.conn(id); c != nil && c.desired.Load() {
 		c.post(func() {
+			h.metrics.MessageOut("desired")
 			if err := c.session.SendDesired(version, notify); err != nil {
 				h.log.Debug("desired notification not delivered", "identity", id.String(), "err", err)
 			}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/iothubemulator/iothub/emulator/internal/clock"
+	"github.com/iothubemulator/iothub/emulator/internal/metrics"
 	"github.com/iothubemulator/iothub/emulator/internal/store"
 )
 
@@ -41,11 +42,14 @@ type Config struct {
 
 	FileUpload  *FileUploadConfig // the file-upload setting; nil: file upload is not configured
 	StorageHTTP *http.Client      // how the hub reaches storage (uploads, import/export jobs); nil: http.DefaultClient
+
+	Metrics *metrics.Metrics // where the hub reports; nil: nowhere
 }
 
 // Hub is the IoT Hub core.
 type Hub struct {
 	cfg        Config
+	metrics    *metrics.Metrics
 	db         *store.DB
 	log        *slog.Logger
 	hosts      []string
@@ -106,6 +110,7 @@ func New(db *store.DB, cfg Config) (*Hub, error) {
 	}
 	h := &Hub{
 		cfg:       cfg,
+		metrics:   cfg.Metrics,
 		db:        db,
 		log:       log,
 		policies:  map[string]Policy{},

@@ -97,8 +97,17 @@ func (h *Hub) InvokeMethod(ctx context.Context, id Identity, r MethodRequest) (r
 	if err := h.mustExist(id); err != nil {
 		return MethodResult{}, err
 	}
-	start := h.Now()
+	start, wall := h.Now(), time.Now()
 	defer func() {
+		if err == nil {
+			h.metrics.MethodCall(strconv.Itoa(res.Status/100)+"xx", time.Since(wall))
+		} else {
+			code := "error"
+			if n := errorCode(err); n != 0 {
+				code = strconv.Itoa(n)
+			}
+			h.metrics.MethodCall(code, time.Since(wall))
+		}
 		c := MethodCall{DeviceID: id.DeviceID, ModuleID: id.ModuleID, MethodName: r.Name,
 			Payload: jsonOrNull(r.Payload), StartTime: start.UTC(), DurationMs: h.Now().Sub(start).Milliseconds()}
 		if err == nil {
@@ -181,6 +190,7 @@ func (h *Hub) callOn(ctx context.Context, c *Conn, r MethodRequest, payload []by
 	timer := h.clk.NewTimer(r.ResponseTimeout)
 	defer timer.Stop()
 	sent := c.post(func() {
+		h.metrics.MessageOut("method")
 		if err := c.session.SendMethod(rid, r.Name, payload); err != nil {
 			p.fail()
 		}

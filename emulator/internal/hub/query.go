@@ -41,6 +41,7 @@ type QueryPage struct {
 // deterministic (key-ordered) result, so walking every page yields every
 // match once while the data is unchanged.
 func (h *Hub) Query(ctx context.Context, text string, pageSize int, continuation string) (*QueryPage, error) {
+	defer func(start time.Time) { h.metrics.Query(time.Since(start)) }(time.Now())
 	if pageSize <= 0 {
 		pageSize = DefaultPageSize
 	}

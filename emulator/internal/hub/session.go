@@ -122,6 +122,7 @@ func (c *Conn) Identity() Identity { return c.id }
 func (h *Hub) Connect(id Identity, s Session, info ConnectInfo) *Conn {
 	now := h.stamp()
 	c := &Conn{hub: h, id: id, session: s, info: info, seq: h.connSeq.Add(1), since: now, stop: make(chan struct{})}
+	h.metrics.Connected(info.Transport, 1)
 	h.mu.Lock()
 	old := h.conns[id]
 	h.conns[id] = c
@@ -135,7 +136,10 @@ func (h *Hub) Connect(id Identity, s Session, info ConnectInfo) *Conn {
 	if old != nil {
 		old.closed.Store(true)
 		old.stopTimer()
-		old.once.Do(func() { close(old.stop) })
+		old.once.Do(func() {
+			close(old.stop)
+			h.metrics.Connected(old.info.Transport, -1)
+		})
 		old.session.Close()
 	}
 	if info.ModelID != "" {
@@ -149,8 +153,11 @@ func (h *Hub) Connect(id Identity, s Session, info ConnectInfo) *Conn {
 // over leaves the newer one's state alone.
 func (c *Conn) Disconnect() {
 	c.stopTimer()
-	c.once.Do(func() { close(c.stop) })
 	h := c.hub
+	c.once.Do(func() {
+		close(c.stop)
+		h.metrics.Connected(c.info.Transport, -1)
+	})
 	var upd, act time.Time
 	current := false
 	h.mu.Lock()

@@ -149,6 +149,7 @@ func (h *Hub) RecordTelemetryBatch(ctx context.Context, id Identity, authMethod,
 	if err != nil {
 		return err
 	}
+	h.metrics.MessagesIn(transport, len(ms))
 	// Scheduled once durable: the message that asks for a fault is
 	// recorded as telemetry, as on the hub.
 	for i, spec := range faults {

@@ -140,12 +140,13 @@ func loadWithParent(tx *store.Tx, id Identity) (r, parent *record, err error) {
 }
 
 // GetTwin returns the service view of a device or module twin.
-func (h *Hub) GetTwin(ctx context.Context, id Identity) (*Twin, error) {
+func (h *Hub) GetTwin(ctx context.Context, id Identity) (_ *Twin, err error) {
+	defer func() { h.metrics.TwinOp("get", err) }()
 	if err := h.react(ctx, OpGetTwin, id); err != nil {
 		return nil, err
 	}
 	var out *Twin
-	err := h.db.View(func(tx *store.Tx) error {
+	err = h.db.View(func(tx *store.Tx) error {
 		r, parent, err := loadWithParent(tx, id)
 		if err != nil {
 			return err
@@ -163,7 +164,8 @@ func (h *Hub) GetTwin(ctx context.Context, id Identity) (*Twin, error) {
 // true) of tags and desired properties, with If-Match on the twin etag.
 // The device, if connected and subscribed, gets the desired notification
 // after the change is durable.
-func (h *Hub) UpdateTwin(ctx context.Context, id Identity, body []byte, ifMatch string, replace bool) (*Twin, error) {
+func (h *Hub) UpdateTwin(ctx context.Context, id Identity, body []byte, ifMatch string, replace bool) (_ *Twin, err error) {
+	defer func() { h.metrics.TwinOp("update", err) }()
 	if err := h.react(ctx, OpUpdateTwin, id); err != nil {
 		return nil, err
 	}
@@ -225,6 +227,7 @@ func (h *Hub) UpdateTwin(ctx context.Context, id Identity, body []byte, ifMatch 
 	if notify != nil {
 		if c := h.conn(id); c != nil && c.desired.Load() {
 			c.post(func() {
+				h.metrics.MessageOut("desired")
 				if err := c.session.SendDesired(version, notify); err != nil {
 					h.log.Debug("desired notification not delivered", "identity", id.String(), "err", err)
 				}
@@ -237,12 +240,13 @@ func (h *Hub) UpdateTwin(ctx context.Context, id Identity, body []byte, ifMatch 
 
 // DeviceTwin returns the device's view of its twin (MQTT twin GET): the
 // desired and reported sections without $metadata (§5.2).
-func (h *Hub) DeviceTwin(id Identity) (TwinProperties, error) {
+func (h *Hub) DeviceTwin(id Identity) (_ TwinProperties, err error) {
+	defer func() { h.metrics.TwinOp("device_get", err) }()
 	if err := h.react(context.Background(), OpDeviceTwin, id); err != nil {
 		return TwinProperties{}, err
 	}
 	var out TwinProperties
-	err := h.db.View(func(tx *store.Tx) error {
+	err = h.db.View(func(tx *store.Tx) error {
 		_, d, err := mustLoadTwin(tx, id)
 		if err != nil {
 			return err
@@ -256,7 +260,8 @@ func (h *Hub) DeviceTwin(id Identity) (TwinProperties, error) {
 // PatchReported merges a device's reported-properties patch and returns the
 // new reported $version once the change is durable. baseVersion, when
 // non-zero, must equal the current reported $version (412 otherwise).
-func (h *Hub) PatchReported(id Identity, patch []byte, baseVersion int64) (int64, error) {
+func (h *Hub) PatchReported(id Identity, patch []byte, baseVersion int64) (_ int64, err error) {
+	defer func() { h.metrics.TwinOp("patch_reported", err) }()
 	if err := h.react(context.Background(), OpPatchReported, id); err != nil {
 		return 0, err
 	}

@@ -118,6 +118,9 @@ func (g *Guard) Capacity(c Class) int64 {
 
 // Close releases the spare descriptor.
 func (g *Guard) Close() {
+	if g == nil {
+		return
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.spare != nil {

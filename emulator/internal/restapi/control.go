@@ -29,6 +29,15 @@ func (s *server) caPEMRoute(w http.ResponseWriter, r *http.Request) error {
 	return err
 }
 
+// metricsRoute serves the Prometheus metrics.
+func (s *server) metricsRoute(w http.ResponseWriter, r *http.Request) error {
+	if s.metrics == nil {
+		return huberr.InvalidOperation("This emulator serves no metrics.")
+	}
+	s.metrics.ServeHTTP(w, r)
+	return nil
+}
+
 // eventHub describes the Event Hub-compatible endpoint: where the Event
 // Hubs SDKs read the telemetry this hub records.
 func (s *server) eventHub(w http.ResponseWriter, r *http.Request) error {

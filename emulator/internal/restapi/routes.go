@@ -35,6 +35,9 @@ type Options struct {
 	EventHub func() EventHubEndpoint
 	// Throttler is the throttling switch of /emulator/throttle; nil: not served.
 	Throttler Throttler
+	// Metrics serves the Prometheus metrics at GET /metrics, with the
+	// control routes' authorization; nil: not served.
+	Metrics http.Handler
 }
 
 // EventHubEndpoint is the Event Hub-compatible endpoint as GET
@@ -193,6 +196,7 @@ func routes() []route {
 		{"DELETE", "/emulator/filenotifications/{lock}", hub.AllRights, (*server).completeFileNotification, controlRoute},
 		{"POST", "/emulator/filenotifications/{lock}/abandon", hub.AllRights, (*server).abandonFileNotification, controlRoute},
 		{"GET", "/emulator/eventhub", hub.AllRights, (*server).eventHub, controlRoute},
+		{"GET", "/metrics", hub.AllRights, (*server).metricsRoute, controlRoute},
 		{"GET", "/emulator/twins/{id}/history", hub.AllRights, (*server).twinHistory, controlRoute},
 		{"GET", "/emulator/twins/{id}/modules/{mid}/history", hub.AllRights, (*server).twinHistory, controlRoute},
 	}
@@ -247,7 +251,7 @@ func dpsRoutes() []dpsRoute {
 // New returns the HTTPS handler.
 func New(opts Options) http.Handler {
 	s := &server{hub: opts.Hub, ready: opts.Ready, caPEM: opts.CAPEM, dps: opts.DPS, writeTimeout: opts.WriteTimeout, bodyTimeout: opts.BodyTimeout,
-		eventHubInfo: opts.EventHub, throttler: opts.Throttler}
+		eventHubInfo: opts.EventHub, throttler: opts.Throttler, metrics: opts.Metrics}
 	if s.writeTimeout <= 0 {
 		s.writeTimeout = DefaultWriteTimeout
 	}

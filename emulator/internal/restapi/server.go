@@ -31,7 +31,8 @@ type server struct {
 	bodyTimeout  time.Duration
 	dps          *dps.Service // nil: the provisioning routes are not served
 	eventHubInfo func() EventHubEndpoint
-	throttler    Throttler // nil: /emulator/throttle answers 400
+	throttler    Throttler    // nil: /emulator/throttle answers 400
+	metrics      http.Handler // nil: /metrics is not served
 }
 
 // maxBody bounds request bodies; the largest legitimate one is a bulk

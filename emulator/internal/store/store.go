@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -95,7 +96,13 @@ type DB struct {
 	// until ops is closed, so Close never waits forever.
 	closeMu sync.RWMutex
 	closed  bool
+
+	onCommit atomic.Pointer[func(n int, d time.Duration)] // see OnCommit
 }
+
+// OnCommit makes the store tell f each group commit's size and how long
+// its transaction took, fsync included (the metrics).
+func (db *DB) OnCommit(f func(n int, d time.Duration)) { db.onCommit.Store(&f) }
 
 // ErrClosed is returned by Update after Close.
 var ErrClosed = errors.New("store is closed")
@@ -233,7 +240,11 @@ func (db *DB) committer() {
 				break drain
 			}
 		}
+		start := time.Now()
 		db.commit(group)
+		if f := db.onCommit.Load(); f != nil {
+			(*f)(len(group), time.Since(start))
+		}
 	}
 }
 
