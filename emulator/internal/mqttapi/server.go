@@ -56,6 +56,10 @@ type Server struct {
 	writeTimeout time.Duration
 	// connectTimeout is connectTimeout; tests shorten it before Start.
 	connectTimeout time.Duration
+	// sessionExpiry and maxSessions bound the disconnected CleanSession=0
+	// sessions kept (sessions.go).
+	sessionExpiry time.Duration
+	maxSessions   int
 
 	mu      sync.Mutex // guards tls, started, closed
 	tls     *tlsListener
@@ -102,6 +106,8 @@ func New(opts Options) (*Server, error) {
 		cancel:         cancel,
 		writeTimeout:   writeTimeout,
 		connectTimeout: connectTimeout,
+		sessionExpiry:  defaultSessionExpiry,
+		maxSessions:    defaultMaxSessions,
 		conns:          map[*clientConn]struct{}{},
 	}
 	s.ws = &wsListener{srv: s}
@@ -164,6 +170,7 @@ func (s *Server) Start() error {
 		return fmt.Errorf("mqttapi: %w", err)
 	}
 	s.started = true
+	s.goTracked(s.sweepSessions)
 	return nil
 }
 
