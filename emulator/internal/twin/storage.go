@@ -46,7 +46,10 @@ var errCorrupt = errors.New("twin: corrupt stored twin")
 // relies on (every member has its metadata, counters are integers) but not
 // the content rules, which held when the data was written.
 func Unmarshal(b []byte) (*Doc, error) {
-	n, err := parse(b)
+	n, err := fastParse(b)
+	if err != nil {
+		n, err = parse(b) // for its account of what is wrong
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errCorrupt, err)
 	}
