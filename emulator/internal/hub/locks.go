@@ -11,8 +11,10 @@ package hub
 //     Held across the write and the re-evaluation of every device that
 //     follows it, which takes each device's twinLock in turn.
 //  1. twinLock[stripe(deviceID)] (lockIdentity): one per device, shared by
-//     its modules. Held across a whole store.Update, fsync included, so that
-//     writes of one identity commit in order and their notifications (desired
+//     its modules. Held across a whole store.Update, fsync included (or a
+//     modifyRecord: the read, decode, merge and encode in the caller and
+//     the commit that checks the bytes are unchanged), so that writes of
+//     one identity commit in order and their notifications (desired
 //     pushes) are queued in commit order. Never two at once: every operation
 //     touches one device. Held while ending that device's connections
 //     (disable, delete), which takes h.mu, c2d.mu and Conn.timerMu below.
@@ -29,7 +31,8 @@ package hub
 //     another lock: c2d.mu (in-flight lock tokens), Conn.timerMu (token
 //     expiry timer; it calls into the clock, whose own mutex is internal and
 //     released before timer callbacks run), reactorMu, msgMu, queries.mu,
-//     rec.mu, adm.mu (the compiled configurations).
+//     rec.mu, adm.mu (the compiled configurations), Conn.outMu (the queue of
+//     a connection's sends; released before a send runs).
 //
 // What runs outside every lock: writes to a device (Session calls) run on
 // that connection's send goroutine (Conn.post), so a device that stops
