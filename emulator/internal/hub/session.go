@@ -42,6 +42,7 @@ type Conn struct {
 	session Session
 	info    ConnectInfo
 	seq     uint64    // numbers the hub's connections, for fault records
+	gen     string    // the device's generation id when it connected (telemetry.go)
 	since   time.Time // when the connection was registered
 
 	methods atomic.Bool // subscribed to $iothub/methods/POST/#
@@ -122,6 +123,9 @@ func (c *Conn) Identity() Identity { return c.id }
 func (h *Hub) Connect(id Identity, s Session, info ConnectInfo) *Conn {
 	now := h.stamp()
 	c := &Conn{hub: h, id: id, session: s, info: info, seq: h.connSeq.Add(1), since: now, stop: make(chan struct{})}
+	if gen, err := h.generationOf(id.DeviceID); err == nil {
+		c.gen = gen
+	}
 	h.metrics.Connected(info.Transport, 1)
 	h.mu.Lock()
 	old := h.conns[id]

@@ -3,6 +3,7 @@
 package hub
 
 import (
+	"context"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -81,4 +82,41 @@ func TestOutbox(t *testing.T) {
 			t.Fatalf("send %d ran as the %dth", v, i)
 		}
 	}
+}
+
+// TestTelemetryGeneration: telemetry carries the sending device's
+// generation, read from its connection or, without one, from the registry,
+// and a device deleted and created again stamps its new generation.
+func TestTelemetryGeneration(t *testing.T) {
+	h := newRegHub(t)
+	ctx := context.Background()
+	id := Identity{DeviceID: "d1"}
+	send := func(want string) {
+		t.Helper()
+		if err := h.RecordTelemetry(ctx, id, "sas", TransportHTTPS, &Message{Body: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+		ms, err := h.Telemetry(id.DeviceID, "", 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ms[len(ms)-1].GenerationID; got != want {
+			t.Fatalf("telemetry stamped with generation %q, want %q", got, want)
+		}
+	}
+	d := regDevice(t, h, Device{DeviceID: "d1"})
+	send(d.GenerationID) // no connection: from the registry
+	c := h.Connect(id, &regSession{}, ConnectInfo{AuthMethod: "sas"})
+	defer c.Disconnect()
+	send(d.GenerationID) // from the connection
+	if err := h.DeleteDevice(ctx, "d1", "*"); err != nil {
+		t.Fatal(err)
+	}
+	d2 := regDevice(t, h, Device{DeviceID: "d1"})
+	if d2.GenerationID == d.GenerationID {
+		t.Fatal("a re-created device kept its generation")
+	}
+	c2 := h.Connect(id, &regSession{}, ConnectInfo{AuthMethod: "sas"})
+	defer c2.Disconnect()
+	send(d2.GenerationID)
 }

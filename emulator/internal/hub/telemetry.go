@@ -101,18 +101,17 @@ func (h *Hub) RecordTelemetryBatch(ctx context.Context, id Identity, authMethod,
 	defer h.msgWake()
 	ret := h.cfg.Retention.withDefaults()
 	// The device's generation is read here, not in the commit that every
-	// write of the hub waits for: decoding its record there would cost
-	// every writer, and a generation changes only when the device is
-	// deleted and created again.
+	// write of the hub waits for, and from the connection when there is
+	// one: a generation changes only when the device is deleted and
+	// created again, which ends its connections.
 	var gen string
-	if err := h.db.View(func(tx *store.Tx) error {
-		r, err := loadRecord(tx, Identity{DeviceID: id.DeviceID})
-		if r != nil && r.Device != nil {
-			gen = r.Device.GenerationID
+	if c := h.conn(id); c != nil {
+		gen = c.gen
+	}
+	if gen == "" {
+		if gen, err = h.generationOf(id.DeviceID); err != nil {
+			return err
 		}
-		return err
-	}); err != nil {
-		return err
 	}
 	err = h.db.Update(func(tx *store.Tx) error {
 		now := h.Now().UTC()
@@ -193,6 +192,19 @@ func (h *Hub) telemetryFaults(id Identity, transport string, ms []*Message) (map
 		}
 	}
 	return out, nil
+}
+
+// generationOf reads a device's generation id; "" when it does not exist.
+func (h *Hub) generationOf(deviceID string) (string, error) {
+	var gen string
+	err := h.db.View(func(tx *store.Tx) error {
+		r, err := loadRecord(tx, Identity{DeviceID: deviceID})
+		if r != nil && r.Device != nil {
+			gen = r.Device.GenerationID
+		}
+		return err
+	})
+	return gen, err
 }
 
 // RetentionConfig bounds the recorded telemetry log.
