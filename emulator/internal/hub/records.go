@@ -103,37 +103,126 @@ var errNoChange = errors.New("nothing to change")
 // The caller holds the identity's lock, so
 // conflicts are rare and the retries few.
 func (h *Hub) modifyRecord(id Identity, absentOK bool, change func(tx *store.Tx, r *record) error) (*record, error) {
+	var r *record
+	err := h.modifyStored(id, absentOK, func(tx *store.Tx, old []byte) ([]byte, error) {
+		r = new(record)
+		if err := json.Unmarshal(old, r); err != nil {
+			return nil, fmt.Errorf("decode record %s: %w", id, err)
+		}
+		if err := change(tx, r); err != nil {
+			return nil, err
+		}
+		return encodeRecord(r)
+	})
+	if errors.Is(err, errAbsent) {
+		return nil, nil
+	}
+	return r, err
+}
+
+// modifyTwin is modifyRecord for a change of the twin alone: it decodes
+// and encodes only the twin, and keeps the rest of the stored record as
+// it is (the twin comes first, see record). change gets the stored twin
+// decoded afresh on each attempt.
+func (h *Hub) modifyTwin(id Identity, change func(d *twin.Doc) error) error {
+	err := h.modifyStored(id, false, func(tx *store.Tx, old []byte) ([]byte, error) {
+		raw, rest, ok := splitTwin(old)
+		if !ok { // not as encodeRecord writes it: take the long way
+			r := new(record)
+			if err := json.Unmarshal(old, r); err != nil {
+				return nil, fmt.Errorf("decode record %s: %w", id, err)
+			}
+			d, err := r.doc()
+			if err != nil {
+				return nil, err
+			}
+			if err := change(d); err != nil {
+				return nil, err
+			}
+			return encodeRecord(r)
+		}
+		d, err := twin.Unmarshal(raw)
+		if err != nil {
+			return nil, fmt.Errorf("decode twin %s: %w", id, err)
+		}
+		if err := change(d); err != nil {
+			return nil, err
+		}
+		b, err := d.Marshal()
+		if err != nil {
+			return nil, err
+		}
+		next := make([]byte, 0, len(twinPrefix)+len(b)+len(rest))
+		return append(append(append(next, twinPrefix...), b...), rest...), nil
+	})
+	return err
+}
+
+// twinPrefix is how a stored record starts: its twin is the first member.
+const twinPrefix = `{"twin":`
+
+// splitTwin returns the twin of a stored record and what follows it, or
+// false when the record does not start with its twin.
+func splitTwin(b []byte) (raw, rest []byte, ok bool) {
+	if !bytes.HasPrefix(b, []byte(twinPrefix)) || len(b) == len(twinPrefix) || b[len(twinPrefix)] != '{' {
+		return nil, nil, false
+	}
+	depth, inString := 0, false
+	for i := len(twinPrefix); i < len(b); i++ {
+		c := b[i]
+		switch {
+		case inString:
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			depth--
+			if depth == 0 {
+				return b[len(twinPrefix) : i+1], b[i+1:], true
+			}
+		}
+	}
+	return nil, nil, false
+}
+
+// errAbsent is what modifyStored's prepare sees of a missing record
+// when absence is not an error.
+var errAbsent = errors.New("absent")
+
+// modifyStored is the optimistic write under modifyRecord and
+// modifyTwin: prepare turns the stored bytes into the new ones (or
+// returns errNoChange) in a read transaction, and the commit writes them
+// only if the stored bytes are unchanged, else prepare runs again. A
+// missing record is the hub's not-found error, or errAbsent with
+// absentOK.
+func (h *Hub) modifyStored(id Identity, absentOK bool, prepare func(tx *store.Tx, old []byte) ([]byte, error)) error {
 	bucket, key := bucketFor(id), id.key()
 	for attempt := 0; ; attempt++ {
 		var old, next []byte
-		var r *record
-		unchanged := false
 		err := h.db.View(func(tx *store.Tx) error {
 			old = tx.Peek(bucket, key)
 			if old == nil {
 				if absentOK {
-					return nil
+					return errAbsent
 				}
 				return notFound(tx, id)
 			}
-			r, unchanged = new(record), false
-			if err := json.Unmarshal(old, r); err != nil {
-				return fmt.Errorf("decode record %s: %w", id, err)
-			}
-			switch err := change(tx, r); {
-			case errors.Is(err, errNoChange):
-				unchanged = true
-				return nil
-			case err != nil:
-				return err
-			}
 			var err error
-			next, err = encodeRecord(r)
+			next, err = prepare(tx, old)
 			old = bytes.Clone(old) // Peek's bytes end with the transaction
 			return err
 		})
-		if err != nil || r == nil || unchanged {
-			return r, err
+		if errors.Is(err, errNoChange) {
+			return nil
+		}
+		if err != nil {
+			return err
 		}
 		if h.beforeCommit != nil {
 			h.beforeCommit(id)
@@ -148,11 +237,11 @@ func (h *Hub) modifyRecord(id Identity, absentOK bool, change func(tx *store.Tx,
 		})
 		switch {
 		case err != nil:
-			return nil, err
+			return err
 		case !changed:
-			return r, nil
+			return nil
 		case attempt == 100:
-			return nil, fmt.Errorf("record %s changed under 100 attempts to update it", id)
+			return fmt.Errorf("record %s changed under 100 attempts to update it", id)
 		}
 	}
 }

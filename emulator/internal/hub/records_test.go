@@ -145,3 +145,59 @@ func TestConcurrentTwinWritesLoseNothing(t *testing.T) {
 		t.Errorf("desired $version %v, want %d: one per patch", v, n+1)
 	}
 }
+
+// TestSplitTwin: the twin of a stored record is found whatever its strings
+// hold, and the record is its prefix, its twin and the rest; a record that
+// does not start with its twin is refused, not misread.
+func TestSplitTwin(t *testing.T) {
+	h := newRegHub(t)
+	regDevice(t, h, Device{DeviceID: "d1"})
+	id := Identity{DeviceID: "d1"}
+	tags := `{"properties":{"desired":{"a":"}]\"{[\\","b":["}",{"c":"\"\\\\"}]}},"tags":{"t":"{\"twin\":1}"}}`
+	if _, err := h.UpdateTwin(context.Background(), id, []byte(tags), "", false); err != nil {
+		t.Fatal(err)
+	}
+	var stored []byte
+	var r *record
+	if err := h.db.View(func(tx *store.Tx) error {
+		stored = tx.Get(bucketFor(id), id.key())
+		var err error
+		r, err = loadRecord(tx, id)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	raw, rest, ok := splitTwin(stored)
+	if !ok {
+		t.Fatalf("no twin found in %s", stored)
+	}
+	if string(raw) != string(r.Twin) {
+		t.Fatalf("got twin %s, want %s", raw, r.Twin)
+	}
+	if twinPrefix+string(raw)+string(rest) != string(stored) {
+		t.Fatal("prefix, twin and rest do not make the record")
+	}
+	for _, bad := range []string{`{"device":{},"twin":{}}`, `{"twin":{"a":"}"`, `{"twin":`, `{"twin":[]}`} {
+		if _, _, ok := splitTwin([]byte(bad)); ok {
+			t.Errorf("splitTwin accepted %s", bad)
+		}
+	}
+	// A reported patch through the splice keeps the rest of the record.
+	if _, err := h.PatchReported(id, []byte(`{"fw":"}"}`), 0); err != nil {
+		t.Fatal(err)
+	}
+	var after *record
+	if err := h.db.View(func(tx *store.Tx) error { var err error; after, err = loadRecord(tx, id); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if after.Device.GenerationID != r.Device.GenerationID || after.Device.ETag != r.Device.ETag || after.ETagSeq != r.ETagSeq {
+		t.Errorf("the device part changed: %+v, was %+v", after.Device, r.Device)
+	}
+	d, err := after.doc()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, reported := d.DeviceSections(); !strings.Contains(string(reported), `"fw":"}"`) {
+		t.Errorf("reported %s lacks the patch", reported)
+	}
+}

@@ -274,20 +274,16 @@ func (h *Hub) PatchReported(id Identity, patch []byte, baseVersion int64) (_ int
 	unlock := h.lockIdentity(id)
 	defer unlock()
 	var version, twinVersion int64
-	_, err = h.modifyRecord(id, false, func(_ *store.Tx, r *record) error {
-		d, err := r.doc()
-		if err != nil {
-			return err
-		}
+	// Only the twin changes: modifyTwin leaves the rest of the record as
+	// stored, undecoded.
+	err = h.modifyTwin(id, func(d *twin.Doc) error {
 		if baseVersion != 0 && baseVersion != d.ReportedVersion() {
 			return huberr.PreconditionFailed("The reported properties version %d does not match the current version %d.", baseVersion, d.ReportedVersion())
 		}
-		d = d.Clone()
-		version, err = d.ApplyReported(p, h.Now())
-		if err != nil {
+		var err error
+		if version, err = d.ApplyReported(p, h.Now()); err != nil {
 			return twinError(err, true)
 		}
-		r.twinDoc = d
 		twinVersion = d.Version()
 		return nil
 	})
