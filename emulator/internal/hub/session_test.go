@@ -4,6 +4,7 @@ package hub
 
 import (
 	"context"
+	"encoding/json"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -119,4 +120,25 @@ func TestTelemetryGeneration(t *testing.T) {
 	c2 := h.Connect(id, &regSession{}, ConnectInfo{AuthMethod: "sas"})
 	defer c2.Disconnect()
 	send(d2.GenerationID)
+}
+
+// TestEnqueuedBefore: the stored message's enqueued time is read the same
+// from json.Marshal's layout and, through the decoder, from any other.
+func TestEnqueuedBefore(t *testing.T) {
+	at := time.Date(2024, 5, 6, 7, 8, 9, 123456789, time.FixedZone("x", 3600))
+	stored, err := json.Marshal(&Message{SequenceNumber: 12345678901, EnqueuedTime: at, DeviceID: "d"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := []byte(`{"deviceId":"d","enqueuedTime":"` + at.Format(time.RFC3339Nano) + `"}`)
+	for _, v := range [][]byte{stored, other} {
+		for _, c := range []struct {
+			t    time.Time
+			want bool
+		}{{at.Add(time.Nanosecond), true}, {at, false}, {at.Add(-time.Hour), false}} {
+			if got := enqueuedBefore(v, c.t); got != c.want {
+				t.Errorf("enqueuedBefore(%s, %v) = %v, want %v", v, c.t, got, c.want)
+			}
+		}
+	}
 }

@@ -139,8 +139,9 @@ func (h *Hub) RecordTelemetryBatch(ctx context.Context, id Identity, authMethod,
 			}
 			total += int64(len(b))
 		}
-		firstKept, err := prune(tx, last, total, ret, now)
-		if err != nil {
+		firstKept, dropped, err := prune(tx, last, total, ret, now)
+		if err != nil || !dropped {
+			// Nothing left the log: nothing leaves the index either.
 			return err
 		}
 		return h.pruneIndex(tx, firstKept)
@@ -267,7 +268,7 @@ func putTelemetryBytes(tx *store.Tx, total int64) error {
 // walk stops at the first message it keeps, so an insert costs what it
 // removes plus one look. It returns the sequence number of the oldest
 // message kept.
-func prune(tx *store.Tx, last uint64, total int64, r RetentionConfig, now time.Time) (uint64, error) {
+func prune(tx *store.Tx, last uint64, total int64, r RetentionConfig, now time.Time) (uint64, bool, error) {
 	cutoff := now.Add(-r.MaxAge)
 	var drop []string
 	firstKept := last + 1
@@ -283,19 +284,31 @@ func prune(tx *store.Tx, last uint64, total int64, r RetentionConfig, now time.T
 		return nil
 	})
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	for _, k := range drop {
 		if err := tx.Delete(store.Messages, k); err != nil {
-			return 0, err
+			return 0, false, err
 		}
 	}
-	return firstKept, putTelemetryBytes(tx, total)
+	return firstKept, len(drop) > 0, putTelemetryBytes(tx, total)
 }
 
 // enqueuedBefore reports whether a stored message was enqueued before t. It
 // reads only the leading members, not a body of up to 256 KB.
 func enqueuedBefore(v []byte, t time.Time) bool {
+	// As json.Marshal writes a Message, its enqueued time is the second
+	// member: read it without a decoder, which this runs for every
+	// message recorded, on the store's commit goroutine.
+	const second = `,"enqueuedTime":"`
+	if i := bytes.Index(v[:min(len(v), 64)], []byte(second)); i > 0 && bytes.HasPrefix(v, []byte(`{"sequenceNumber":`)) {
+		rest := v[i+len(second):]
+		if j := bytes.IndexByte(rest, '"'); j > 0 {
+			if et, err := time.Parse(time.RFC3339Nano, string(rest[:j])); err == nil {
+				return et.Before(t)
+			}
+		}
+	}
 	dec := json.NewDecoder(bytes.NewReader(v))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return false
