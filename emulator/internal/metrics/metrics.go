@@ -38,7 +38,7 @@ func New(refused func() float64) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry()}
 	m.connected = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: "iothub", Name: "connected_devices",
-		Help: "Devices and modules connected now, by transport (mqtt, mqtt-ws, amqp, amqp-ws).",
+		Help: "Devices and modules connected now, by transport (mqtt, mqtt-ws, amqp, amqp-ws, amqp-plain).",
 	}, []string{"transport"})
 	m.messagesIn = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "iothub", Name: "messages_in_total",
