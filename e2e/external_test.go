@@ -31,6 +31,8 @@ import (
 //	IOTHUB_E2E_STORAGE_CA_FILE    CA of that store's HTTPS certificate, when not the hub's
 //	IOTHUB_E2E_EVENTHUB_CONNECTION_STRING      the Event Hub-compatible endpoint's connection string (optional)
 //	IOTHUB_E2E_EVENTHUB_DEV_CONNECTION_STRING  its UseDevelopmentEmulator=true form (optional)
+//	IOTHUB_E2E_TCP_PROXIED        1 when a TCP proxy stands between the tests and the hub (docker's
+//	                              userland proxy): a KillTcp fault then reaches clients as a clean close
 //
 // Without IOTHUB_E2E_CONNECTION_STRING there is no hub to test, and the
 // test is skipped.

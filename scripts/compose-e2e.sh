@@ -114,10 +114,14 @@ log "tutorial OK (reboot time $reboot)"
 ca=$(mktemp)
 docker compose -p "$PROJECT" cp iothub:/data/ca.pem "$ca" >/dev/null
 [ -d e2e/node/node_modules ] || (cd e2e/node && npm ci --no-audit --no-fund)
+# Docker's userland proxy (dockerd --iptables=false) carries the published
+# ports: it ends the host's side of a connection with a FIN when the
+# emulator resets its own, so a KillTcp fault reaches clients as a clean
+# close (IOTHUB_E2E_TCP_PROXIED tells the Node fault tests).
 # Azurite shares the emulator's network and port 10000 is published: the
 # host reaches it where the hub sends devices, with the hub's CA.
 IOTHUB_E2E_CONNECTION_STRING="HostName=localhost;SharedAccessKeyName=iothubowner;SharedAccessKey=SW9USHViRW11bGF0b3JXZWxsS25vd25Pd25lcktleSE=" \
-IOTHUB_E2E_CA_FILE="$ca" IOTHUB_E2E_NODE=1 \
+IOTHUB_E2E_CA_FILE="$ca" IOTHUB_E2E_NODE=1 IOTHUB_E2E_TCP_PROXIED=1 \
 IOTHUB_E2E_STORAGE_CONNECTION_STRING="DefaultEndpointsProtocol=https;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=https://127.0.0.1:10000/devstoreaccount1;" \
 IOTHUB_E2E_EVENTHUB_CONNECTION_STRING="Endpoint=sb://localhost/;SharedAccessKeyName=iothubowner;SharedAccessKey=SW9USHViRW11bGF0b3JXZWxsS25vd25Pd25lcktleSE=;EntityPath=localhost" \
 IOTHUB_E2E_EVENTHUB_DEV_CONNECTION_STRING="Endpoint=sb://localhost:5672/;SharedAccessKeyName=iothubowner;SharedAccessKey=SW9USHViRW11bGF0b3JXZWxsS25vd25Pd25lcktleSE=;EntityPath=localhost;UseDevelopmentEmulator=true" \

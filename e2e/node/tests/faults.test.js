@@ -166,7 +166,11 @@ async function waitApplied(deviceId) {
 
 for (const { name, Transport } of transports) {
   for (const type of ['KillTcp', 'ShutDownMqtt']) {
-    const selfHealing = !(type === 'KillTcp' && name === 'MQTT');
+    // Behind a TCP proxy (docker's userland proxy in compose-e2e) the
+    // client's side of a reset connection is closed with a FIN, so the
+    // SDK sees a clean close and reconnects by itself.
+    const proxied = process.env.IOTHUB_E2E_TCP_PROXIED === '1';
+    const selfHealing = proxied || !(type === 'KillTcp' && name === 'MQTT');
     const recovers = selfHealing ? 'recovers by itself' : 'reports the reset and recovers when the app opens a client again';
     test(`the device's ${type} fault message over ${name}: disconnected, refused for the duration, ${recovers}`, { timeout: 90000 }, async () => {
       const reg = registry();
