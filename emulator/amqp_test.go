@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -25,6 +24,7 @@ import (
 	"github.com/iothubemulator/iothub/device"
 	"github.com/iothubemulator/iothub/emulator"
 	"github.com/iothubemulator/iothub/internal/sas"
+	"github.com/iothubemulator/iothub/internal/wsconn"
 )
 
 // amqpPutToken puts the owner's token on $cbs and reports the status.
@@ -124,48 +124,8 @@ func wsDial(ctx context.Context, srv *emulator.Server, path, proto string) (net.
 		ws.Close()
 		return nil, errors.New("server chose subprotocol " + ws.Subprotocol())
 	}
-	return &wsStream{ws: ws}, nil
+	return wsconn.New(ws), nil
 }
-
-type wsStream struct {
-	ws  *websocket.Conn
-	r   io.Reader
-	wmu sync.Mutex
-}
-
-func (c *wsStream) Read(p []byte) (int, error) {
-	for {
-		if c.r == nil {
-			_, r, err := c.ws.NextReader()
-			if err != nil {
-				return 0, err
-			}
-			c.r = r
-		}
-		n, err := c.r.Read(p)
-		if errors.Is(err, io.EOF) {
-			c.r = nil
-			if n == 0 {
-				continue
-			}
-			err = nil
-		}
-		return n, err
-	}
-}
-
-func (c *wsStream) Write(p []byte) (int, error) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	return len(p), c.ws.WriteMessage(websocket.BinaryMessage, p)
-}
-
-func (c *wsStream) Close() error                       { return c.ws.NetConn().Close() }
-func (c *wsStream) LocalAddr() net.Addr                { return c.ws.LocalAddr() }
-func (c *wsStream) RemoteAddr() net.Addr               { return c.ws.RemoteAddr() }
-func (c *wsStream) SetDeadline(t time.Time) error      { return c.ws.NetConn().SetDeadline(t) }
-func (c *wsStream) SetReadDeadline(t time.Time) error  { return c.ws.SetReadDeadline(t) }
-func (c *wsStream) SetWriteDeadline(t time.Time) error { return c.ws.NetConn().SetWriteDeadline(t) }
 
 // TestEventHubEndpointThroughDevice: a device sends over MQTT; the Go
 // Event Hubs SDK reads the message with the connection strings the

@@ -8,7 +8,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -29,6 +28,7 @@ import (
 	"github.com/iothubemulator/iothub/emulator/internal/hub"
 	"github.com/iothubemulator/iothub/emulator/internal/store"
 	"github.com/iothubemulator/iothub/internal/sas"
+	"github.com/iothubemulator/iothub/internal/wsconn"
 )
 
 // azeventhubs v1.4.0 leaves the claim renewer of a client's $management
@@ -230,52 +230,8 @@ func dialWebSocket(ctx context.Context, ts *httptest.Server, path string, roots 
 		ws.Close()
 		return nil, fmt.Errorf("subprotocol %q", ws.Subprotocol())
 	}
-	return &clientWS{ws: ws}, nil
+	return wsconn.New(ws), nil
 }
-
-// clientWS is the client side of AMQP over WebSockets for go-amqp.
-type clientWS struct {
-	ws  *websocket.Conn
-	r   io.Reader
-	wmu sync.Mutex
-}
-
-func (c *clientWS) Read(p []byte) (int, error) {
-	for {
-		if c.r == nil {
-			_, r, err := c.ws.NextReader()
-			if err != nil {
-				return 0, err
-			}
-			c.r = r
-		}
-		n, err := c.r.Read(p)
-		if errors.Is(err, io.EOF) {
-			c.r = nil
-			if n == 0 {
-				continue
-			}
-			err = nil
-		}
-		return n, err
-	}
-}
-
-func (c *clientWS) Write(p []byte) (int, error) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if err := c.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-func (c *clientWS) Close() error                       { return c.ws.NetConn().Close() }
-func (c *clientWS) LocalAddr() net.Addr                { return c.ws.LocalAddr() }
-func (c *clientWS) RemoteAddr() net.Addr               { return c.ws.RemoteAddr() }
-func (c *clientWS) SetDeadline(t time.Time) error      { return c.ws.NetConn().SetDeadline(t) }
-func (c *clientWS) SetReadDeadline(t time.Time) error  { return c.ws.SetReadDeadline(t) }
-func (c *clientWS) SetWriteDeadline(t time.Time) error { return c.ws.NetConn().SetWriteDeadline(t) }
 
 func ctxT(tb testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), waitTime)
