@@ -150,7 +150,17 @@ func openBolt(path string, opts Options) (db *bolt.DB, err error) {
 			db, err = nil, fmt.Errorf("database file %s is corrupt (%v): move it away or delete it to start empty", path, r)
 		}
 	}()
-	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, NoSync: opts.NoSync})
+	db, err = bolt.Open(path, 0o600, &bolt.Options{
+		Timeout: opts.LockTimeout,
+		NoSync:  opts.NoSync,
+		// The telemetry log frees pages at its head with every append once
+		// retention trims it; an array freelist written with each commit
+		// costs the commit goroutine in proportion to the free pages. The
+		// map freelist, rebuilt from the tree at open instead of stored, is
+		// what etcd runs bbolt with for the same reason.
+		FreelistType:   bolt.FreelistMapType,
+		NoFreelistSync: true,
+	})
 	switch {
 	case err == nil:
 		return db, nil
@@ -290,7 +300,16 @@ func safeRun(fn func(*Tx) error, tx *Tx) (err error) {
 // transaction ends.
 type Tx struct{ tx *bolt.Tx }
 
-func (t *Tx) bucket(b Bucket) *bolt.Bucket { return t.tx.Bucket([]byte(b)) }
+func (t *Tx) bucket(b Bucket) *bolt.Bucket {
+	bk := t.tx.Bucket([]byte(b))
+	if b == Messages || b == PartitionIndex {
+		// Logs: keys only ever grow (per partition for the index), so a
+		// page split leaves the left page for good. bbolt's default
+		// leaves it half empty: twice the pages to write, walk and keep.
+		bk.FillPercent = 0.95
+	}
+	return bk
+}
 
 // Get returns the value at key, or nil.
 func (t *Tx) Get(b Bucket, key string) []byte {
