@@ -78,6 +78,7 @@ type Hub struct {
 
 	msgMu     sync.Mutex
 	msgNotify chan struct{} // closed and replaced when telemetry is recorded
+	telemetry telemetryLog  // gathers concurrent senders' messages into one commit
 
 	forget forgetters // transports' callbacks for deleted and disabled identities
 

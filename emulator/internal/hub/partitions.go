@@ -83,14 +83,22 @@ func parseIndexEntry(k string, v []byte) (indexEntry, error) {
 
 // nextPartitionSeq hands out the next sequence number of partition p.
 func nextPartitionSeq(tx *store.Tx, p int) (int64, error) {
-	key := metaPartitionNext + strconv.Itoa(p)
-	var n uint64
-	if b := tx.Get(store.Meta, key); len(b) == 8 {
-		n = binary.BigEndian.Uint64(b)
+	n := partitionNext(tx, p)
+	return n, putPartitionNext(tx, p, n+1)
+}
+
+// partitionNext is the next sequence number of partition p.
+func partitionNext(tx *store.Tx, p int) int64 {
+	if b := tx.Peek(store.Meta, metaPartitionNext+strconv.Itoa(p)); len(b) == 8 {
+		return int64(binary.BigEndian.Uint64(b))
 	}
-	var next [8]byte
-	binary.BigEndian.PutUint64(next[:], n+1)
-	return int64(n), tx.Put(store.Meta, key, next[:])
+	return 0
+}
+
+func putPartitionNext(tx *store.Tx, p int, n int64) error {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(n))
+	return tx.Put(store.Meta, metaPartitionNext+strconv.Itoa(p), b[:])
 }
 
 // indexMessage assigns m its partition and partition sequence number and

@@ -18,9 +18,15 @@ import (
 const MaxD2CSize = 256 * 1024
 
 // Message is a device-to-cloud message as the hub records it.
+//
+// The members the commit assigns come first, so that the rest can be
+// encoded before it (see encodeRest) and retention can read what it needs
+// from the head of a stored message (readStoredHead).
 type Message struct {
 	SequenceNumber          uint64            `json:"sequenceNumber"`
 	EnqueuedTime            time.Time         `json:"enqueuedTime"`
+	Partition               int               `json:"partition"`               // Event Hub-compatible partition
+	PartitionSequenceNumber int64             `json:"partitionSequenceNumber"` // sequence number within the partition
 	DeviceID                string            `json:"deviceId"`
 	ModuleID                string            `json:"moduleId,omitempty"`
 	AuthMethod              string            `json:"connectionAuthMethod,omitempty"`
@@ -38,8 +44,6 @@ type Message struct {
 	MessageSchema           string            `json:"messageSchema,omitempty"`
 	ComponentName           string            `json:"componentName,omitempty"`
 	InterfaceID             string            `json:"interfaceId,omitempty"`
-	Partition               int               `json:"partition"`               // Event Hub-compatible partition
-	PartitionSequenceNumber int64             `json:"partitionSequenceNumber"` // sequence number within the partition
 	Properties              map[string]string `json:"properties"`
 	Body                    []byte            `json:"body"`
 
@@ -98,8 +102,6 @@ func (h *Hub) RecordTelemetryBatch(ctx context.Context, id Identity, authMethod,
 			m.Properties = map[string]string{}
 		}
 	}
-	defer h.msgWake()
-	ret := h.cfg.Retention.withDefaults()
 	// The device's generation is read here, not in the commit that every
 	// write of the hub waits for, and from the connection when there is
 	// one: a generation changes only when the device is deleted and
@@ -113,40 +115,15 @@ func (h *Hub) RecordTelemetryBatch(ctx context.Context, id Identity, authMethod,
 			return err
 		}
 	}
-	err = h.db.Update(func(tx *store.Tx) error {
-		now := h.Now().UTC()
-		total, err := telemetryBytes(tx)
-		if err != nil {
+	// Everything but the head is encoded here too.
+	rests := make([][]byte, len(ms))
+	for i, m := range ms {
+		m.GenerationID = gen
+		if rests[i], err = encodeRest(m); err != nil {
 			return err
 		}
-		var last uint64
-		for _, m := range ms {
-			m.GenerationID = gen
-			seq, err := tx.NextSequence(store.Messages)
-			if err != nil {
-				return err
-			}
-			m.SequenceNumber, m.EnqueuedTime, last = seq, now, seq
-			if err := h.indexMessage(tx, m); err != nil {
-				return err
-			}
-			b, err := json.Marshal(m)
-			if err != nil {
-				return err
-			}
-			if err := tx.Put(store.Messages, seqKey(seq), b); err != nil {
-				return err
-			}
-			total += int64(len(b))
-		}
-		firstKept, dropped, err := prune(tx, last, total, ret, now)
-		if err != nil || !dropped {
-			// Nothing left the log: nothing leaves the index either.
-			return err
-		}
-		return h.pruneIndex(tx, firstKept)
-	})
-	if err != nil {
+	}
+	if err := h.appendLog(ms, rests); err != nil {
 		return err
 	}
 	h.metrics.MessagesIn(transport, len(ms))
@@ -264,34 +241,53 @@ func putTelemetryBytes(tx *store.Tx, total int64) error {
 
 // prune drops, oldest first, every message beyond the count limit, older
 // than the age limit, or while the log holds more than its byte limit,
-// and records the log's new size (total is its size before pruning). The
-// walk stops at the first message it keeps, so an insert costs what it
-// removes plus one look. It returns the sequence number of the oldest
-// message kept.
-func prune(tx *store.Tx, last uint64, total int64, r RetentionConfig, now time.Time) (uint64, bool, error) {
+// with their partition index entries, and records the log's new size
+// (total is its size before pruning). The walk stops at the first message
+// it keeps, so an insert costs what it removes plus one look.
+func (h *Hub) prune(tx *store.Tx, last uint64, total int64, r RetentionConfig, now time.Time) error {
 	cutoff := now.Add(-r.MaxAge)
-	var drop []string
-	firstKept := last + 1
+	var drop, dropIndex []string
+	firstKept, indexed := last+1, true
 	err := tx.ForEach(store.Messages, "", "", func(k string, v []byte) error {
 		seq := binary.BigEndian.Uint64([]byte(k))
+		head, ok := readStoredHead(v)
+		expired := ok && head.enqueued.Before(cutoff) || !ok && enqueuedBefore(v, cutoff)
 		// The newest message stays, whatever its size: it is acknowledged.
-		if seq == last || (last-seq < uint64(r.MaxMessages) && total <= r.MaxBytes && !enqueuedBefore(v, cutoff)) {
+		if seq == last || (last-seq < uint64(r.MaxMessages) && total <= r.MaxBytes && !expired) {
 			firstKept = seq
 			return store.ErrStop
 		}
 		drop = append(drop, k)
+		if ok {
+			dropIndex = append(dropIndex, indexKey(head.partition, head.partitionSeq))
+		} else {
+			indexed = false
+		}
 		total -= int64(len(v))
 		return nil
 	})
 	if err != nil {
-		return 0, false, err
+		return err
+	}
+	if len(drop) == 0 {
+		return putTelemetryBytes(tx, total)
 	}
 	for _, k := range drop {
 		if err := tx.Delete(store.Messages, k); err != nil {
-			return 0, false, err
+			return err
 		}
 	}
-	return firstKept, len(drop) > 0, putTelemetryBytes(tx, total)
+	if indexed {
+		// Each message has one index entry, named by its head.
+		for _, k := range dropIndex {
+			if err := tx.Delete(store.PartitionIndex, k); err != nil {
+				return err
+			}
+		}
+	} else if err := h.pruneIndex(tx, firstKept); err != nil {
+		return err
+	}
+	return putTelemetryBytes(tx, total)
 }
 
 // enqueuedBefore reports whether a stored message was enqueued before t. It
