@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -44,6 +45,9 @@ func serveMochi(args []string) error {
 	caps.MaximumClientWritesPending = 64
 	s := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: slog.New(slog.DiscardHandler), SysTopicResendInterval: 86400})
 	if err := s.AddHook(new(allowAll), nil); err != nil {
+		return err
+	}
+	if err := s.AddHook(new(twinEcho), nil); err != nil {
 		return err
 	}
 	addr, err := freeAddr()
@@ -108,6 +112,26 @@ func (allowAll) Provides(b byte) bool {
 func (allowAll) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { return true }
 
 func (allowAll) OnACLCheck(*mqtt.Client, string, bool) bool { return true }
+
+// twinEcho answers each reported-properties patch on the connection it
+// came from with the hub's 204, storing nothing: the transport's share of
+// a reported patch, the ceiling of the durable-writes figure.
+type twinEcho struct{ mqtt.HookBase }
+
+func (twinEcho) ID() string { return "twin-echo" }
+
+func (twinEcho) Provides(b byte) bool { return b == mqtt.OnPublish }
+
+func (twinEcho) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	const prefix = "$iothub/twin/PATCH/properties/reported/?$rid="
+	if rid, ok := strings.CutPrefix(pk.TopicName, prefix); ok {
+		_ = cl.WritePacket(packets.Packet{
+			FixedHeader: packets.FixedHeader{Type: packets.Publish},
+			TopicName:   "$iothub/twin/res/204/?$rid=" + rid + "&$version=2",
+		})
+	}
+	return pk, nil
+}
 
 func waitSignal() {
 	ch := make(chan os.Signal, 1)

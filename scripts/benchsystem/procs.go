@@ -156,7 +156,9 @@ func startEmulator(bin, dataDir string, extra ...string) (*emulator, error) {
 	if err != nil {
 		return nil, err
 	}
-	args := append([]string{"--hostname", "localhost", "--https-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0",
+	// No AMQP: nothing here uses it, and its fixed ports would keep two
+	// runs from sharing the machine.
+	args := append([]string{"--hostname", "localhost", "--https-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0", "--amqp-addr", "off", "--amqp-plain-addr", "off",
 		"--data-dir", dataDir, "--log-level", "warn", "--pprof-addr", pprofAddr}, extra...)
 	p, err := start(bin, args, "IoT Hub emulator ready")
 	if err != nil {
