@@ -4,9 +4,11 @@ package hub
 
 import (
 	"bytes"
-	"encoding/json"
+	"encoding/base64"
+	"slices"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // A stored message is json.Marshal's encoding of a Message. The commit
@@ -16,28 +18,147 @@ import (
 // it: the store's single commit goroutine is what every write of the hub
 // waits for.
 
-// zeroHead is how json.Marshal begins a Message whose head members are
-// zero.
-const zeroHead = `{"sequenceNumber":0,"enqueuedTime":"0001-01-01T00:00:00Z","partition":0,"partitionSequenceNumber":0`
-
 // storedHeadMax bounds the head's length: four numbers and a time.
 const storedHeadMax = len(`{"sequenceNumber":,"enqueuedTime":"","partition":,"partitionSequenceNumber":`) + 20 + len(time.RFC3339Nano) + 10 + 20
 
 // encodeRest encodes m without its head: what follows the head in the
-// stored form, from the comma before "deviceId" to the closing brace.
-func encodeRest(m *Message) ([]byte, error) {
-	c := *m
-	c.SequenceNumber, c.EnqueuedTime, c.Partition, c.PartitionSequenceNumber = 0, time.Time{}, 0, 0
-	b, err := json.Marshal(&c)
-	if err != nil {
-		return nil, err
+// stored form, from the comma before "deviceId" to the closing brace,
+// byte for byte as json.Marshal writes it (TestStoredMessageLayout and
+// FuzzEncodeRest hold it to that), without reflection: it runs for every
+// message a device sends.
+func encodeRest(m *Message) []byte { return encodeForLog(m)[storedHeadMax:] }
+
+// encodeForLog is encodeRest after room for the head, which withHead
+// fills in the commit without another copy.
+func encodeForLog(m *Message) []byte {
+	n := storedHeadMax + 160 + len(m.DeviceID) + len(m.GenerationID) + base64.StdEncoding.EncodedLen(len(m.Body))
+	for k, v := range m.Properties {
+		n += len(k) + len(v) + 6
 	}
-	if !bytes.HasPrefix(b, []byte(zeroHead)) {
-		// Message's members were reordered: a programming error that
-		// TestStoredMessageLayout catches.
-		panic("hub: a Message does not encode with its head first")
+	b := make([]byte, storedHeadMax, n)
+	b = append(b, `,"deviceId":`...)
+	b = appendJSONString(b, m.DeviceID)
+	b = appendMember(b, "moduleId", m.ModuleID)
+	b = appendMember(b, "connectionAuthMethod", m.AuthMethod)
+	b = appendMember(b, "connectionDeviceGenerationId", m.GenerationID)
+	b = appendMember(b, "transport", m.Transport)
+	b = appendMember(b, "messageId", m.MessageID)
+	b = appendMember(b, "correlationId", m.CorrelationID)
+	b = appendMember(b, "userId", m.UserID)
+	b = appendMember(b, "to", m.To)
+	b = appendMember(b, "contentType", m.ContentType)
+	b = appendMember(b, "contentEncoding", m.ContentEncoding)
+	b = appendMember(b, "creationTimeUtc", m.CreationTime)
+	b = appendMember(b, "expiryTimeUtc", m.ExpiryTime)
+	b = appendMember(b, "outputName", m.OutputName)
+	b = appendMember(b, "messageSchema", m.MessageSchema)
+	b = appendMember(b, "componentName", m.ComponentName)
+	b = appendMember(b, "interfaceId", m.InterfaceID)
+	b = append(b, `,"properties":`...)
+	if m.Properties == nil {
+		b = append(b, "null"...)
+	} else {
+		keys := make([]string, 0, len(m.Properties))
+		for k := range m.Properties {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		b = append(b, '{')
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, k)
+			b = append(b, ':')
+			b = appendJSONString(b, m.Properties[k])
+		}
+		b = append(b, '}')
 	}
-	return b[len(zeroHead):], nil
+	b = append(b, `,"body":`...)
+	if m.Body == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '"')
+		b = base64.StdEncoding.AppendEncode(b, m.Body)
+		b = append(b, '"')
+	}
+	return append(b, '}')
+}
+
+// appendMember appends an omitempty string member.
+func appendMember(b []byte, name, v string) []byte {
+	if v == "" {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':')
+	return appendJSONString(b, v)
+}
+
+// appendJSONString appends s as encoding/json writes a string: <, > and &
+// escaped for HTML, U+2028 and U+2029 escaped, invalid UTF-8 replaced.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// withHead writes m's head into the room encodeForLog left in front of
+// the rest in b and returns the stored form, a suffix of b.
+func withHead(b []byte, m *Message) []byte {
+	var head [storedHeadMax]byte
+	h := appendStoredHead(head[:0], m)
+	start := storedHeadMax - len(h)
+	copy(b[start:], h)
+	return b[start:]
 }
 
 // appendStoredHead appends m's head as json.Marshal writes it.

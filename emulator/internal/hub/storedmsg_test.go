@@ -27,19 +27,20 @@ func TestStoredMessageLayout(t *testing.T) {
 		{SequenceNumber: 18446744073709551615, EnqueuedTime: at, Partition: 31, PartitionSequenceNumber: 9223372036854775807, DeviceID: "d"},
 		{SequenceNumber: 7, EnqueuedTime: at.Add(-time.Second), Partition: 2, PartitionSequenceNumber: 3, DeviceID: "dev \"quoted\" é", ModuleID: "m",
 			AuthMethod: "sas", GenerationID: "638", Transport: "mqtt", MessageID: "mid", ContentType: "application/json",
-			Properties: map[string]string{"a": "1", "b\n": "<&>"}, Body: []byte{0, 1, 2, 255}},
+			Properties: map[string]string{"a": "1", "b\n": "<&>", "\u2028\xff\x01": "\t\b\f\r\"\\"}, Body: []byte{0, 1, 2, 255}},
+		{DeviceID: "d", Body: []byte{}, Properties: map[string]string{"z": "", "a": "\u2029"}, MessageSchema: "s", InterfaceID: "i", ComponentName: "c", OutputName: "o",
+			CreationTime: "c", ExpiryTime: "e", UserID: "u", To: "/t", ContentEncoding: "utf-8", CorrelationID: "c"},
 		{SequenceNumber: 1, EnqueuedTime: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), DeviceID: "d", Properties: map[string]string{}},
 	} {
 		want, err := json.Marshal(m)
 		if err != nil {
 			t.Fatal(err)
 		}
-		rest, err := encodeRest(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := append(appendStoredHead(nil, m), rest...)
+		got := append(appendStoredHead(nil, m), encodeRest(m)...)
 		if !bytes.Equal(got, want) {
+			t.Errorf("%d: stored form\n%s\nwant json.Marshal's\n%s", i, got, want)
+		}
+		if got := withHead(encodeForLog(m), m); !bytes.Equal(got, want) {
 			t.Errorf("%d: stored form\n%s\nwant json.Marshal's\n%s", i, got, want)
 		}
 		head, ok := readStoredHead(got)
@@ -59,6 +60,25 @@ func TestStoredMessageLayout(t *testing.T) {
 			t.Errorf("readStoredHead(%s) = %+v, true; want false", v, h)
 		}
 	}
+}
+
+// FuzzEncodeRest: the hand-written encoding of a message is json.Marshal's.
+func FuzzEncodeRest(f *testing.F) {
+	f.Add("d", "m", "<id>", "a\u2028b", "k", "v\xff\x00", []byte("body"), true)
+	f.Add("", "", "", "", "", "", []byte(nil), false)
+	f.Fuzz(func(t *testing.T, device, module, msgID, contentType, key, value string, body []byte, props bool) {
+		m := &Message{DeviceID: device, ModuleID: module, MessageID: msgID, ContentType: contentType, Body: body}
+		if props {
+			m.Properties = map[string]string{key: value, value: key}
+		}
+		want, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := append(appendStoredHead(nil, m), encodeRest(m)...); !bytes.Equal(got, want) {
+			t.Errorf("encoded\n%q\njson.Marshal\n%q", got, want)
+		}
+	})
 }
 
 // FuzzReadStoredHead: whatever it is given, readStoredHead does not panic,

@@ -119,9 +119,7 @@ func (h *Hub) RecordTelemetryBatch(ctx context.Context, id Identity, authMethod,
 	rests := make([][]byte, len(ms))
 	for i, m := range ms {
 		m.GenerationID = gen
-		if rests[i], err = encodeRest(m); err != nil {
-			return err
-		}
+		rests[i] = encodeForLog(m)
 	}
 	if err := h.appendLog(ms, rests); err != nil {
 		return err

@@ -19,7 +19,7 @@ import (
 // logBatch is what the senders of one batch share.
 type logBatch struct {
 	ms    []*Message
-	rests [][]byte // each message's encoding without its head (encodeRest)
+	rests [][]byte // each message's encoding, room left for its head (encodeForLog)
 	done  chan struct{}
 	err   error // set before done is closed
 }
@@ -99,8 +99,7 @@ func (h *Hub) writeLog(tx *store.Tx, ms []*Message, rests [][]byte) error {
 		if err := tx.Put(store.PartitionIndex, indexKey(p, ps), indexEntry{seq: ps, logSeq: seq, enqueued: now}.value()); err != nil {
 			return err
 		}
-		b := appendStoredHead(make([]byte, 0, storedHeadMax+len(rests[i])), m)
-		b = append(b, rests[i]...)
+		b := withHead(rests[i], m)
 		if err := tx.Put(store.Messages, seqKey(seq), b); err != nil {
 			return err
 		}
