@@ -17,7 +17,16 @@ import (
 // (FuzzFastParse checks both), and fails on any other. Unmarshal falls
 // back to parse on failure, so that errors keep its messages.
 func fastParse(b []byte) (*node, error) {
-	p := fastParser{b: b}
+	return fastParseLimited(b, 4*maxParseDepth, 0) // parse's bounds for stored documents
+}
+
+// fastParseLimited is fastParse within newParser's limits: maxDepth levels
+// of nesting and at most budget values (0: no budget). It succeeds exactly
+// when the parser with those limits does, with the same tree
+// (FuzzFastParse); a caller that needs the parser's account of a failure
+// asks it.
+func fastParseLimited(b []byte, maxDepth, budget int) (*node, error) {
+	p := fastParser{b: b, maxDepth: maxDepth, budget: budget, counted: budget > 0}
 	n, err := p.value()
 	if err != nil {
 		return nil, err
@@ -29,13 +38,17 @@ func fastParse(b []byte) (*node, error) {
 	return n, nil
 }
 
-// errSyntax is fastParse's only error: parse tells what is wrong.
+// errSyntax is fastParse's error for anything but its limits (errTooDeep,
+// errTooManyValues): parse tells what is wrong.
 var errSyntax = errors.New("invalid JSON")
 
 type fastParser struct {
-	b     []byte
-	i     int
-	depth int
+	b        []byte
+	i        int
+	depth    int
+	maxDepth int
+	budget   int
+	counted  bool // budget applies
 }
 
 func (p *fastParser) space() {
@@ -53,6 +66,12 @@ func (p *fastParser) value() (*node, error) {
 	p.space()
 	if p.i >= len(p.b) {
 		return nil, errSyntax
+	}
+	if p.counted {
+		if p.budget == 0 {
+			return nil, errTooManyValues
+		}
+		p.budget--
 	}
 	switch c := p.b[p.i]; {
 	case c == '{':
@@ -129,8 +148,8 @@ func (p *fastParser) digits() int {
 
 func (p *fastParser) open() error {
 	p.depth++
-	if p.depth > 4*maxParseDepth { // parse's bound for stored documents
-		return errSyntax
+	if p.depth > p.maxDepth {
+		return errTooDeep
 	}
 	p.i++
 	return nil

@@ -59,19 +59,38 @@ func FuzzFastParse(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		want, werr := parse(b)
-		got, gerr := fastParse(b)
-		if (werr == nil) != (gerr == nil) {
-			t.Fatalf("parse error %v, fastParse error %v for %q", werr, gerr, b)
-		}
-		if werr != nil {
-			return
-		}
-		var w, g strings.Builder
-		dumpNode(&w, want)
-		dumpNode(&g, got)
-		if w.String() != g.String() {
-			t.Fatalf("for %q:\nparse     %s\nfastParse %s", b, w.String(), g.String())
+		agree(t, b, "stored", parse, fastParse)
+		// The limits of a body from the network, and small ones that the
+		// fuzzer reaches.
+		for _, l := range [][2]int{{maxParseDepth, maxParseValues}, {3, 7}} {
+			agree(t, b, fmt.Sprint(l), func(b []byte) (*node, error) {
+				p := newParser(b, l[0], l[1])
+				n, err := p.value()
+				if err == nil {
+					err = p.end()
+				}
+				return n, err
+			}, func(b []byte) (*node, error) { return fastParseLimited(b, l[0], l[1]) })
 		}
 	})
+}
+
+// agree fails unless both parsers accept b and build the same tree, or
+// both refuse it.
+func agree(t *testing.T, b []byte, limits string, parse, fast func([]byte) (*node, error)) {
+	t.Helper()
+	want, werr := parse(b)
+	got, gerr := fast(b)
+	if (werr == nil) != (gerr == nil) {
+		t.Fatalf("limits %s: parse error %v, fastParse error %v for %q", limits, werr, gerr, b)
+	}
+	if werr != nil {
+		return
+	}
+	var w, g strings.Builder
+	dumpNode(&w, want)
+	dumpNode(&g, got)
+	if w.String() != g.String() {
+		t.Fatalf("limits %s, for %q:\nparse     %s\nfastParse %s", limits, b, w.String(), g.String())
+	}
 }

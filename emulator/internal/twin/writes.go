@@ -106,6 +106,10 @@ func (d *Doc) ApplyReported(p *ReportedPatch, now time.Time) (version int64, err
 // parseBody parses the JSON body of a write to sec within the parser's
 // limits for input.
 func parseBody(b []byte, sec sectionID) (*node, error) {
+	if n, err := fastParseLimited(b, maxParseDepth, maxParseValues); err == nil {
+		return n, nil
+	}
+	// The decoder's account of what is wrong.
 	p := newParser(b, maxParseDepth, maxParseValues)
 	n, err := p.value()
 	if err == nil {
