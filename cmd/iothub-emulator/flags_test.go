@@ -119,9 +119,10 @@ func TestRunPrintsWhatAUserNeeds(t *testing.T) {
 	https := freeAddr(t)
 	var out syncBuffer
 	done := make(chan int, 1)
-	amqpAddr, plainAddr, metricsAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	amqpAddr, plainAddr := freeAddr(t), freeAddr(t)
+	// Port 0 for the metrics and the profiler: the banner says which.
 	e := env(map[string]string{"IOTHUB_DATA_DIR": t.TempDir(), "IOTHUB_MQTT_ADDR": freeAddr(t), "IOTHUB_HTTPS_ADDR": https,
-		"IOTHUB_AMQP_ADDR": amqpAddr, "IOTHUB_AMQP_PLAIN_ADDR": plainAddr, "IOTHUB_METRICS_ADDR": metricsAddr})
+		"IOTHUB_AMQP_ADDR": amqpAddr, "IOTHUB_AMQP_PLAIN_ADDR": plainAddr, "IOTHUB_METRICS_ADDR": "127.0.0.1:0", "IOTHUB_PPROF_ADDR": "127.0.0.1:0"})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { done <- runContext(ctx, []string{"--log-level", "error"}, e, &out, io.Discard) }()
@@ -145,10 +146,25 @@ func TestRunPrintsWhatAUserNeeds(t *testing.T) {
 			t.Errorf("banner lacks %q:\n%s", want, out.String())
 		}
 	}
-	if !strings.Contains(out.String(), "metrics:            http://"+metricsAddr+"/metrics") {
-		t.Errorf("banner lacks the metrics address:\n%s", out.String())
+	bannerURL := func(label string) string {
+		for l := range strings.Lines(out.String()) {
+			if u, ok := strings.CutPrefix(strings.TrimSpace(l), label); ok {
+				u = strings.TrimSpace(u)
+				if strings.Contains(u, ":0/") {
+					t.Errorf("banner gives %s for %s, not the port listened on", u, label)
+				}
+				return u
+			}
+		}
+		t.Fatalf("banner lacks %q:\n%s", label, out.String())
+		return ""
 	}
-	res, err := http.Get("http://" + metricsAddr + "/metrics")
+	if res, err := http.Get(bannerURL("profiler:") + "cmdline"); err != nil {
+		t.Error(err)
+	} else if res.Body.Close(); res.StatusCode != http.StatusOK {
+		t.Errorf("the profiler's address: %s", res.Status)
+	}
+	res, err := http.Get(bannerURL("metrics:"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,16 +12,16 @@ import (
 // serveMetrics serves the Prometheus metrics at /metrics on a loopback
 // address (--metrics-addr), for a scraper on the same host that holds no
 // SAS token. It returns a function that stops it.
-func serveMetrics(addr string, h http.Handler) (func(), error) {
+func serveMetrics(addr string, h http.Handler) (stop func(), bound string, err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("--metrics-addr: %w", err)
+		return nil, "", fmt.Errorf("--metrics-addr: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", h)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
-	return func() { srv.Close() }, nil
+	return func() { srv.Close() }, ln.Addr().String(), nil
 }
 
 // isLoopback reports whether addr (host:port) names a loopback host.

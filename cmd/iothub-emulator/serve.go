@@ -29,21 +29,25 @@ func serve(ctx context.Context, c *config, stdout io.Writer) error {
 		srv.Close()
 		return err
 	}
+	// The banner gives the addresses listened on: port 0 picks one.
+	var pprofAddr, metricsAddr string
 	if c.pprofAddr != "" {
-		stopProfiler, err := serveProfiler(c.pprofAddr)
+		stopProfiler, bound, err := serveProfiler(c.pprofAddr)
 		if err != nil {
 			srv.Close()
 			return err
 		}
 		defer stopProfiler()
+		pprofAddr = bound
 	}
 	if c.metricsAddr != "" {
-		stopMetrics, err := serveMetrics(c.metricsAddr, srv.MetricsHandler())
+		stopMetrics, bound, err := serveMetrics(c.metricsAddr, srv.MetricsHandler())
 		if err != nil {
 			srv.Close()
 			return err
 		}
 		defer stopMetrics()
+		metricsAddr = bound
 	}
 	fmt.Fprintf(stdout, "IoT Hub emulator ready in %s\n", time.Since(start).Round(time.Millisecond))
 	fmt.Fprintf(stdout, "  hub host name:      %s\n", srv.HostName())
@@ -59,11 +63,11 @@ func serve(ctx context.Context, c *config, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "  CA certificate:     %s\n", f)
 	}
 	fmt.Fprintf(stdout, "  dashboard:          %s\n", srv.DashboardURL())
-	if c.pprofAddr != "" {
-		fmt.Fprintf(stdout, "  profiler:           http://%s/debug/pprof/\n", c.pprofAddr)
+	if pprofAddr != "" {
+		fmt.Fprintf(stdout, "  profiler:           http://%s/debug/pprof/\n", pprofAddr)
 	}
-	if c.metricsAddr != "" {
-		fmt.Fprintf(stdout, "  metrics:            http://%s/metrics\n", c.metricsAddr)
+	if metricsAddr != "" {
+		fmt.Fprintf(stdout, "  metrics:            http://%s/metrics\n", metricsAddr)
 	}
 	fmt.Fprintf(stdout, "  provisioning host:  %s (ID scope %s)\n", srv.ProvisioningHost(), srv.IDScope())
 	fmt.Fprintf(stdout, "  service connection string (iothubowner):\n    %s\n", srv.ConnectionString())

@@ -152,20 +152,17 @@ type emulator struct {
 }
 
 func startEmulator(bin, dataDir string, extra ...string) (*emulator, error) {
-	pprofAddr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
 	// No AMQP: nothing here uses it, and its fixed ports would keep two
 	// runs from sharing the machine.
 	args := append([]string{"--hostname", "localhost", "--https-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0", "--amqp-addr", "off", "--amqp-plain-addr", "off",
-		"--data-dir", dataDir, "--log-level", "warn", "--pprof-addr", pprofAddr}, extra...)
+		"--data-dir", dataDir, "--log-level", "warn", "--pprof-addr", "127.0.0.1:0"}, extra...)
 	p, err := start(bin, args, "IoT Hub emulator ready")
 	if err != nil {
 		return nil, err
 	}
 	e := &emulator{proc: p, dataDir: dataDir, mqttAddr: p.field("MQTT (TLS):"), httpsAddr: p.field("HTTPS + MQTT/WSS:"),
-		connStr: p.field("service connection string (iothubowner):"), pprofAddr: pprofAddr}
+		connStr:   p.field("service connection string (iothubowner):"),
+		pprofAddr: strings.TrimSuffix(strings.TrimPrefix(p.field("profiler:"), "http://"), "/debug/pprof/")}
 	if e.pool, err = loadPool(filepath.Join(dataDir, "ca.pem")); err != nil {
 		p.kill()
 		return nil, err
