@@ -15,6 +15,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -427,18 +429,32 @@ func memoryFigure(ctx context.Context, c *config) ([]*figure, error) {
 	defer m.stop()
 	fig := &figure{Name: fmt.Sprintf("idle TLS MQTT device, resident memory (%d devices)", c.idle), Unit: "KiB", Base: "bare mochi", Ratio: "emu/base", Aim: "≤ 25 KiB"}
 	var back []float64
-	for range max(c.rounds/2, 1) {
+	var parts, left []memParts
+	for round := range max(c.rounds/2, 1) {
 		perDevice := func(target *emulator, gc func()) (float64, float64, error) {
 			before := settledRSS(target.pid(), gc)
+			var mBefore memParts
+			if gc != nil {
+				mBefore = target.memParts()
+			}
 			f, err := fleetFor(ctx, target, creds, fleet.Options{})
 			if err != nil {
 				return 0, 0, err
 			}
 			time.Sleep(3 * time.Second)
 			during := settledRSS(target.pid(), gc)
+			if gc != nil {
+				parts = append(parts, target.memParts().perDevice(mBefore, c.idle))
+				if c.profileDir != "" && round == 0 {
+					target.heapProfile(filepath.Join(c.profileDir, "memory-heap.pprof"))
+				}
+			}
 			f.Close()
 			time.Sleep(3 * time.Second)
 			after := settledRSS(target.pid(), gc)
+			if gc != nil {
+				left = append(left, target.memParts().perDevice(mBefore, c.idle))
+			}
 			returned := 0.0
 			if during > before {
 				returned = float64(during-after) / float64(during-before)
@@ -458,8 +474,93 @@ func memoryFigure(ctx context.Context, c *config) ([]*figure, error) {
 		fig.Load = append(fig.Load, loadAvg())
 		back = append(back, given*100)
 	}
-	fig.Note = "given back after disconnect: " + span(back) + "% of the growth"
+	fig.Note = "given back after disconnect: " + span(back) + "% of the growth; per device " + memPartsSpan(parts) + "; left per device after disconnect: " + memPartsSpan(left)
 	return []*figure{fig}, nil
+}
+
+// memParts is where the emulator's memory is: bytes of heap spans in use
+// and of goroutine stacks (as its runtime says), the goroutine count, and
+// the process's anonymous resident bytes; per device once divided
+// (perDevice). Resident memory beyond heap and stacks is mostly free heap
+// the runtime keeps up to its next collection's goal.
+type memParts struct {
+	heap, stacks, goroutines, anon float64
+}
+
+// memParts reads the runtime's statistics through the profiler, after the
+// collection settledRSS forced, and the process's anonymous memory.
+func (e *emulator) memParts() memParts {
+	var m memParts
+	get := func(path string) string {
+		resp, err := http.Get("http://" + e.pprofAddr + path)
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	txt := get("/debug/pprof/heap?debug=1")
+	for l := range strings.SplitSeq(txt, "\n") {
+		if v, ok := strings.CutPrefix(l, "# HeapInuse = "); ok {
+			m.heap, _ = strconv.ParseFloat(v, 64)
+		}
+		if v, ok := strings.CutPrefix(l, "# Stack = "); ok { // in use / from the OS
+			v, _, _ = strings.Cut(v, " ")
+			m.stacks, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	first, _, _ := strings.Cut(get("/debug/pprof/goroutine?debug=1"), "\n")
+	if v, ok := strings.CutPrefix(first, "goroutine profile: total "); ok {
+		m.goroutines, _ = strconv.ParseFloat(v, 64)
+	}
+	m.anon = float64(anonKiB(e.pid())) * 1024
+	return m
+}
+
+func (m memParts) perDevice(before memParts, n int) memParts {
+	d := float64(n)
+	return memParts{(m.heap - before.heap) / d, (m.stacks - before.stacks) / d, (m.goroutines - before.goroutines) / d, (m.anon - before.anon) / d}
+}
+
+func memPartsSpan(ps []memParts) string {
+	var heap, stacks, gs, anon []float64
+	for _, p := range ps {
+		heap, stacks, gs, anon = append(heap, p.heap), append(stacks, p.stacks), append(gs, p.goroutines), append(anon, p.anon)
+	}
+	return "heap " + span(heap) + " B, stacks " + span(stacks) + " B, anonymous " + span(anon) + " B, goroutines " + span(gs)
+}
+
+// anonKiB is the process's anonymous resident memory (heap, stacks,
+// runtime metadata), without the mapped database file.
+func anonKiB(pid int) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/smaps_rollup")
+	if err != nil {
+		return 0
+	}
+	for l := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "Anonymous:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// heapProfile saves the emulator's heap profile into file.
+func (e *emulator) heapProfile(file string) {
+	resp, err := http.Get("http://" + e.pprofAddr + "/debug/pprof/heap")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "heap profile:", err)
+		return
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		fmt.Fprintln(os.Stderr, "heap profile:", err)
+		return
+	}
+	fmt.Fprintln(os.Stderr, "heap profile written to", file)
 }
 
 // methodsFigure: direct method round trips to random devices of a

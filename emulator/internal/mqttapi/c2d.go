@@ -84,6 +84,9 @@ func (s *session) SendC2D(m *hub.C2DMessage) error {
 		Created:     time.Now().Unix(),
 	}
 	s.c2dMu.Lock()
+	if s.c2dLocks == nil {
+		s.c2dLocks = map[uint16]string{} // on the first C2D message: most devices never get one
+	}
 	s.c2dLocks[pk.PacketID] = m.LockToken
 	s.c2dMu.Unlock()
 	if s.cl.State.Inflight.Set(pk) {

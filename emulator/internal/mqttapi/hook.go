@@ -158,8 +158,7 @@ func (s *Server) authenticate(cl *mqtt.Client, cc *clientConn, pk packets.Packet
 	if err != nil {
 		return nil, err
 	}
-	return &session{srv: s, cl: cl, cc: cc, id: id, auth: auth, modelID: modelID, ready: make(chan struct{}),
-		c2dLocks: map[uint16]string{}}, nil
+	return &session{srv: s, cl: cl, cc: cc, id: id, auth: auth, modelID: modelID, ready: make(chan struct{})}, nil
 }
 
 // OnConnectAuthenticate accepts exactly the connections OnConnect authenticated.

@@ -27,6 +27,10 @@ const DefaultAddr = ":8883"
 // closes the connection before it is buffered.
 const maxPacketSize = hub.MaxD2CSize + 65535 + 16
 
+// clientReadBuffer is the size of mochi's read buffer per connection
+// (see New).
+const clientReadBuffer = 64
+
 // Options configures a Server.
 type Options struct {
 	Hub       *hub.Hub     // the hub core; required
@@ -116,7 +120,13 @@ func New(opts Options) (*Server, error) {
 		// $SYS topics are never delivered (no device may subscribe to
 		// them); publish them rarely, as each tick stops the world.
 		SysTopicResendInterval: 24 * 60 * 60,
-		Logger:                 slog.New(quietHandler{log.Handler()}).With("component", "mochi"),
+		// mochi reads every packet through a bufio.Reader of this size,
+		// kept for the life of the connection. Under it, TLS already holds
+		// each decrypted record and gorilla each WebSocket frame, so a big
+		// buffer only costs an idle device memory; reads of a packet's
+		// body larger than it go straight through.
+		ClientNetReadBufferSize: clientReadBuffer,
+		Logger:                  slog.New(quietHandler{log.Handler()}).With("component", "mochi"),
 	})
 	if err := s.mochi.AddHook(&hook{srv: s}, nil); err != nil {
 		cancel()
@@ -132,8 +142,11 @@ func capabilities() *mqtt.Capabilities {
 	c.MinimumProtocolVersion = 4 // MQTT 3.1.1 (§3.1); the hook refuses 5
 	c.MaximumPacketSize = maxPacketSize
 	// Hub-to-device packets are written by the session, never queued
-	// through mochi, so a small queue per client is plenty.
-	c.MaximumClientWritesPending = 64
+	// through mochi: its queue would only deliver through the topic
+	// tree, which carries nothing to devices (hook.OnACLCheck, OnPublish).
+	// Unbuffered, it costs an idle device no slots, and mochi's
+	// WritePacket, seeing it empty, always writes at once.
+	c.MaximumClientWritesPending = 0
 	return c
 }
 

@@ -50,7 +50,7 @@ type session struct {
 
 	// Cloud-to-device delivery (c2d.go).
 	c2dMu      sync.Mutex
-	c2dLocks   map[uint16]string        // packet id -> hub lock token of each unacknowledged C2D PUBLISH
+	c2dLocks   map[uint16]string        // packet id -> hub lock token of each unacknowledged C2D PUBLISH; nil until the first
 	c2dSub     atomic.Pointer[c2dRoute] // the devicebound filter subscribed and its topic prefix
 	c2dPending atomic.Bool              // subscribed; the hub is told once the CONNACK or SUBACK is out
 }
