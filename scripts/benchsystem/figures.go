@@ -436,6 +436,9 @@ func memoryFigure(ctx context.Context, c *config) ([]*figure, error) {
 			var mBefore memParts
 			if gc != nil {
 				mBefore = target.memParts()
+				if c.profileDir != "" && round == 0 {
+					target.heapProfile(filepath.Join(c.profileDir, "memory-heap-before.pprof"))
+				}
 			}
 			f, err := fleetFor(ctx, target, creds, fleet.Options{})
 			if err != nil {
@@ -454,6 +457,10 @@ func memoryFigure(ctx context.Context, c *config) ([]*figure, error) {
 			after := settledRSS(target.pid(), gc)
 			if gc != nil {
 				left = append(left, target.memParts().perDevice(mBefore, c.idle))
+				if c.profileDir != "" && round == 0 {
+					// Compare with memory-heap-before.pprof (pprof -base).
+					target.heapProfile(filepath.Join(c.profileDir, "memory-heap-after.pprof"))
+				}
 			}
 			returned := 0.0
 			if during > before {

@@ -122,7 +122,9 @@ func (s *Server) screenDPSConnect(cc *clientConn, pk *packets.Packet) {
 	if s.dps == nil {
 		return
 	}
-	cid := string(pk.Connect.ClientIdentifier)
+	// A copy: mochi's string shares the CONNECT packet's bytes, which the
+	// registration id would keep alive wherever the service keeps it.
+	cid := strings.Clone(pk.Connect.ClientIdentifier)
 	if _, _, ok := parseDPSUsername(string(pk.Connect.Username), cid); !ok {
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -136,7 +137,11 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 // authenticate checks the CONNECT: client id, username, will topic and,
 // through the hub, the SAS token or client certificate (§3.2).
 func (s *Server) authenticate(cl *mqtt.Client, cc *clientConn, pk packets.Packet) (*session, error) {
-	clientID := string(pk.Connect.ClientIdentifier)
+	// A copy: mochi's string shares the CONNECT packet's bytes (token and
+	// all), which the identity would otherwise keep alive wherever the
+	// hub keeps it, e.g. as the key of its per-device runtime state, long
+	// after the connection is gone.
+	clientID := strings.Clone(pk.Connect.ClientIdentifier)
 	id, err := parseClientID(clientID)
 	if err != nil {
 		return nil, err

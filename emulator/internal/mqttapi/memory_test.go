@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -313,4 +314,51 @@ func TestLargePublishAfterSmallReads(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestDisconnectedDeviceKeepsNoConnect: once a device has disconnected,
+// the server keeps what it needs about the device (its connection state)
+// but not its CONNECT packet. mochi's client id string shares the
+// packet's bytes; an identity made from it, kept by the hub, kept every
+// CONNECT ever received alive, token and all. The CONNECTs here carry a
+// 4 KiB username, which a kept packet would show in the heap.
+func TestDisconnectedDeviceKeepsNoConnect(t *testing.T) {
+	const n, pad = 100, 4096
+	e := newEnv(t)
+	once := func(deviceID string) {
+		id := hub.Identity{DeviceID: deviceID}
+		key := e.addDevice(t, deviceID)
+		c, err := tls.Dial("tcp", e.srv.Addr().String(), &tls.Config{RootCAs: e.roots, ServerName: hostName})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(waitTime))
+		connect := rawConnect{flags: flagClean | flagUsername | flagPassword, clientID: deviceID,
+			user: username(deviceID) + "&pad=" + strings.Repeat("x", pad), pass: token(t, id, "", key, farFuture())}
+		if _, err := c.Write(connect.bytes()); err != nil {
+			t.Fatal(err)
+		}
+		ack := make([]byte, 4)
+		if _, err := io.ReadFull(c, ack); err != nil || ack[3] != 0 {
+			t.Fatalf("CONNACK % x, %v; want accepted", ack, err)
+		}
+		if _, err := c.Write([]byte{0xe0, 0}); err != nil { // DISCONNECT
+			t.Fatal(err)
+		}
+		eventually(t, "disconnected", func() bool { return !e.hub.IsConnected(id) })
+		eventually(t, "the session freed", func() bool { _, ok := e.srv.mochi.Clients.Get(deviceID); return !ok })
+	}
+	for i := range 10 { // warm up: maps and pools at their size
+		once("warm-" + strconv.Itoa(i))
+	}
+	base := liveHeap()
+	for i := range n {
+		once("dev-" + strconv.Itoa(i))
+	}
+	per := (float64(liveHeap()) - float64(base)) / n
+	t.Logf("live heap kept per device after it disconnected: %.0f bytes", per)
+	if per > pad/2 {
+		t.Errorf("the server keeps %.0f bytes per disconnected device; a CONNECT of over %d bytes seems kept", per, pad)
+	}
 }
