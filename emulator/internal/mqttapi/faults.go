@@ -64,10 +64,11 @@ func (s *session) Fault(kind hub.FaultKind, reason string) bool {
 // *net.TCPConn, or the emulator's listener guard's wrapper of one, which
 // passes SetLinger on.
 func (c *clientConn) kill() {
-	if tc, ok := c.raw.(interface{ SetLinger(int) error }); ok {
+	raw := c.raw()
+	if tc, ok := raw.(interface{ SetLinger(int) error }); ok {
 		_ = tc.SetLinger(0)
 	}
-	_ = c.raw.Close()
+	_ = raw.Close()
 }
 
 // shutdownWait bounds the writes of a clean close.
@@ -77,7 +78,7 @@ const shutdownWait = 2 * time.Second
 // connection is one, then TLS close_notify and FIN.
 func (c *clientConn) shutdown(reason string) {
 	var tc *tls.Conn
-	switch conn := c.Conn.(type) {
+	switch conn := c.conn().(type) {
 	case *wsConn:
 		// A close frame's reason holds at most 123 bytes.
 		if len(reason) > 123 {
@@ -95,7 +96,7 @@ func (c *clientConn) shutdown(reason string) {
 		_ = tc.SetWriteDeadline(time.Now().Add(shutdownWait))
 		_ = tc.Close()
 	}
-	_ = c.raw.Close()
+	_ = c.raw().Close()
 }
 
 // admit asks the hub whether the identity may connect now: a fault's

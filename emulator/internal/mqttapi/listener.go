@@ -52,9 +52,13 @@ const writeTimeout = 10 * time.Second
 // net.Conn plus what our hook needs and mochi would hide (the peer
 // certificates, the transport name, our session).
 type clientConn struct {
-	net.Conn
+	// tr is the transport. Once mochi is done with the connection,
+	// serveConn swaps it for an ended stub: mochi keeps a CleanSession=0
+	// client, and with it this value, for up to sessionExpiry after the
+	// device has gone, and the TLS state, socket and buffers (about 7 KiB;
+	// for a WebSocket, gorilla's buffers too) have no use there.
+	tr        atomic.Pointer[transport]
 	srv       *Server
-	raw       io.Closer           // closes at once: no TLS close_notify, no WebSocket close frame
 	listener  string              // listenerTLS or listenerWS
 	transport string              // transportMQTT or transportMQTTWS
 	peerCerts []*x509.Certificate // client certificates from the TLS handshake (X.509 devices)
@@ -73,6 +77,45 @@ type clientConn struct {
 	connect []byte
 }
 
+// transport is a device connection's transport: the TLS connection or
+// the WebSocket, and the socket under it.
+type transport struct {
+	net.Conn
+	raw io.Closer // closes at once: no TLS close_notify, no WebSocket close frame
+}
+
+func newClientConn(s *Server, conn net.Conn, raw io.Closer, listener, trName string) *clientConn {
+	cc := &clientConn{srv: s, listener: listener, transport: trName, done: make(chan struct{})}
+	cc.tr.Store(&transport{Conn: conn, raw: raw})
+	return cc
+}
+
+// conn is the transport connection; once the connection has ended, a stub
+// whose reads and writes fail.
+func (c *clientConn) conn() net.Conn { return c.tr.Load().Conn }
+
+// raw is the socket; once the connection has ended, the stub.
+func (c *clientConn) raw() io.Closer { return c.tr.Load().raw }
+
+// release lets go of an ended connection's transport (see tr).
+func (c *clientConn) release() {
+	old := c.tr.Load()
+	e := endedConn{local: old.LocalAddr(), remote: old.RemoteAddr()}
+	c.tr.Store(&transport{Conn: e, raw: e})
+}
+
+// endedConn stands in for the transport of a connection that has ended.
+type endedConn struct{ local, remote net.Addr }
+
+func (endedConn) Read([]byte) (int, error)         { return 0, net.ErrClosed }
+func (endedConn) Write([]byte) (int, error)        { return 0, net.ErrClosed }
+func (endedConn) Close() error                     { return nil }
+func (e endedConn) LocalAddr() net.Addr            { return e.local }
+func (e endedConn) RemoteAddr() net.Addr           { return e.remote }
+func (endedConn) SetDeadline(time.Time) error      { return net.ErrClosed }
+func (endedConn) SetReadDeadline(time.Time) error  { return net.ErrClosed }
+func (endedConn) SetWriteDeadline(time.Time) error { return net.ErrClosed }
+
 // Read gives mochi the CONNECT read before it saw the connection, then
 // the connection's bytes.
 func (c *clientConn) Read(p []byte) (int, error) {
@@ -84,8 +127,11 @@ func (c *clientConn) Read(p []byte) (int, error) {
 		}
 		return n, nil
 	}
-	return c.Conn.Read(p)
+	return c.conn().Read(p)
 }
+
+func (c *clientConn) LocalAddr() net.Addr  { return c.conn().LocalAddr() }
+func (c *clientConn) RemoteAddr() net.Addr { return c.conn().RemoteAddr() }
 
 // releaseSetup lets the next connection of the client id be set up.
 func (c *clientConn) releaseSetup() {
@@ -98,7 +144,7 @@ func (c *clientConn) releaseSetup() {
 // Close closes the connection without a goodbye: MQTT 3.1.1 has no server
 // DISCONNECT, the hub signals every error by dropping the connection
 // (§3.3), and a close must never wait on a stuck peer.
-func (c *clientConn) Close() error { return c.raw.Close() }
+func (c *clientConn) Close() error { return c.raw().Close() }
 
 // Write writes one encoded packet (mochi writes each packet whole, one
 // writer at a time) within the server's write timeout. A write that fails
@@ -106,18 +152,19 @@ func (c *clientConn) Close() error { return c.raw.Close() }
 // connection is closed at once, which also ends mochi's read loop and the
 // session: a device that does not read is dropped, never waited for.
 func (c *clientConn) Write(p []byte) (int, error) {
-	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.srv.writeTimeout)); err != nil {
+	conn := c.conn()
+	if err := conn.SetWriteDeadline(time.Now().Add(c.srv.writeTimeout)); err != nil {
 		c.writeFailed(err)
 		return 0, err
 	}
-	n, err := c.Conn.Write(p)
+	n, err := conn.Write(p)
 	if err != nil {
 		c.writeFailed(err)
 		return n, err
 	}
 	// TLS may write on its own while reading (a key update): no stale
 	// deadline for that.
-	_ = c.Conn.SetWriteDeadline(time.Time{})
+	_ = conn.SetWriteDeadline(time.Time{})
 	return n, nil
 }
 
@@ -133,14 +180,17 @@ func (c *clientConn) writeFailed(err error) {
 	} else {
 		c.srv.log.Debug("write to device failed: closing its connection", "identity", identity, "transport", c.transport, "err", err)
 	}
-	_ = c.raw.Close()
+	_ = c.raw().Close()
 }
 
 // SetDeadline applies mochi's deadlines, keep-alive and the wait for
 // CONNECT, to reads only: they are about hearing from the device. Writes
 // carry their own (see Write), which the device's traffic must not push
 // back.
-func (c *clientConn) SetDeadline(t time.Time) error { return c.Conn.SetReadDeadline(t) }
+func (c *clientConn) SetDeadline(t time.Time) error { return c.conn().SetReadDeadline(t) }
+
+// SetReadDeadline sets the read deadline.
+func (c *clientConn) SetReadDeadline(t time.Time) error { return c.conn().SetReadDeadline(t) }
 
 // SetWriteDeadline does nothing: Write sets the deadline of each write.
 func (c *clientConn) SetWriteDeadline(time.Time) error { return nil }
@@ -156,12 +206,14 @@ func (s *Server) serveConn(establish listeners.EstablishFn, cc *clientConn, dead
 		// After end: the next connection of the identity must not
 		// register with the hub before this one is unregistered.
 		cc.releaseSetup()
-		_ = cc.raw.Close()
+		_ = cc.raw().Close()
+		cc.release()
+		cc.peerCerts = nil // read only while connecting, on this goroutine
 		close(cc.done)
 		s.untrack(cc)
 	}()
 	_ = cc.SetDeadline(deadline)
-	connect, err := readConnect(cc.Conn)
+	connect, err := readConnect(cc.conn())
 	if err != nil {
 		s.log.Debug("mqtt connection closed before a valid CONNECT", "remote", cc.RemoteAddr().String(), "transport", cc.transport, "err", err)
 		return
@@ -205,7 +257,7 @@ func (s *Server) dropConns(id string) {
 		if sess := cc.sess.Load(); sess != nil {
 			sess.serverClosed.Store(true)
 		}
-		_ = cc.raw.Close()
+		_ = cc.raw().Close()
 	}
 }
 
@@ -236,7 +288,7 @@ func (l *tlsListener) Serve(establish listeners.EstablishFn) {
 			continue
 		}
 		tc := tls.Server(c, l.srv.tlsConfig)
-		cc := &clientConn{Conn: tc, srv: l.srv, raw: c, listener: listenerTLS, transport: transportMQTT, done: make(chan struct{})}
+		cc := newClientConn(l.srv, tc, c, listenerTLS, transportMQTT)
 		if !l.srv.track(cc) {
 			_ = c.Close()
 			continue
@@ -314,12 +366,12 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader has answered
 	}
-	cc := &clientConn{Conn: &wsConn{ws: ws}, srv: s, raw: transportConn(ws.NetConn()), listener: listenerWS, transport: transportMQTTWS, done: make(chan struct{})}
+	cc := newClientConn(s, &wsConn{ws: ws}, transportConn(ws.NetConn()), listenerWS, transportMQTTWS)
 	if r.TLS != nil {
 		cc.peerCerts = r.TLS.PeerCertificates
 	}
 	if !s.track(cc) {
-		_ = cc.raw.Close()
+		_ = cc.raw().Close()
 		return
 	}
 	s.serveConn(*fn, cc, time.Now().Add(s.connectTimeout))

@@ -20,6 +20,12 @@ import (
 	"github.com/iothubemulator/iothub/emulator/internal/hub"
 )
 
+// keptSessionBound bounds the live heap of a disconnected CleanSession=0
+// session (TestKeptSessionHoldsNoConnection). Measured: about 4 KiB (the
+// session, mochi's client and its subscriptions); holding the connection
+// too, it was 11 KiB.
+const keptSessionBound = 6 << 10
+
 // Bounds of TestIdleDeviceMemory, per idle device. Measured: about 11 KiB
 // of heap (TLS state 6, mochi's client 3, the hub's connection 1, the two
 // goroutines' descriptors 1) and 20 KiB of stacks (mochi's read loop 16,
@@ -186,38 +192,61 @@ func BenchmarkDeviceLifecycleHeap(b *testing.B) {
 	}
 }
 
-// idleDevice connects a device over a raw TLS connection with
-// CleanSession=1, subscribes it as the SDKs do, and leaves it idle. The
-// caller closes the connection.
+// idleDevice creates a device, connects it over a raw TLS connection
+// with CleanSession=1, subscribes it as the SDKs do, and leaves it idle.
+// The caller closes the connection.
 func idleDevice(tb testing.TB, e *env, deviceID string) net.Conn {
 	tb.Helper()
-	id := hub.Identity{DeviceID: deviceID}
-	key := e.addDevice(tb, deviceID)
-	c, err := tls.Dial("tcp", e.srv.Addr().String(), &tls.Config{RootCAs: e.roots, ServerName: hostName})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	_ = c.SetDeadline(time.Now().Add(waitTime))
-	connect := rawConnect{flags: flagClean | flagUsername | flagPassword, clientID: deviceID, user: username(deviceID), pass: token(tb, id, "", key, farFuture())}
+	c, _ := subscribedDevice(tb, e, deviceID, e.addDevice(tb, deviceID), flagClean)
+	return c
+}
+
+// subscribedDevice connects a device with the CONNECT flags given plus
+// username and password, subscribes it as the SDKs do, and returns the
+// connection and the CONNACK's flags byte (bit 0: session present).
+func subscribedDevice(tb testing.TB, e *env, deviceID, key string, flags byte) (net.Conn, byte) {
+	tb.Helper()
+	c := connectedDevice(tb, e, deviceID, key, flags)
 	var sub bytes.Buffer
 	pk := packets.Packet{ProtocolVersion: 4, FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, PacketID: 1,
 		Filters: packets.Subscriptions{{Filter: filterMethods}, {Filter: filterDesired}, {Filter: filterTwinResponses}}}
 	if err := pk.SubscribeEncode(&sub); err != nil {
 		tb.Fatal(err)
 	}
-	for _, step := range []struct {
-		send []byte
-		want int // bytes of the answer
-	}{{connect.bytes(), 4}, {sub.Bytes(), 7}} {
-		if _, err := c.Write(step.send); err != nil {
-			tb.Fatal(err)
-		}
-		if _, err := io.ReadFull(c, make([]byte, step.want)); err != nil {
-			tb.Fatal(err)
-		}
+	if _, err := c.conn.Write(sub.Bytes()); err != nil {
+		tb.Fatal(err)
 	}
-	_ = c.SetDeadline(time.Time{})
-	return c
+	if _, err := io.ReadFull(c.conn, make([]byte, 7)); err != nil {
+		tb.Fatal(err)
+	}
+	_ = c.conn.SetDeadline(time.Time{})
+	return c.conn, c.ackFlags
+}
+
+type dialedDevice struct {
+	conn     net.Conn
+	ackFlags byte
+}
+
+// connectedDevice connects a device with the CONNECT flags given plus
+// username and password, and checks the CONNACK accepts it.
+func connectedDevice(tb testing.TB, e *env, deviceID, key string, flags byte) dialedDevice {
+	tb.Helper()
+	id := hub.Identity{DeviceID: deviceID}
+	c, err := tls.Dial("tcp", e.srv.Addr().String(), &tls.Config{RootCAs: e.roots, ServerName: hostName})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	_ = c.SetDeadline(time.Now().Add(waitTime))
+	connect := rawConnect{flags: flags | flagUsername | flagPassword, clientID: deviceID, user: username(deviceID), pass: token(tb, id, "", key, farFuture())}
+	if _, err := c.Write(connect.bytes()); err != nil {
+		tb.Fatal(err)
+	}
+	ack := make([]byte, 4)
+	if _, err := io.ReadFull(c, ack); err != nil || ack[3] != 0 {
+		tb.Fatalf("%s: CONNACK % x, %v; want accepted", deviceID, ack, err)
+	}
+	return dialedDevice{conn: c, ackFlags: ack[2]}
 }
 
 // liveStacks is the memory of goroutine stacks in use, after a
@@ -360,5 +389,78 @@ func TestDisconnectedDeviceKeepsNoConnect(t *testing.T) {
 	t.Logf("live heap kept per device after it disconnected: %.0f bytes", per)
 	if per > pad/2 {
 		t.Errorf("the server keeps %.0f bytes per disconnected device; a CONNECT of over %d bytes seems kept", per, pad)
+	}
+}
+
+// TestKeptSessionHoldsNoConnection: mochi keeps the session of a
+// CleanSession=0 device after it disconnects (the SDKs connect so), for
+// up to sessionExpiry; what it keeps is the session (subscriptions,
+// in-flight messages), not the connection's TLS state and buffers. The
+// kept session still serves the device when it comes back.
+func TestKeptSessionHoldsNoConnection(t *testing.T) {
+	const n = 200
+	e := newEnv(t)
+	keys := map[string]string{}
+	kept := func(deviceID string) {
+		keys[deviceID] = e.addDevice(t, deviceID)
+		c, _ := subscribedDevice(t, e, deviceID, keys[deviceID], 0)
+		defer c.Close()
+		if _, err := c.Write([]byte{0xe0, 0}); err != nil { // DISCONNECT
+			t.Fatal(err)
+		}
+		eventually(t, "mochi has ended the connection", func() bool {
+			cl, ok := e.srv.mochi.Clients.Get(deviceID)
+			return ok && cl.Closed() && !e.hub.IsConnected(hub.Identity{DeviceID: deviceID})
+		})
+	}
+	for i := range 10 { // warm up: maps and pools at their size
+		kept("warm-" + strconv.Itoa(i))
+	}
+	base := liveHeap()
+	for i := range n {
+		kept("dev-" + strconv.Itoa(i))
+	}
+	per := (float64(liveHeap()) - float64(base)) / n
+	t.Logf("live heap per kept session: %.0f bytes", per)
+	if per > keptSessionBound {
+		t.Errorf("a kept session holds %.0f bytes; want at most %d", per, keptSessionBound)
+	}
+
+	// Back on its kept session, without subscribing again, the device
+	// gets its twin through the subscription the session kept.
+	c := connectedDevice(t, e, "dev-0", keys["dev-0"], 0)
+	defer c.conn.Close()
+	if c.ackFlags&1 != 1 {
+		t.Fatalf("CONNACK flags %#x; want session present", c.ackFlags)
+	}
+	var get bytes.Buffer
+	pk := packets.Packet{ProtocolVersion: 4, FixedHeader: packets.FixedHeader{Type: packets.Publish}, TopicName: "$iothub/twin/GET/?$rid=1"}
+	if err := pk.PublishEncode(&get); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.conn.Write(get.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	one := make([]byte, 1)
+	if _, err := io.ReadFull(c.conn, one); err != nil || one[0]>>4 != packets.Publish {
+		t.Fatalf("got % x, %v; want the twin's PUBLISH", one, err)
+	}
+	length := 0
+	for shift := 0; ; shift += 7 {
+		if _, err := io.ReadFull(c.conn, one); err != nil {
+			t.Fatal(err)
+		}
+		length |= int(one[0]&0x7f) << shift
+		if one[0]&0x80 == 0 {
+			break
+		}
+	}
+	body := make([]byte, length)
+	if _, err := io.ReadFull(c.conn, body); err != nil || length < 2 {
+		t.Fatalf("PUBLISH body of %d bytes: %v", length, err)
+	}
+	topic := body[2:min(len(body), 2+(int(body[0])<<8|int(body[1])))]
+	if !strings.HasPrefix(string(topic), "$iothub/twin/res/200/?$rid=1") {
+		t.Errorf("got a PUBLISH to %q; want the twin's 200 answer", topic)
 	}
 }
