@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -453,6 +454,12 @@ func memoryFigure(ctx context.Context, c *config) ([]*figure, error) {
 				}
 			}
 			f.Close()
+			if gc != nil {
+				// The collection that settles must come after the server
+				// has let go of the devices, or it sets the runtime's goal,
+				// and with it the memory kept, by a heap still in use.
+				target.waitGoroutines(mBefore.goroutines, time.Minute)
+			}
 			time.Sleep(3 * time.Second)
 			after := settledRSS(target.pid(), gc)
 			if gc != nil {
@@ -485,13 +492,14 @@ func memoryFigure(ctx context.Context, c *config) ([]*figure, error) {
 	return []*figure{fig}, nil
 }
 
-// memParts is where the emulator's memory is: bytes of heap spans in use
-// and of goroutine stacks (as its runtime says), the goroutine count, and
+// memParts is where the emulator's memory is: bytes of heap spans in use,
+// of the live objects in them, and of goroutine stacks (as its runtime
+// says), the goroutine count, and
 // the process's anonymous resident bytes; per device once divided
 // (perDevice). Resident memory beyond heap and stacks is mostly free heap
 // the runtime keeps up to its next collection's goal.
 type memParts struct {
-	heap, stacks, goroutines, anon float64
+	heap, live, stacks, goroutines, anon float64
 }
 
 // memParts reads the runtime's statistics through the profiler, after the
@@ -512,30 +520,53 @@ func (e *emulator) memParts() memParts {
 		if v, ok := strings.CutPrefix(l, "# HeapInuse = "); ok {
 			m.heap, _ = strconv.ParseFloat(v, 64)
 		}
+		if v, ok := strings.CutPrefix(l, "# HeapAlloc = "); ok {
+			m.live, _ = strconv.ParseFloat(v, 64)
+		}
 		if v, ok := strings.CutPrefix(l, "# Stack = "); ok { // in use / from the OS
 			v, _, _ = strings.Cut(v, " ")
 			m.stacks, _ = strconv.ParseFloat(v, 64)
 		}
 	}
-	first, _, _ := strings.Cut(get("/debug/pprof/goroutine?debug=1"), "\n")
-	if v, ok := strings.CutPrefix(first, "goroutine profile: total "); ok {
-		m.goroutines, _ = strconv.ParseFloat(v, 64)
-	}
+	m.goroutines = e.goroutines()
 	m.anon = float64(anonKiB(e.pid())) * 1024
 	return m
 }
 
+// goroutines is the emulator's goroutine count; 0 if unknown.
+func (e *emulator) goroutines() float64 {
+	resp, err := http.Get("http://" + e.pprofAddr + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	first, _ := bufio.NewReader(resp.Body).ReadString('\n')
+	v, _ := strings.CutPrefix(strings.TrimSpace(first), "goroutine profile: total ")
+	n, _ := strconv.ParseFloat(v, 64)
+	return n
+}
+
+// waitGoroutines waits, at most for d, until the emulator runs no more
+// goroutines than n and a few.
+func (e *emulator) waitGoroutines(n float64, d time.Duration) {
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		if e.goroutines() <= n+10 {
+			return
+		}
+	}
+}
+
 func (m memParts) perDevice(before memParts, n int) memParts {
 	d := float64(n)
-	return memParts{(m.heap - before.heap) / d, (m.stacks - before.stacks) / d, (m.goroutines - before.goroutines) / d, (m.anon - before.anon) / d}
+	return memParts{(m.heap - before.heap) / d, (m.live - before.live) / d, (m.stacks - before.stacks) / d, (m.goroutines - before.goroutines) / d, (m.anon - before.anon) / d}
 }
 
 func memPartsSpan(ps []memParts) string {
-	var heap, stacks, gs, anon []float64
+	var heap, live, stacks, gs, anon []float64
 	for _, p := range ps {
-		heap, stacks, gs, anon = append(heap, p.heap), append(stacks, p.stacks), append(gs, p.goroutines), append(anon, p.anon)
+		heap, live, stacks, gs, anon = append(heap, p.heap), append(live, p.live), append(stacks, p.stacks), append(gs, p.goroutines), append(anon, p.anon)
 	}
-	return "heap " + span(heap) + " B, stacks " + span(stacks) + " B, anonymous " + span(anon) + " B, goroutines " + span(gs)
+	return "heap spans " + span(heap) + " B (live objects " + span(live) + " B), stacks " + span(stacks) + " B, anonymous " + span(anon) + " B, goroutines " + span(gs)
 }
 
 // anonKiB is the process's anonymous resident memory (heap, stacks,
