@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -62,6 +63,16 @@ func serveMochi(args []string) error {
 		return err
 	}
 	fmt.Println("ready", addr)
+	// SIGUSR1 collects garbage, as the
+	// emulator's profiler does for the memory figure: both sides of it
+	// are then measured after a collection.
+	gc := make(chan os.Signal, 1)
+	signal.Notify(gc, syscall.SIGUSR1)
+	go func() {
+		for range gc {
+			runtime.GC()
+		}
+	}()
 	waitSignal()
 	return s.Close()
 }

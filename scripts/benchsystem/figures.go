@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -432,8 +433,14 @@ func memoryFigure(ctx context.Context, c *config) ([]*figure, error) {
 	var back []float64
 	var parts, left []memParts
 	for round := range max(c.rounds/2, 1) {
+		// gc is nil for bare mochi: collected by a signal, and without
+		// the emulator's profiler to break its memory down.
 		perDevice := func(target *emulator, gc func()) (float64, float64, error) {
-			before := settledRSS(target.pid(), gc)
+			collect := gc
+			if collect == nil {
+				collect = func() { _ = syscall.Kill(target.pid(), syscall.SIGUSR1); time.Sleep(100 * time.Millisecond) }
+			}
+			before := settledRSS(target.pid(), collect)
 			var mBefore memParts
 			if gc != nil {
 				mBefore = target.memParts()
@@ -446,7 +453,7 @@ func memoryFigure(ctx context.Context, c *config) ([]*figure, error) {
 				return 0, 0, err
 			}
 			time.Sleep(3 * time.Second)
-			during := settledRSS(target.pid(), gc)
+			during := settledRSS(target.pid(), collect)
 			if gc != nil {
 				parts = append(parts, target.memParts().perDevice(mBefore, c.idle))
 				if c.profileDir != "" && round == 0 {
@@ -461,7 +468,7 @@ func memoryFigure(ctx context.Context, c *config) ([]*figure, error) {
 				target.waitGoroutines(mBefore.goroutines, time.Minute)
 			}
 			time.Sleep(3 * time.Second)
-			after := settledRSS(target.pid(), gc)
+			after := settledRSS(target.pid(), collect)
 			if gc != nil {
 				left = append(left, target.memParts().perDevice(mBefore, c.idle))
 				if c.profileDir != "" && round == 0 {
