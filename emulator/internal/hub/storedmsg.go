@@ -8,7 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
-	"unicode/utf8"
+
+	"github.com/iothubemulator/iothub/emulator/internal/jsonstr"
 )
 
 // A stored message is json.Marshal's encoding of a Message. The commit
@@ -37,7 +38,7 @@ func encodeForLog(m *Message) []byte {
 	}
 	b := make([]byte, storedHeadMax, n)
 	b = append(b, `,"deviceId":`...)
-	b = appendJSONString(b, m.DeviceID)
+	b = jsonstr.AppendGo(b, m.DeviceID)
 	b = appendMember(b, "moduleId", m.ModuleID)
 	b = appendMember(b, "connectionAuthMethod", m.AuthMethod)
 	b = appendMember(b, "connectionDeviceGenerationId", m.GenerationID)
@@ -68,9 +69,9 @@ func encodeForLog(m *Message) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONString(b, k)
+			b = jsonstr.AppendGo(b, k)
 			b = append(b, ':')
-			b = appendJSONString(b, m.Properties[k])
+			b = jsonstr.AppendGo(b, m.Properties[k])
 		}
 		b = append(b, '}')
 	}
@@ -93,62 +94,7 @@ func appendMember(b []byte, name, v string) []byte {
 	b = append(b, ',', '"')
 	b = append(b, name...)
 	b = append(b, '"', ':')
-	return appendJSONString(b, v)
-}
-
-// appendJSONString appends s as encoding/json writes a string: <, > and &
-// escaped for HTML, U+2028 and U+2029 escaped, invalid UTF-8 replaced.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+	return jsonstr.AppendGo(b, v)
 }
 
 // withHead writes m's head into the room encodeForLog left in front of

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/iothubemulator/iothub/emulator/internal/jsonstr"
 )
 
 // timeLayout is how the hub prints metadata times: UTC, always seven
@@ -94,42 +96,10 @@ func appendSection(b []byte, n *node, version int64, withMeta bool) []byte {
 	return append(b, '}')
 }
 
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s as a JSON string. Only what JSON requires is
-// escaped, like the hub's serializer: quotes, backslashes and control
-// characters below U+0020. Input strings are valid UTF-8 (the decoder
-// replaces invalid bytes), so runes are copied as they are.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		case '\b':
-			b = append(b, '\\', 'b')
-		case '\f':
-			b = append(b, '\\', 'f')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-		}
-		start = i + 1
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
+// appendString appends s as a JSON string as the hub's serializer does
+// (jsonstr.Append). Input strings are valid UTF-8: the decoder replaces
+// invalid bytes.
+func appendString(b []byte, s string) []byte { return jsonstr.Append(b, s) }
 
 // truncate shortens s to at most max bytes on a rune boundary for use in
 // error messages, marking the cut with "...".
