@@ -41,7 +41,18 @@ func (e *env) faultDevice(t *testing.T, via transport, id hub.Identity, key stri
 	d.methSnd, d.methRcv = d.methodLinks(t)
 	d.twinSnd, d.twinRcv = d.twinLinks(t)
 	recv := func(r *goamqp.Receiver) func(context.Context) error {
-		return func(ctx context.Context) error { _, err := r.Receive(ctx, nil); return err }
+		// A message is the link working, not its end: a put-token probe
+		// whose deadline came before its reply leaves that reply for the
+		// $cbs reply link's next probe.
+		return func(ctx context.Context) error {
+			for {
+				m, err := r.Receive(ctx, nil)
+				if err != nil {
+					return err
+				}
+				_ = r.AcceptMessage(ctx, m)
+			}
+		}
 	}
 	send := func(s *goamqp.Sender) func(context.Context) error {
 		// A sender learns of a detach when it sends; the hub's links take
