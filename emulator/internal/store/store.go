@@ -355,23 +355,7 @@ func (t *Tx) Sequence(b Bucket) uint64 { return t.bucket(b).Sequence() }
 // the first key >= start (start "" means the prefix itself). The value is
 // only valid during the call. Returning ErrStop ends the walk without error.
 func (t *Tx) ForEach(b Bucket, prefix, start string, fn func(key string, val []byte) error) error {
-	c := t.bucket(b).Cursor()
-	seek := prefix
-	if start > seek {
-		seek = start
-	}
-	for k, v := c.Seek([]byte(seek)); k != nil; k, v = c.Next() {
-		if len(k) < len(prefix) || string(k[:len(prefix)]) != prefix {
-			return nil
-		}
-		if err := fn(string(k), v); err != nil {
-			if errors.Is(err, ErrStop) {
-				return nil
-			}
-			return err
-		}
-	}
-	return nil
+	return t.ForEachRaw(b, prefix, start, func(k, v []byte) error { return fn(string(k), v) })
 }
 
 // ForEachRaw is ForEach with the key as bytes: it saves a string per key
