@@ -160,10 +160,7 @@ func (p *fastParser) array() (*node, error) {
 		return nil, err
 	}
 	n := &node{kind: kindArray, elems: []*node{}}
-	p.space()
-	if p.i < len(p.b) && p.b[p.i] == ']' {
-		p.i++
-		p.depth--
+	if p.closes(']') {
 		return n, nil
 	}
 	for {
@@ -172,21 +169,43 @@ func (p *fastParser) array() (*node, error) {
 			return nil, err
 		}
 		n.elems = append(n.elems, v)
-		p.space()
-		if p.i >= len(p.b) {
-			return nil, errSyntax
+		more, err := p.more(']')
+		if err != nil {
+			return nil, err
 		}
+		if !more {
+			return n, nil
+		}
+	}
+}
+
+// closes consumes the closing byte of an empty container, if it follows.
+func (p *fastParser) closes(c byte) bool {
+	p.space()
+	if p.i < len(p.b) && p.b[p.i] == c {
+		p.i++
+		p.depth--
+		return true
+	}
+	return false
+}
+
+// more reads what follows an element or member: a comma (more follow) or
+// the container's closing byte c (it ends).
+func (p *fastParser) more(c byte) (bool, error) {
+	p.space()
+	if p.i < len(p.b) {
 		switch p.b[p.i] {
 		case ',':
 			p.i++
-		case ']':
+			return true, nil
+		case c:
 			p.i++
 			p.depth--
-			return n, nil
-		default:
-			return nil, errSyntax
+			return false, nil
 		}
 	}
+	return false, errSyntax
 }
 
 func (p *fastParser) object() (*node, error) {
@@ -194,10 +213,7 @@ func (p *fastParser) object() (*node, error) {
 		return nil, err
 	}
 	n := newObject()
-	p.space()
-	if p.i < len(p.b) && p.b[p.i] == '}' {
-		p.i++
-		p.depth--
+	if p.closes('}') {
 		return n, nil
 	}
 	for {
@@ -219,19 +235,12 @@ func (p *fastParser) object() (*node, error) {
 			return nil, err
 		}
 		n.set(k, v)
-		p.space()
-		if p.i >= len(p.b) {
-			return nil, errSyntax
+		more, err := p.more('}')
+		if err != nil {
+			return nil, err
 		}
-		switch p.b[p.i] {
-		case ',':
-			p.i++
-		case '}':
-			p.i++
-			p.depth--
+		if !more {
 			return n, nil
-		default:
-			return nil, errSyntax
 		}
 	}
 }
