@@ -111,7 +111,14 @@ func (h *Hub) indexMessage(tx *store.Tx, m *Message) error {
 		return err
 	}
 	m.Partition, m.PartitionSequenceNumber = p, seq
-	return tx.Put(store.PartitionIndex, indexKey(p, seq), indexEntry{seq: seq, logSeq: m.SequenceNumber, enqueued: m.EnqueuedTime}.value())
+	return putIndexEntry(tx, m)
+}
+
+// putIndexEntry records m in the partition index; all its sequence
+// numbers and its enqueued time must be set.
+func putIndexEntry(tx *store.Tx, m *Message) error {
+	e := indexEntry{seq: m.PartitionSequenceNumber, logSeq: m.SequenceNumber, enqueued: m.EnqueuedTime}
+	return tx.Put(store.PartitionIndex, indexKey(m.Partition, e.seq), e.value())
 }
 
 // pruneIndex drops index entries of messages that retention removed from

@@ -96,7 +96,7 @@ func (h *Hub) writeLog(tx *store.Tx, ms []*Message, rests [][]byte) error {
 		}
 		next[p] = ps + 1
 		m.SequenceNumber, m.EnqueuedTime, m.Partition, m.PartitionSequenceNumber, last = seq, now, p, ps, seq
-		if err := tx.Put(store.PartitionIndex, indexKey(p, ps), indexEntry{seq: ps, logSeq: seq, enqueued: now}.value()); err != nil {
+		if err := putIndexEntry(tx, m); err != nil {
 			return err
 		}
 		b := withHead(rests[i], m)
