@@ -37,13 +37,8 @@ func queryFigure(ctx context.Context, c *config) ([]*figure, error) {
 	if err != nil {
 		return nil, err
 	}
-	svc, err := e.service()
-	if err != nil {
-		e.kill()
-		return nil, err
-	}
 	fmt.Fprintf(os.Stderr, "registering %d twins...\n", c.twins)
-	if err := createTwins(ctx, svc, c.twins); err != nil {
+	if err := createTwins(ctx, e.svc, c.twins); err != nil {
 		e.kill()
 		return nil, err
 	}
@@ -56,9 +51,6 @@ func queryFigure(ctx context.Context, c *config) ([]*figure, error) {
 		return nil, err
 	}
 	defer e.stop()
-	if svc, err = e.service(); err != nil {
-		return nil, err
-	}
 	db, err := bolt.Open(snapshot, 0o600, &bolt.Options{ReadOnly: true})
 	if err != nil {
 		return nil, err
@@ -76,7 +68,7 @@ func queryFigure(ctx context.Context, c *config) ([]*figure, error) {
 			return nil, fmt.Errorf("scan saw %d twins, want %d", n, c.twins)
 		}
 		start := time.Now()
-		got, err := queryAll(ctx, svc, text, 100)
+		got, err := queryAll(ctx, e.svc, text, 100)
 		q := time.Since(start)
 		if err != nil {
 			return nil, err
@@ -94,7 +86,7 @@ func queryFigure(ctx context.Context, c *config) ([]*figure, error) {
 	if c.profileDir != "" {
 		profileWhile(ctx, e, filepath.Join(c.profileDir, "query.pprof"), func(ctx context.Context) {
 			for ctx.Err() == nil {
-				_, _ = queryAll(ctx, svc, text, 100)
+				_, _ = queryAll(ctx, e.svc, text, 100)
 			}
 		})
 	}
@@ -217,13 +209,8 @@ func writesFigure(ctx context.Context, c *config) ([]*figure, error) {
 	if err != nil {
 		return nil, err
 	}
-	svc, err := e.service()
-	if err != nil {
-		e.kill()
-		return nil, err
-	}
 	ids := fleet.DeviceIDs("writer", devices)
-	creds, err := fleet.CreateDevices(ctx, svc, ids, fleet.AuthSAS, "", func(i int) []byte { return twinTags(i) })
+	creds, err := fleet.CreateDevices(ctx, e.svc, ids, fleet.AuthSAS, "", func(i int) []byte { return twinTags(i) })
 	if err != nil {
 		e.kill()
 		return nil, err
@@ -345,11 +332,7 @@ func telemetryFigure(ctx context.Context, c *config) ([]*figure, error) {
 		return nil, err
 	}
 	defer e.stop()
-	svc, err := e.service()
-	if err != nil {
-		return nil, err
-	}
-	creds, err := fleet.CreateDevices(ctx, svc, fleet.DeviceIDs("sender", devices), fleet.AuthSAS, "", nil)
+	creds, err := fleet.CreateDevices(ctx, e.svc, fleet.DeviceIDs("sender", devices), fleet.AuthSAS, "", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -416,11 +399,7 @@ func memoryFigure(ctx context.Context, c *config) ([]*figure, error) {
 		return nil, err
 	}
 	defer e.stop()
-	svc, err := e.service()
-	if err != nil {
-		return nil, err
-	}
-	creds, err := fleet.CreateDevices(ctx, svc, fleet.DeviceIDs("idle", c.idle), fleet.AuthSAS, "", nil)
+	creds, err := fleet.CreateDevices(ctx, e.svc, fleet.DeviceIDs("idle", c.idle), fleet.AuthSAS, "", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -619,12 +598,8 @@ func methodsFigure(ctx context.Context, c *config) ([]*figure, error) {
 		return nil, err
 	}
 	defer e.stop()
-	svc, err := e.service()
-	if err != nil {
-		return nil, err
-	}
 	ids := fleet.DeviceIDs("callee", n)
-	creds, err := fleet.CreateDevices(ctx, svc, ids, fleet.AuthSAS, "", nil)
+	creds, err := fleet.CreateDevices(ctx, e.svc, ids, fleet.AuthSAS, "", nil)
 	if err != nil {
 		return nil, err
 	}

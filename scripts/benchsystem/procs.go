@@ -149,6 +149,7 @@ type emulator struct {
 	connStr   string
 	pprofAddr string
 	pool      *x509.CertPool
+	svc       *service.Client // the owner policy's client
 }
 
 func startEmulator(bin, dataDir string, extra ...string) (*emulator, error) {
@@ -164,6 +165,10 @@ func startEmulator(bin, dataDir string, extra ...string) (*emulator, error) {
 		connStr:   p.field("service connection string (iothubowner):"),
 		pprofAddr: strings.TrimSuffix(strings.TrimPrefix(p.field("profiler:"), "http://"), "/debug/pprof/")}
 	if e.pool, err = loadPool(filepath.Join(dataDir, "ca.pem")); err != nil {
+		p.kill()
+		return nil, err
+	}
+	if e.svc, err = e.service(); err != nil {
 		p.kill()
 		return nil, err
 	}
