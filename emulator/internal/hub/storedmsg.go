@@ -22,15 +22,12 @@ import (
 // storedHeadMax bounds the head's length: four numbers and a time.
 const storedHeadMax = len(`{"sequenceNumber":,"enqueuedTime":"","partition":,"partitionSequenceNumber":`) + 20 + len(time.RFC3339Nano) + 10 + 20
 
-// encodeRest encodes m without its head: what follows the head in the
-// stored form, from the comma before "deviceId" to the closing brace,
-// byte for byte as json.Marshal writes it (TestStoredMessageLayout and
-// FuzzEncodeRest hold it to that), without reflection: it runs for every
-// message a device sends.
-func encodeRest(m *Message) []byte { return encodeForLog(m)[storedHeadMax:] }
-
-// encodeForLog is encodeRest after room for the head, which withHead
-// fills in the commit without another copy.
+// encodeForLog encodes m without its head, after room for it: what follows
+// the head in the stored form, from the comma before "deviceId" to the
+// closing brace, byte for byte as json.Marshal writes it
+// (TestStoredMessageLayout and FuzzEncodeForLog hold it to that), without
+// reflection: it runs for every message a device sends. withHead fills the
+// room in the commit without another copy.
 func encodeForLog(m *Message) []byte {
 	n := storedHeadMax + 160 + len(m.DeviceID) + len(m.GenerationID) + base64.StdEncoding.EncodedLen(len(m.Body))
 	for k, v := range m.Properties {

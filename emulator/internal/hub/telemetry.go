@@ -20,7 +20,7 @@ const MaxD2CSize = 256 * 1024
 // Message is a device-to-cloud message as the hub records it.
 //
 // The members the commit assigns come first, so that the rest can be
-// encoded before it (see encodeRest) and retention can read what it needs
+// encoded before it (see encodeForLog) and retention can read what it needs
 // from the head of a stored message (readStoredHead).
 type Message struct {
 	SequenceNumber          uint64            `json:"sequenceNumber"`

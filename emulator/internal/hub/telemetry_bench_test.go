@@ -59,9 +59,9 @@ func cpuTime() time.Duration {
 func BenchmarkEncodeMessage(b *testing.B) {
 	m := &Message{DeviceID: "device-000042", AuthMethod: "sas", GenerationID: "638000000000000042", Transport: "mqtt",
 		Properties: map[string]string{"type": "bench"}, Body: make([]byte, 256)}
-	b.Run("encodeRest", func(b *testing.B) {
+	b.Run("encodeForLog", func(b *testing.B) {
 		for b.Loop() {
-			_ = encodeRest(m)
+			_ = encodeForLog(m)
 		}
 	})
 	b.Run("json.Marshal", func(b *testing.B) {
