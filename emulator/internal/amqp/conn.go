@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"slices"
@@ -177,22 +178,12 @@ func (c *Conn) CloseAll(e *Error) {
 		c.closeLocked(e)
 		return
 	}
-	chans := make([]uint16, 0, len(c.sessions))
-	for ch := range c.sessions {
-		chans = append(chans, ch)
-	}
-	slices.Sort(chans)
-	for _, ch := range chans {
+	for _, ch := range slices.Sorted(maps.Keys(c.sessions)) {
 		s := c.sessions[ch]
 		if s.endSent || s.ended {
 			continue
 		}
-		handles := make([]uint32, 0, len(s.outHandles))
-		for h := range s.outHandles {
-			handles = append(handles, h)
-		}
-		slices.Sort(handles)
-		for _, h := range handles {
+		for _, h := range slices.Sorted(maps.Keys(s.outHandles)) {
 			s.outHandles[h].detachLocked(nil)
 		}
 		s.endLocked(nil)
