@@ -15,7 +15,7 @@ const {
   env, transports, uniqueId, registry, serviceClient, deviceClient, createDevice, deleteQuietly,
   deviceConnectionString, withTimeout, invokeWhenListening,
 } = require('../lib/hub');
-const { sendC2D } = require('../lib/control');
+const { sendC2D, pendingC2D, eventually } = require('../lib/control');
 
 // protocolLayer is the SDK's generated REST client, as its DigitalTwinClient
 // builds it; it is the Node SDK's only way to the feedback and purge routes.
@@ -214,6 +214,12 @@ test('purge empties a device queue and feedback is received, abandoned and compl
     const got = new Promise((resolve) => client.on('message', (msg) => client.complete(msg, () => resolve(msg))));
     await sendC2D(deviceId, 'c', { 'iothub-messageid': 'fb-1', 'iothub-ack': 'positive' });
     await withTimeout(got, 15000, 'the C2D message');
+    // Over MQTT, complete() is a no-op and the PUBACK that settles the message
+    // leaves after the 'message' handler returns. A receive before the hub
+    // has it would lock the Purged record alone and the Success record would
+    // start a new message: wait for the empty queue, which the hub commits
+    // together with the feedback record.
+    await eventually('an empty C2D queue', async () => (await pendingC2D(deviceId)).length === 0);
 
     let res;
     await withTimeout((async () => {
