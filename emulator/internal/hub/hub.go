@@ -67,6 +67,7 @@ type Hub struct {
 	queueLock [64]sync.Mutex // striped per-device C2D queue locks: see deliverC2D
 	c2d       c2dState
 	queries   queryCache
+	twins     twinCache // decoded twins of the identities written last (modifyTwin)
 	rec       recorder
 	adm       configState // automatic device management: configurations.go
 	fbWake    wakeup      // feedback queued or returned to the queue

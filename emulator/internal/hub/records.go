@@ -122,11 +122,16 @@ func (h *Hub) modifyRecord(id Identity, absentOK bool, change func(tx *store.Tx,
 
 // modifyTwin is modifyRecord for a change of the twin alone: it decodes
 // and encodes only the twin, and keeps the rest of the stored record as
-// it is (the twin comes first, see record). change gets the stored twin
-// decoded afresh on each attempt.
+// it is (the twin comes first, see record). change gets on each attempt a
+// document of its own equal to the stored twin's decoding, which it may
+// change in place: decoded afresh, or the one the identity's last
+// modifyTwin committed (twinCache).
 func (h *Hub) modifyTwin(id Identity, change func(d *twin.Doc) error) error {
+	var doc *twin.Doc // the changed twin the last attempt encoded
+	var raw []byte    // and its encoding
 	err := h.modifyStored(id, false, func(tx *store.Tx, old []byte) ([]byte, error) {
-		raw, rest, ok := splitTwin(old)
+		doc, raw = nil, nil
+		stored, rest, ok := splitTwin(old)
 		if !ok { // not as encodeRecord writes it: take the long way
 			r := new(record)
 			if err := json.Unmarshal(old, r); err != nil {
@@ -141,9 +146,12 @@ func (h *Hub) modifyTwin(id Identity, change func(d *twin.Doc) error) error {
 			}
 			return encodeRecord(r)
 		}
-		d, err := twin.Unmarshal(raw)
-		if err != nil {
-			return nil, fmt.Errorf("decode twin %s: %w", id, err)
+		d := h.twins.take(id, stored)
+		if d == nil {
+			var err error
+			if d, err = twin.Unmarshal(stored); err != nil {
+				return nil, fmt.Errorf("decode twin %s: %w", id, err)
+			}
 		}
 		if err := change(d); err != nil {
 			return nil, err
@@ -152,9 +160,13 @@ func (h *Hub) modifyTwin(id Identity, change func(d *twin.Doc) error) error {
 		if err != nil {
 			return nil, err
 		}
+		doc, raw = d, b
 		next := make([]byte, 0, len(twinPrefix)+len(b)+len(rest))
 		return append(append(append(next, twinPrefix...), b...), rest...), nil
 	})
+	if err == nil && doc != nil {
+		h.twins.put(id, raw, doc)
+	}
 	return err
 }
 
