@@ -6,10 +6,13 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -101,5 +104,66 @@ func TestCancelledLongPollIsNotAnError(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "level=ERROR") {
 		t.Errorf("a cancelled long-poll was logged as an error:\n%s", logs.String())
+	}
+}
+
+// brokenWriter is a response whose connection broke: every body write
+// fails as a write to a closed socket does.
+type brokenWriter struct {
+	http.ResponseWriter
+	writes *atomic.Int32
+}
+
+func (b brokenWriter) Write([]byte) (int, error) {
+	b.writes.Add(1)
+	return 0, &net.OpError{Op: "write", Net: "tcp", Err: syscall.EPIPE}
+}
+
+// TestLostResponseIsNotAnError breaks the connection under a response the
+// handler has begun: the hub did nothing wrong, so no ERROR line, and no
+// error body is written after the lost one.
+func TestLostResponseIsNotAnError(t *testing.T) {
+	db, err := store.OpenTemp()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuffer
+	h, err := hub.New(db, hub.Config{
+		HostName: testHost,
+		Policies: hub.DefaultPolicies(ownerKey),
+		Clock:    clock.FromFunc(func() time.Time { return testNow }),
+		Logger:   slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := New(Options{Hub: h})
+	var writes atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			w = brokenWriter{ResponseWriter: w, writes: &writes}
+		}
+		api.ServeHTTP(w, r)
+	}))
+	srv.StartTLS()
+	t.Cleanup(func() {
+		srv.Close()
+		h.Close()
+		db.Close()
+	})
+	e := &env{t: t, hub: h, srv: srv, client: srv.Client()}
+	if res := e.do(request{method: "PUT", path: "/devices/lost", auth: e.token(hub.OwnerPolicy), body: `{"deviceId":"lost"}`}); res.status != http.StatusOK {
+		t.Fatalf("create: %d %s", res.status, res.body)
+	}
+
+	e.do(request{method: "GET", path: "/devices/lost", auth: e.token(hub.OwnerPolicy)})
+	if n := writes.Load(); n != 1 {
+		t.Errorf("%d body writes, want the one that broke and no error body after it", n)
+	}
+	if !strings.Contains(logs.String(), "response not delivered") {
+		t.Errorf("no debug note of the lost response; log:\n%s", logs.String())
+	}
+	if strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("a lost response was logged as an error:\n%s", logs.String())
 	}
 }

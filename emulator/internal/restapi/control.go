@@ -26,7 +26,7 @@ func (s *server) caPEMRoute(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("Content-Type", "application/x-pem-file")
 	_, err := w.Write(s.caPEM)
-	return err
+	return responseLost(err)
 }
 
 // metricsRoute serves the Prometheus metrics.

@@ -168,7 +168,7 @@ func (s *server) deviceReceive(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.WriteHeader(http.StatusOK)
 	_, err = w.Write(m.Body)
-	return err
+	return responseLost(err)
 }
 
 // lockedMessage reads the device and lock token of a settle route; the

@@ -50,7 +50,7 @@ func (s *server) receiveFeedback(w http.ResponseWriter, r *http.Request) error {
 	h.Set("iothub-expiry", m.ExpiryTime.UTC().Format(time.RFC1123))
 	w.WriteHeader(http.StatusOK)
 	_, err = w.Write(body)
-	return err
+	return responseLost(err)
 }
 
 // feedbackLock reads the lock token of a feedback settle route, which

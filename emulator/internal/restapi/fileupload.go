@@ -122,7 +122,7 @@ func (s *server) fileNotification(w http.ResponseWriter, r *http.Request) error 
 	h.Set("iothub-expiry", m.ExpiryTime.UTC().Format(time.RFC1123))
 	w.WriteHeader(http.StatusOK)
 	_, err = w.Write(m.Body())
-	return err
+	return responseLost(err)
 }
 
 func (s *server) completeFileNotification(w http.ResponseWriter, r *http.Request) error {

@@ -59,6 +59,13 @@ func (s *server) pipeline(rt route) http.Handler {
 				s.hub.Logger().Debug("request cancelled by the client", "method", r.Method, "path", r.URL.Path)
 				return
 			}
+			var lost errResponseLost
+			if errors.As(err, &lost) {
+				// Part of the answer may be on the wire: an error body now
+				// would only corrupt it, and the peer is gone anyway.
+				s.hub.Logger().Debug("response not delivered", "method", r.Method, "path", r.URL.Path, "err", lost.err)
+				return
+			}
 			he := huberr.As(err)
 			if he.Status >= 500 {
 				s.hub.Logger().Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
@@ -163,6 +170,22 @@ func readBody(r *http.Request) ([]byte, error) {
 	return b, nil
 }
 
+// errResponseLost is a failure to write a response the handler had begun:
+// the client went away or its connection broke. Nothing failed in the hub,
+// and there is no one to tell.
+type errResponseLost struct{ err error }
+
+func (e errResponseLost) Error() string { return "writing the response: " + e.err.Error() }
+func (e errResponseLost) Unwrap() error { return e.err }
+
+// responseLost marks err, from writing a response body, as errResponseLost.
+func responseLost(err error) error {
+	if err == nil {
+		return nil
+	}
+	return errResponseLost{err}
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) error {
 	var b []byte
 	switch x := v.(type) {
@@ -179,7 +202,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	_, err := w.Write(b)
-	return err
+	return responseLost(err)
 }
 
 func (s *server) health(w http.ResponseWriter, r *http.Request) {
