@@ -483,7 +483,7 @@ func (h *Hub) runExport(ctx context.Context, rec *ieJobRecord) (string, error) {
 		var devices []*record
 		if err := tx.ForEach(store.Devices, "", "", func(_ string, v []byte) error {
 			var r record
-			if err := json.Unmarshal(v, &r); err != nil {
+			if err := unmarshalRecord(v, &r); err != nil {
 				return err
 			}
 			devices = append(devices, &r)
@@ -502,7 +502,7 @@ func (h *Hub) runExport(ctx context.Context, rec *ieJobRecord) (string, error) {
 			}
 			if err := tx.ForEach(store.Modules, id.DeviceID+"\x00", "", func(_ string, v []byte) error {
 				var m record
-				if err := json.Unmarshal(v, &m); err != nil {
+				if err := unmarshalRecord(v, &m); err != nil {
 					return err
 				}
 				line, err := h.exportLine(tx, Identity{DeviceID: id.DeviceID, ModuleID: m.Module.ModuleID}, &m, d, rec.Job.ExcludeKeysInExport)

@@ -255,7 +255,7 @@ func (h *Hub) matchDevices(tx *store.Tx, cond *query.Condition) ([]string, error
 			return nil
 		}
 		var r record
-		if err := json.Unmarshal(v, &r); err != nil {
+		if err := unmarshalRecord(v, &r); err != nil {
 			return err
 		}
 		tw, err := h.viewOf(tx, Identity{DeviceID: k}, &r, nil)

@@ -4,7 +4,6 @@ package hub
 
 import (
 	"context"
-	"encoding/json"
 
 	"github.com/iothubemulator/iothub/emulator/internal/huberr"
 	"github.com/iothubemulator/iothub/emulator/internal/store"
@@ -111,7 +110,7 @@ func (h *Hub) ListModules(ctx context.Context, deviceID string) ([]*Module, erro
 		}
 		return tx.ForEach(store.Modules, deviceID+"\x00", "", func(k string, v []byte) error {
 			var r record
-			if err := json.Unmarshal(v, &r); err != nil {
+			if err := unmarshalRecord(v, &r); err != nil {
 				return err
 			}
 			out = append(out, r.Module)

@@ -174,7 +174,7 @@ func (d *storedTwin) viewLookup(path query.Path) (query.Value, bool) {
 // render is the twin as GET /twins/{id} shows it.
 func (d *storedTwin) render() ([]byte, error) {
 	var r record
-	if err := json.Unmarshal(d.rec, &r); err != nil {
+	if err := unmarshalRecord(d.rec, &r); err != nil {
 		return nil, err
 	}
 	dev, mod := d.ids()

@@ -44,12 +44,12 @@ func bucketFor(id Identity) store.Bucket {
 
 // loadRecord reads id's record, or returns nil when absent.
 func loadRecord(tx *store.Tx, id Identity) (*record, error) {
-	b := tx.Get(bucketFor(id), id.key())
+	b := tx.Peek(bucketFor(id), id.key()) // unmarshalRecord copies what it keeps
 	if b == nil {
 		return nil, nil
 	}
 	var r record
-	if err := json.Unmarshal(b, &r); err != nil {
+	if err := unmarshalRecord(b, &r); err != nil {
 		return nil, fmt.Errorf("decode record %s: %w", id, err)
 	}
 	return &r, nil
@@ -83,7 +83,70 @@ func encodeRecord(r *record) ([]byte, error) {
 		}
 		r.Twin = b
 	}
-	return json.Marshal(r)
+	tw := r.Twin
+	if len(tw) == 0 {
+		return json.Marshal(r)
+	}
+	// The twin, most of the record, goes in as the twin engine encoded it
+	// (compact and valid), not through json.Marshal, which would check and
+	// compact it again: the rest is marshalled around a one-byte stand-in.
+	r.Twin = json.RawMessage(twinStandIn)
+	b, err := json.Marshal(r)
+	r.Twin = tw
+	if err != nil {
+		return nil, err
+	}
+	head := len(twinPrefix) + len(twinStandIn)
+	if len(b) < head || string(b[:head]) != twinPrefix+twinStandIn {
+		return nil, fmt.Errorf("encode record: it does not start with its twin: %.40q", b)
+	}
+	out := make([]byte, 0, len(b)-len(twinStandIn)+len(tw))
+	return append(append(append(out, twinPrefix...), tw...), b[head:]...), nil
+}
+
+// twinStandIn holds the twin's place while encodeRecord marshals the rest.
+const twinStandIn = "0"
+
+// unmarshalRecord decodes a stored record into r, as json.Unmarshal does,
+// but for the twin, which it splits off and copies without scanning it
+// twice: twin.Unmarshal checks it when it is decoded.
+func unmarshalRecord(b []byte, r *record) error {
+	r.Twin = nil
+	tw, err := unmarshalRest(b, r)
+	if err != nil || tw == nil || r.Twin != nil { // a later "twin" member wins, as in json.Unmarshal
+		return err
+	}
+	r.Twin = bytes.Clone(tw)
+	return nil
+}
+
+// unmarshalRest decodes a stored record's members but its twin into v
+// and returns the twin's bytes, which alias b. A record that does not
+// start with its twin is decoded whole, twin included if v has one, and
+// the twin returned is nil.
+func unmarshalRest(b []byte, v any) (twin []byte, err error) {
+	tw, rest, ok := splitTwin(b)
+	if ok {
+		// The rest as an object of its own: `,"device":...}` or `}`.
+		rest = bytes.TrimLeft(rest, " \t\r\n")
+		switch {
+		case len(rest) > 0 && rest[0] == '}':
+		case len(rest) > 0 && rest[0] == ',':
+			rest = bytes.TrimLeft(rest[1:], " \t\r\n")
+			ok = len(rest) > 0 && rest[0] == '"'
+		default:
+			ok = false
+		}
+	}
+	if !ok { // not as encodeRecord writes it, or not JSON: json.Unmarshal says which
+		return nil, json.Unmarshal(b, v)
+	}
+	obj := make([]byte, 0, len(rest)+1)
+	obj = append(append(obj, '{'), rest...)
+	if err := json.Unmarshal(obj, v); err != nil {
+		return nil, err
+	}
+	return tw, nil
 }
 
 // errNoChange, returned by a modifyRecord change, writes nothing.
@@ -106,7 +169,7 @@ func (h *Hub) modifyRecord(id Identity, absentOK bool, change func(tx *store.Tx,
 	var r *record
 	err := h.modifyStored(id, absentOK, func(tx *store.Tx, old []byte) ([]byte, error) {
 		r = new(record)
-		if err := json.Unmarshal(old, r); err != nil {
+		if err := unmarshalRecord(old, r); err != nil {
 			return nil, fmt.Errorf("decode record %s: %w", id, err)
 		}
 		if err := change(tx, r); err != nil {
@@ -134,7 +197,7 @@ func (h *Hub) modifyTwin(id Identity, change func(d *twin.Doc) error) error {
 		stored, rest, ok := splitTwin(old)
 		if !ok { // not as encodeRecord writes it: take the long way
 			r := new(record)
-			if err := json.Unmarshal(old, r); err != nil {
+			if err := unmarshalRecord(old, r); err != nil {
 				return nil, fmt.Errorf("decode record %s: %w", id, err)
 			}
 			d, err := r.doc()

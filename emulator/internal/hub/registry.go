@@ -4,7 +4,6 @@ package hub
 
 import (
 	"context"
-	"encoding/json"
 	"strings"
 
 	"github.com/iothubemulator/iothub/emulator/internal/huberr"
@@ -211,7 +210,7 @@ func (h *Hub) ListDevices(ctx context.Context, top int) ([]*Device, error) {
 	err := h.db.View(func(tx *store.Tx) error {
 		return tx.ForEach(store.Devices, "", "", func(k string, v []byte) error {
 			var r record
-			if err := json.Unmarshal(v, &r); err != nil {
+			if err := unmarshalRecord(v, &r); err != nil {
 				return err
 			}
 			r.Device.CloudToDeviceMessageCount = tx.Count(store.C2D, r.Device.DeviceID+"\x00")

@@ -4,7 +4,6 @@ package hub
 
 import (
 	"context"
-	"encoding/json"
 
 	"github.com/iothubemulator/iothub/emulator/internal/store"
 )
@@ -31,7 +30,7 @@ func (h *Hub) RegistryStats(ctx context.Context) (RegistryStatistics, error) {
 					Status string `json:"status"`
 				} `json:"device"`
 			}
-			if err := json.Unmarshal(v, &r); err != nil {
+			if _, err := unmarshalRest(v, &r); err != nil {
 				return err
 			}
 			s.TotalDeviceCount++
