@@ -39,51 +39,59 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// TestCancelledLongPollIsNotAnError cancels a client's long-poll of
-// /emulator/messages (what monitor-events does at its --timeout) and
-// expects no ERROR line, only a debug note.
-func TestCancelledLongPollIsNotAnError(t *testing.T) {
+// loggedEnv serves the REST API of a hub whose log, at debug level, the
+// test reads, through wrap, which sees each request before the API does.
+// The hub's clock is frozen: a long-poll never ends by itself.
+func loggedEnv(t *testing.T, wrap func(api http.Handler) http.Handler) (*env, *lockedBuffer) {
+	t.Helper()
 	db, err := store.OpenTemp()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs lockedBuffer
+	logs := new(lockedBuffer)
 	h, err := hub.New(db, hub.Config{
 		HostName: testHost,
 		Policies: hub.DefaultPolicies(ownerKey),
-		// A frozen clock: the long-poll never ends by itself.
-		Clock:  clock.FromFunc(func() time.Time { return testNow }),
-		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Clock:    clock.FromFunc(func() time.Time { return testNow }),
+		Logger:   slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {
+		db.Close()
 		t.Fatal(err)
 	}
-	api := New(Options{Hub: h})
-	entered := make(chan struct{}, 1)
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case entered <- struct{}{}:
-		default:
-		}
-		api.ServeHTTP(w, r)
-	}))
+	srv := httptest.NewUnstartedServer(wrap(New(Options{Hub: h})))
 	srv.StartTLS()
 	t.Cleanup(func() {
 		srv.Close()
 		h.Close()
 		db.Close()
 	})
-	e := &env{t: t, hub: h, srv: srv, client: srv.Client()}
+	return &env{t: t, hub: h, srv: srv, client: srv.Client()}, logs
+}
 
+// TestCancelledLongPollIsNotAnError cancels a client's long-poll of
+// /emulator/messages (what monitor-events does at its --timeout) and
+// expects no ERROR line, only a debug note.
+func TestCancelledLongPollIsNotAnError(t *testing.T) {
+	entered := make(chan struct{}, 1)
+	e, logs := loggedEnv(t, func(api http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case entered <- struct{}{}:
+			default:
+			}
+			api.ServeHTTP(w, r)
+		})
+	})
 	ctx, cancel := context.WithCancel(context.Background())
-	req, err := http.NewRequestWithContext(ctx, "GET", srv.URL+"/emulator/messages?wait=60", nil)
+	req, err := http.NewRequestWithContext(ctx, "GET", e.srv.URL+"/emulator/messages?wait=60", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Authorization", e.token(hub.OwnerPolicy))
 	done := make(chan error, 1)
 	go func() {
-		resp, err := srv.Client().Do(req)
+		resp, err := e.client.Do(req)
 		if err == nil {
 			resp.Body.Close()
 		}
@@ -123,35 +131,15 @@ func (b brokenWriter) Write([]byte) (int, error) {
 // handler has begun: the hub did nothing wrong, so no ERROR line, and no
 // error body is written after the lost one.
 func TestLostResponseIsNotAnError(t *testing.T) {
-	db, err := store.OpenTemp()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs lockedBuffer
-	h, err := hub.New(db, hub.Config{
-		HostName: testHost,
-		Policies: hub.DefaultPolicies(ownerKey),
-		Clock:    clock.FromFunc(func() time.Time { return testNow }),
-		Logger:   slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	api := New(Options{Hub: h})
 	var writes atomic.Int32
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet {
-			w = brokenWriter{ResponseWriter: w, writes: &writes}
-		}
-		api.ServeHTTP(w, r)
-	}))
-	srv.StartTLS()
-	t.Cleanup(func() {
-		srv.Close()
-		h.Close()
-		db.Close()
+	e, logs := loggedEnv(t, func(api http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet {
+				w = brokenWriter{ResponseWriter: w, writes: &writes}
+			}
+			api.ServeHTTP(w, r)
+		})
 	})
-	e := &env{t: t, hub: h, srv: srv, client: srv.Client()}
 	if res := e.do(request{method: "PUT", path: "/devices/lost", auth: e.token(hub.OwnerPolicy), body: `{"deviceId":"lost"}`}); res.status != http.StatusOK {
 		t.Fatalf("create: %d %s", res.status, res.body)
 	}
