@@ -24,8 +24,9 @@ import (
 // back only once its commit has written the matching bytes. A write that
 // fails or retries leaves nothing behind.
 type twinCache struct {
-	mu sync.Mutex
-	m  map[Identity]cachedTwin
+	mu    sync.Mutex
+	m     map[Identity]cachedTwin
+	bytes int // the cached twins' encoded sizes, summed
 }
 
 type cachedTwin struct {
@@ -33,10 +34,17 @@ type cachedTwin struct {
 	doc *twin.Doc
 }
 
-// maxCachedTwins bounds the cache. The writers that gain are the ones that
-// write often, and at bench and soak rates a few hundred devices at most
-// are between writes at any instant; the rest decode, as before.
-const maxCachedTwins = 512
+// maxCachedTwins and maxCachedTwinBytes bound the cache. The writers that
+// gain are the ones that write often, and at bench and soak rates a few
+// hundred devices at most are between writes at any instant; the rest
+// decode, as before. A twin's sections may hold 72 KB of properties, more
+// with their $metadata, and a few times that decoded, so the count alone
+// would let 512 large twins hold hundreds of MB: their encoded sizes are
+// bounded too.
+const (
+	maxCachedTwins     = 512
+	maxCachedTwinBytes = 4 << 20
+)
 
 // take returns the cached document of id if raw, the stored twin, is what
 // it decodes, and removes the entry either way.
@@ -44,7 +52,7 @@ func (c *twinCache) take(id Identity, raw []byte) *twin.Doc {
 	c.mu.Lock()
 	e, ok := c.m[id]
 	if ok {
-		delete(c.m, id)
+		c.remove(id, e)
 	}
 	c.mu.Unlock()
 	if !ok || !bytes.Equal(e.raw, raw) {
@@ -56,16 +64,28 @@ func (c *twinCache) take(id Identity, raw []byte) *twin.Doc {
 // put caches doc, the decoding of raw, which the caller has just
 // committed for id. raw must not change afterwards.
 func (c *twinCache) put(id Identity, raw []byte, doc *twin.Doc) {
+	if len(raw) > maxCachedTwinBytes/8 {
+		return // too big to keep for long: the next write decodes it
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
 		c.m = make(map[Identity]cachedTwin)
 	}
-	if _, ok := c.m[id]; !ok && len(c.m) >= maxCachedTwins {
-		for k := range c.m { // map order: an arbitrary entry makes room
-			delete(c.m, k)
+	if e, ok := c.m[id]; ok {
+		c.remove(id, e)
+	}
+	for k, e := range c.m { // map order: arbitrary entries make room
+		if len(c.m) < maxCachedTwins && c.bytes+len(raw) <= maxCachedTwinBytes {
 			break
 		}
+		c.remove(k, e)
 	}
 	c.m[id] = cachedTwin{raw: raw, doc: doc}
+	c.bytes += len(raw)
+}
+
+func (c *twinCache) remove(id Identity, e cachedTwin) {
+	delete(c.m, id)
+	c.bytes -= len(e.raw)
 }

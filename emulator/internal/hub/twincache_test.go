@@ -183,16 +183,17 @@ func TestTwinCacheStoresWhatDecodingWould(t *testing.T) {
 	}
 }
 
-// The cache holds at most maxCachedTwins documents, and a put for an
-// identity it holds replaces the entry without evicting another.
+// The cache holds at most maxCachedTwins documents and maxCachedTwinBytes
+// of their encodings, keeps no twin too big to be worth it, and a put for
+// an identity it holds replaces the entry without evicting another.
 func TestTwinCacheBounded(t *testing.T) {
 	var c twinCache
 	doc := twin.New(regNow)
 	for i := range maxCachedTwins + 50 {
 		c.put(Identity{DeviceID: fmt.Sprint(i)}, []byte("{}"), doc)
 	}
-	if len(c.m) != maxCachedTwins {
-		t.Fatalf("%d entries, want %d", len(c.m), maxCachedTwins)
+	if len(c.m) != maxCachedTwins || c.bytes != 2*maxCachedTwins {
+		t.Fatalf("%d entries of %d bytes, want %d of %d", len(c.m), c.bytes, maxCachedTwins, 2*maxCachedTwins)
 	}
 	var kept Identity
 	for k := range c.m {
@@ -208,5 +209,24 @@ func TestTwinCacheBounded(t *testing.T) {
 	}
 	if c.take(kept, []byte(`{"x":1}`)) != nil {
 		t.Fatal("an entry was taken twice")
+	}
+
+	big := bytes.Repeat([]byte("x"), maxCachedTwinBytes/8)
+	for i := range 20 {
+		c.put(Identity{DeviceID: fmt.Sprint("big", i)}, big, doc)
+		if c.bytes > maxCachedTwinBytes {
+			t.Fatalf("after %d large twins the cache holds %d bytes, over %d", i+1, c.bytes, maxCachedTwinBytes)
+		}
+	}
+	sum := 0
+	for _, e := range c.m {
+		sum += len(e.raw)
+	}
+	if sum != c.bytes {
+		t.Fatalf("the cache counts %d bytes and holds %d", c.bytes, sum)
+	}
+	c.put(Identity{DeviceID: "huge"}, append(big, 'x'), doc)
+	if _, ok := c.m[Identity{DeviceID: "huge"}]; ok {
+		t.Fatal("a twin over an eighth of the byte bound was cached")
 	}
 }
