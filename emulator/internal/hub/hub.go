@@ -62,6 +62,7 @@ type Hub struct {
 	runtime   map[Identity]*runtimeInfo // connection state, kept across connections
 	subWake   chan struct{}             // closed and replaced when a method subscription appears
 	pending   map[string]*pendingMethod
+	mem       memRelease // returning memory after mass disconnects (memrelease.go)
 	ridSeq    uint64
 	twinLock  [64]sync.Mutex // striped per-identity locks: orders writes and their notifications
 	queueLock [64]sync.Mutex // striped per-device C2D queue locks: see deliverC2D
@@ -201,6 +202,7 @@ func fnv32(s string) uint32 {
 // the caller's to close.
 func (h *Hub) Close() {
 	h.StopJobs()
+	h.stopMemRelease()
 	h.mu.Lock()
 	conns := make([]*Conn, 0, len(h.conns))
 	for _, c := range h.conns {

@@ -24,9 +24,10 @@ package hub
 //     commit, so a receive never sees a message whose delivery is committed
 //     but not yet tracked. Taken on a connection's send goroutine or a
 //     request's goroutine, never under twinLock.
-//  3. h.mu: the connection table, runtime state, pending method calls and
-//     the subscription wake-up channel. Never held across I/O, a store call
-//     or a session call.
+//  3. h.mu: the connection table, runtime state, pending method calls,
+//     the subscription wake-up channel and the memory release after mass
+//     disconnects (whose timer it arms: the clock's mutex is internal).
+//     Never held across I/O, a store call or a session call.
 //  4. Leaves, each guarding its own field and never held while taking
 //     another lock: c2d.mu (in-flight lock tokens), Conn.timerMu (token
 //     expiry timer; it calls into the clock, whose own mutex is internal and

@@ -130,6 +130,7 @@ func (h *Hub) Connect(id Identity, s Session, info ConnectInfo) *Conn {
 	h.mu.Lock()
 	old := h.conns[id]
 	h.conns[id] = c
+	h.noteConnectedLocked()
 	rt := h.runtime[id]
 	if rt == nil {
 		rt = &runtimeInfo{}
@@ -168,6 +169,7 @@ func (c *Conn) Disconnect() {
 	if h.conns[c.id] == c {
 		current = true
 		delete(h.conns, c.id)
+		h.noteDisconnectedLocked()
 		if rt := h.runtime[c.id]; rt != nil {
 			rt.state, rt.stateUpdated = Disconnected, h.stamp()
 			upd, act = rt.stateUpdated, rt.lastActivity
