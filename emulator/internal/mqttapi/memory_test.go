@@ -44,6 +44,20 @@ func liveHeap() uint64 {
 	return m.HeapAlloc
 }
 
+// heapPerDevice runs each for warm devices ("warm-i", so that maps and
+// pools reach their size), then for n more ("dev-i"), and returns the live
+// heap the n left behind, per device.
+func heapPerDevice(warm, n int, each func(deviceID string)) float64 {
+	for i := range warm {
+		each("warm-" + strconv.Itoa(i))
+	}
+	base := liveHeap()
+	for i := range n {
+		each("dev-" + strconv.Itoa(i))
+	}
+	return (float64(liveHeap()) - float64(base)) / float64(n)
+}
+
 // pendingConnects opens n TLS connections that each send the start of a
 // CONNECT claiming claim bytes of remaining length and then nothing more,
 // as a peer that never authenticates would, and waits for the server to
@@ -181,14 +195,8 @@ func BenchmarkDeviceLifecycleHeap(b *testing.B) {
 	const warm, cycles = 50, 1000
 	for range b.N {
 		e := newEnv(b)
-		for i := range warm {
-			lifecycle(b, e, "warm-"+strconv.Itoa(i))
-		}
-		base := liveHeap()
-		for i := range cycles {
-			lifecycle(b, e, "dev-"+strconv.Itoa(i))
-		}
-		b.ReportMetric((float64(liveHeap())-float64(base))/cycles, "heapB/cycle")
+		per := heapPerDevice(warm, cycles, func(id string) { lifecycle(b, e, id) })
+		b.ReportMetric(per, "heapB/cycle")
 	}
 }
 
@@ -378,14 +386,7 @@ func TestDisconnectedDeviceKeepsNoConnect(t *testing.T) {
 		eventually(t, "disconnected", func() bool { return !e.hub.IsConnected(id) })
 		eventually(t, "the session freed", func() bool { _, ok := e.srv.mochi.Clients.Get(deviceID); return !ok })
 	}
-	for i := range 10 { // warm up: maps and pools at their size
-		once("warm-" + strconv.Itoa(i))
-	}
-	base := liveHeap()
-	for i := range n {
-		once("dev-" + strconv.Itoa(i))
-	}
-	per := (float64(liveHeap()) - float64(base)) / n
+	per := heapPerDevice(10, n, once)
 	t.Logf("live heap kept per device after it disconnected: %.0f bytes", per)
 	if per > pad/2 {
 		t.Errorf("the server keeps %.0f bytes per disconnected device; a CONNECT of over %d bytes seems kept", per, pad)
@@ -413,14 +414,7 @@ func TestKeptSessionHoldsNoConnection(t *testing.T) {
 			return ok && cl.Closed() && !e.hub.IsConnected(hub.Identity{DeviceID: deviceID})
 		})
 	}
-	for i := range 10 { // warm up: maps and pools at their size
-		kept("warm-" + strconv.Itoa(i))
-	}
-	base := liveHeap()
-	for i := range n {
-		kept("dev-" + strconv.Itoa(i))
-	}
-	per := (float64(liveHeap()) - float64(base)) / n
+	per := heapPerDevice(10, n, kept)
 	t.Logf("live heap per kept session: %.0f bytes", per)
 	if per > keptSessionBound {
 		t.Errorf("a kept session holds %.0f bytes; want at most %d", per, keptSessionBound)
