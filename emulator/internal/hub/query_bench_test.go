@@ -5,6 +5,7 @@ package hub
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"testing"
 
 	"github.com/iothubemulator/iothub/emulator/internal/store"
@@ -42,6 +43,22 @@ func BenchmarkHubQuery(b *testing.B) {
 func newBenchHub(b *testing.B) *Hub {
 	b.Helper()
 	db, err := store.OpenTemp()
+	if err != nil {
+		b.Fatal(err)
+	}
+	h, err := New(db, Config{HostName: "bench.example", Policies: DefaultPolicies(regOwnerKey)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { h.Close(); db.Close() })
+	return h
+}
+
+// newDurableBenchHub is newBenchHub over a store that fsyncs every commit,
+// as the emulator's does, for benchmarks of writes.
+func newDurableBenchHub(b *testing.B) *Hub {
+	b.Helper()
+	db, err := store.Open(filepath.Join(b.TempDir(), "hub.db"), store.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

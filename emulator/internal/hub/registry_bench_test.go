@@ -17,7 +17,7 @@ import (
 func BenchmarkRegistryWrites(b *testing.B) {
 	ctx := context.Background()
 	b.Run("create", func(b *testing.B) {
-		h := newBenchHub(b)
+		h := newDurableBenchHub(b)
 		var n atomic.Int64
 		b.SetParallelism(32) // 64 writers on 2 cores
 		b.RunParallel(func(pb *testing.PB) {
@@ -31,7 +31,7 @@ func BenchmarkRegistryWrites(b *testing.B) {
 		})
 	})
 	b.Run("update", func(b *testing.B) {
-		h := newBenchHub(b)
+		h := newDurableBenchHub(b)
 		const devices = 64
 		for i := range devices {
 			if _, err := h.PutDevice(ctx, &Device{DeviceID: fmt.Sprintf("dev-%02d", i)}, ""); err != nil {

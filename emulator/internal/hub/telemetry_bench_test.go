@@ -6,13 +6,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/iothubemulator/iothub/emulator/internal/store"
 )
 
 // BenchmarkRecordTelemetry: 64 devices each recording 256-byte messages one
@@ -20,15 +17,7 @@ import (
 // PUBACK do. Besides the wall time per message it reports the process's CPU
 // time per message, which is what a saturated machine runs out of.
 func BenchmarkRecordTelemetry(b *testing.B) {
-	db, err := store.Open(filepath.Join(b.TempDir(), "hub.db"), store.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	h, err := New(db, Config{HostName: "bench.example", Policies: DefaultPolicies(regOwnerKey)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { h.Close(); db.Close() })
+	h := newDurableBenchHub(b)
 	body := make([]byte, 256)
 	var next atomic.Int64
 	cpu0 := cpuTime()
