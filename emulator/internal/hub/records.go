@@ -100,8 +100,14 @@ func encodeRecord(r *record) ([]byte, error) {
 	if len(b) < head || string(b[:head]) != twinPrefix+twinStandIn {
 		return nil, fmt.Errorf("encode record: it does not start with its twin: %.40q", b)
 	}
-	out := make([]byte, 0, len(b)-len(twinStandIn)+len(tw))
-	return append(append(append(out, twinPrefix...), tw...), b[head:]...), nil
+	return joinTwin(tw, b[head:]), nil
+}
+
+// joinTwin is a stored record made of its twin and the rest of its
+// members (rest is what follows the twin: `,"device":...}` or `}`).
+func joinTwin(tw, rest []byte) []byte {
+	out := make([]byte, 0, len(twinPrefix)+len(tw)+len(rest))
+	return append(append(append(out, twinPrefix...), tw...), rest...)
 }
 
 // twinStandIn holds the twin's place while encodeRecord marshals the rest.
@@ -224,8 +230,7 @@ func (h *Hub) modifyTwin(id Identity, change func(d *twin.Doc) error) error {
 			return nil, err
 		}
 		doc, raw = d, b
-		next := make([]byte, 0, len(twinPrefix)+len(b)+len(rest))
-		return append(append(append(next, twinPrefix...), b...), rest...), nil
+		return joinTwin(b, rest), nil
 	})
 	if err == nil && doc != nil {
 		h.twins.put(id, raw, doc)
